@@ -38,8 +38,19 @@ public sealed class ExecutionDevice
         }
     }
 
+    /// <summary>Why CUDA cannot be used here, or null. The CUDA 13 and cuDNN 9 libraries are probed first
+    /// so the reason names the missing library instead of ONNX Runtime's generic load failure.</summary>
     static string? CudaProblem()
     {
+        foreach (var lib in new[] { "libcudart.so.13", "libcublasLt.so.13", "libcublas.so.13", "libcudnn.so.9" })
+        {
+            if (!System.Runtime.InteropServices.NativeLibrary.TryLoad(lib, out var handle))
+                return $"{lib} is not installed (the CUDA provider needs CUDA 13 and cuDNN 9)";
+            System.Runtime.InteropServices.NativeLibrary.Free(handle);
+        }
+        var env = OrtEnv.Instance();
+        var level = env.EnvLogLevel;
+        env.EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;   // the reason is reported once, by the caller
         try
         {
             using var options = new SessionOptions();
@@ -47,6 +58,7 @@ public sealed class ExecutionDevice
             return null;
         }
         catch (Exception e) { return e.Message.Split('\n')[0]; }
+        finally { env.EnvLogLevel = level; }
     }
 
     public SessionOptions Options(string? optimizedModelPath = null)
