@@ -338,7 +338,7 @@ public static class GradientRules
         var gB = tB ? b.Op("Gemm", [gy, A], Attrs(true, tA)) : b.Op("Gemm", [A, gy], Attrs(!tA, false));
         string? gC = null;
         if (n.Input.Count > 2 && n.Input[2] != "")
-            gC = c.SumTo(beta == 1f ? gy : b.Mul(gy, c.Scalar(beta, gy)), n.Input[2], n.Output[0]);
+            gC = c.SumTo(beta == 1f ? gy : b.Mul(gy, c.Scalar(beta, n.Output[0])), n.Input[2], n.Output[0]);
         return [gA, gB, gC];
     }
 
