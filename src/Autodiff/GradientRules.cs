@@ -184,8 +184,8 @@ public static class GradientRules
         toFront[0] = axis;
         for (int i = 1, k = 0; i < rankData; i++, k++) toFront[i] = k == axis ? ++k : k;
         var updatePerm = Enumerable.Range(axis, rankIdx).Concat(Enumerable.Range(0, axis)).Concat(Enumerable.Range(axis + rankIdx, rankData - axis - 1)).Select(i => (long)i).ToArray();
-        var front = b.Transpose(data, toFront);
-        var scattered = b.Op("ScatterND", [c.ZerosLike(front), b.Unsqueeze(idx, -1), b.Transpose(update, updatePerm)], Attr.String("reduction", "add"));
+        var zerosFront = b.Transpose(c.ZerosLike(data), toFront);   // ZerosLike needs a forward value (its type is inferred)
+        var scattered = b.Op("ScatterND", [zerosFront, b.Unsqueeze(idx, -1), b.Transpose(update, updatePerm)], Attr.String("reduction", "add"));
         var back = new long[rankData];
         for (int i = 0; i < rankData; i++) back[toFront[i]] = i;
         return [b.Transpose(scattered, back), null];
