@@ -239,22 +239,16 @@ public static class GradientRules
         var mean = b.Cast(n.Output[1], type);
         var invStd = b.Cast(n.Output[2], type);
         var normAxes = Enumerable.Range(axis, rank - axis).Select(i => (long)i).ToArray();
-        var leadAxes = Enumerable.Range(0, axis).Select(i => (long)i).ToArray();
         var xHat = b.Mul(b.Sub(x, mean), invStd);
         var gy = g[0]!;
-        string? gScale = null, gBias = null;
-        if (leadAxes.Length == 0) { gScale = b.Mul(gy, xHat); gBias = gy; }
-        else
-        {
-            gScale = b.ReduceSum(b.Mul(gy, xHat), leadAxes, keepDims: false);
-            gBias = n.Input.Count > 2 && n.Input[2] != "" ? b.ReduceSum(gy, leadAxes, keepDims: false) : null;
-        }
+        // Scale and bias broadcast against the output (possibly also along normalized axes): sum back to their shapes.
+        var gScale = c.SumTo(b.Mul(gy, xHat), n.Input[1], n.Output[0]);
+        var gBias = n.Input.Count > 2 && n.Input[2] != "" ? c.SumTo(gy, n.Input[2], n.Output[0]) : null;
         var gxHat = b.Mul(gy, n.Input[1]);
         var meanG = b.ReduceMean(gxHat, normAxes);
         var meanGx = b.ReduceMean(b.Mul(gxHat, xHat), normAxes);
         var gx = b.Mul(invStd, b.Sub(b.Sub(gxHat, meanG), b.Mul(xHat, meanGx)));
-        var gs = c.Shapes[n.Input[1]]?.Rank is int rs && rs >= 0 && rs < rank - axis ? c.SumTo(gScale, n.Input[1], n.Output[0]) : gScale;
-        return [gx, gs, gBias];
+        return [gx, gScale, gBias];
     }
 
     static string?[] MatMul(GradientContext c, NodeProto n, string?[] g)
