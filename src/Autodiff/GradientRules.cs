@@ -184,8 +184,8 @@ public static class GradientRules
         toFront[0] = axis;
         for (int i = 1, k = 0; i < rankData; i++, k++) toFront[i] = k == axis ? ++k : k;
         var updatePerm = Enumerable.Range(axis, rankIdx).Concat(Enumerable.Range(0, axis)).Concat(Enumerable.Range(axis + rankIdx, rankData - axis - 1)).Select(i => (long)i).ToArray();
-        var front = b.Transpose(data, toFront);
-        var scattered = b.Op("ScatterND", [c.ZerosLike(front), b.Unsqueeze(idx, -1), b.Transpose(update, updatePerm)], Attr.String("reduction", "add"));
+        var zerosFront = b.Transpose(c.ZerosLike(data), toFront);   // ZerosLike needs a forward value (its type is inferred)
+        var scattered = b.Op("ScatterND", [zerosFront, b.Unsqueeze(idx, -1), b.Transpose(update, updatePerm)], Attr.String("reduction", "add"));
         var back = new long[rankData];
         for (int i = 0; i < rankData; i++) back[toFront[i]] = i;
         return [b.Transpose(scattered, back), null];
@@ -239,22 +239,16 @@ public static class GradientRules
         var mean = b.Cast(n.Output[1], type);
         var invStd = b.Cast(n.Output[2], type);
         var normAxes = Enumerable.Range(axis, rank - axis).Select(i => (long)i).ToArray();
-        var leadAxes = Enumerable.Range(0, axis).Select(i => (long)i).ToArray();
         var xHat = b.Mul(b.Sub(x, mean), invStd);
         var gy = g[0]!;
-        string? gScale = null, gBias = null;
-        if (leadAxes.Length == 0) { gScale = b.Mul(gy, xHat); gBias = gy; }
-        else
-        {
-            gScale = b.ReduceSum(b.Mul(gy, xHat), leadAxes, keepDims: false);
-            gBias = n.Input.Count > 2 && n.Input[2] != "" ? b.ReduceSum(gy, leadAxes, keepDims: false) : null;
-        }
+        // Scale and bias broadcast against the output (possibly also along normalized axes): sum back to their shapes.
+        var gScale = c.SumTo(b.Mul(gy, xHat), n.Input[1], n.Output[0]);
+        var gBias = n.Input.Count > 2 && n.Input[2] != "" ? c.SumTo(gy, n.Input[2], n.Output[0]) : null;
         var gxHat = b.Mul(gy, n.Input[1]);
         var meanG = b.ReduceMean(gxHat, normAxes);
         var meanGx = b.ReduceMean(b.Mul(gxHat, xHat), normAxes);
         var gx = b.Mul(invStd, b.Sub(b.Sub(gxHat, meanG), b.Mul(xHat, meanGx)));
-        var gs = c.Shapes[n.Input[1]]?.Rank is int rs && rs >= 0 && rs < rank - axis ? c.SumTo(gScale, n.Input[1], n.Output[0]) : gScale;
-        return [gx, gs, gBias];
+        return [gx, gScale, gBias];
     }
 
     static string?[] MatMul(GradientContext c, NodeProto n, string?[] g)
@@ -338,7 +332,7 @@ public static class GradientRules
         var gB = tB ? b.Op("Gemm", [gy, A], Attrs(true, tA)) : b.Op("Gemm", [A, gy], Attrs(!tA, false));
         string? gC = null;
         if (n.Input.Count > 2 && n.Input[2] != "")
-            gC = c.SumTo(beta == 1f ? gy : b.Mul(gy, c.Scalar(beta, gy)), n.Input[2], n.Output[0]);
+            gC = c.SumTo(beta == 1f ? gy : b.Mul(gy, c.Scalar(beta, n.Output[0])), n.Input[2], n.Output[0]);
         return [gA, gB, gC];
     }
 
