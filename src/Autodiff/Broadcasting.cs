@@ -7,11 +7,13 @@ namespace AlignThenUnlearn.Autodiff;
 /// constants; otherwise they are computed at run time from the two shapes.</summary>
 public static class Broadcasting
 {
-    public static string SumTo(GradientContext c, string grad, string input, string output)
+    public static string SumTo(GradientContext c, string grad, string input, string output) =>
+        SumTo(c, grad, input, c.Shapes[output]?.Shape);
+
+    /// <summary>Reduces <paramref name="grad"/>, whose shape is <paramref name="gradShape"/> (null when unknown), to the shape of <paramref name="input"/>.</summary>
+    public static string SumTo(GradientContext c, string grad, string input, Dim[]? gradShape)
     {
-        var inInfo = c.Shapes[input];
-        var outInfo = c.Shapes[output];
-        if (inInfo?.Shape is { } a && outInfo?.Shape is { } y && StaticAxes(a, y) is { } plan)
+        if (c.Shapes[input]?.Shape is { } a && gradShape is { } y && StaticAxes(a, y) is { } plan)
         {
             var (lead, inner) = plan;
             if (lead == 0 && inner.Count == 0) return grad;

@@ -282,43 +282,17 @@ public static class GradientRules
             return [gA, b.Gemm(flatA, flatG, transA: true)];
         }
         // Batched products (attention): transposes of the last two axes fuse into MatMul in ONNX Runtime.
-        var ryPerm = SwapLast(rw);
-        var raPerm = SwapLast(ra);
-        var outRank = Math.Max(ra, rw);
-        var gAfull = b.MatMul(gy, b.Transpose(w, ryPerm));
-        var gWfull = b.MatMul(b.Transpose(a, raPerm), gy);
-        return [SumBatch(c, gAfull, a, ra, outRank), SumBatch(c, gWfull, w, rw, outRank)];
+        var gAfull = b.MatMul(gy, b.Transpose(w, SwapLast(rw)));
+        var gWfull = b.MatMul(b.Transpose(a, SwapLast(ra)), gy);
+        return [SumBatch(c, gAfull, a, n.Output[0]), SumBatch(c, gWfull, w, n.Output[0])];
     }
 
-    /// <summary>Sums a batched matrix gradient over the batch axes that the operand was broadcast along.</summary>
-    static string SumBatch(GradientContext c, string grad, string operand, int rank, int outRank)
+    /// <summary>Sums a batched matrix gradient over the batch axes its operand was broadcast along: the gradient
+    /// has the output's batch axes and the operand's matrix axes.</summary>
+    static string SumBatch(GradientContext c, string grad, string operand, string output)
     {
-        var info = c.Shapes[operand]?.Shape;
-        var lead = outRank - rank;
-        var inner = new List<long>();
-        for (int k = 0; k < rank - 2; k++)
-        {
-            var d = info![k];
-            if (d.IsStatic && d.Size == 1) inner.Add(lead + k);
-            else if (!d.IsStatic) return c.B.Reshape(DynamicBatchSum(c, grad, operand), c.B.Shape(operand));
-        }
-        if (lead == 0 && inner.Count == 0) return grad;
-        var axes = Enumerable.Range(0, lead).Select(i => (long)i).Concat(inner).ToArray();
-        var reduced = c.B.ReduceSum(grad, axes, keepDims: true);
-        return lead == 0 ? reduced : c.B.Squeeze(reduced, Enumerable.Range(0, lead).Select(i => (long)i).ToArray());
-    }
-
-    static string DynamicBatchSum(GradientContext c, string grad, string operand)
-    {
-        // Batch axes of unknown size: compare the operand's batch shape with the gradient's (matrix axes always match).
-        var b = c.B;
-        var gShape = b.Shape(grad);
-        var xShape = b.Shape(operand);
-        var missing = b.Sub(b.Op("Size", gShape), b.Op("Size", xShape));
-        var ones = b.Op("ConstantOfShape", [b.Reshape(missing, 1)], Attr.Tensor("value", Tensors.FromInt64("one", [1], 1)));
-        var padded = b.Concat(0, ones, xShape);
-        var axes = b.Reshape(b.Op("NonZero", b.Op("Not", b.Op("Equal", padded, gShape))), -1);
-        return b.ReduceSumDynamic(grad, axes, keepDims: true);
+        var gradShape = c.Shapes[output]?.Shape is { } y && c.Shapes[operand]?.Shape is { } x ? [.. y[..^2], x[^2], x[^1]] : (Dim[]?)null;
+        return Broadcasting.SumTo(c, grad, operand, gradShape);
     }
 
     static string?[] Gemm(GradientContext c, NodeProto n, string?[] g)
