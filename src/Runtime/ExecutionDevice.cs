@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using AlignThenUnlearn.Onnx;
 using Onnx;
 
 namespace AlignThenUnlearn.Runtime;
@@ -9,7 +10,7 @@ public enum DeviceKind { Cpu, Cuda }
 
 /// <summary>The one place that knows about execution providers: it creates sessions for the chosen
 /// device with the highest graph optimisation level, and moves tensors in and out of them.</summary>
-public sealed class ExecutionDevice
+public sealed class ExecutionDevice : IDisposable
 {
     public DeviceKind Kind { get; }
     public int Threads { get; }
@@ -59,6 +60,97 @@ public sealed class ExecutionDevice
         }
         catch (Exception e) { return e.Message.Split('\n')[0]; }
         finally { env.EnvLogLevel = level; }
+    }
+
+    // ---- device memory ----
+    readonly Dictionary<TensorElementType, InferenceSession> _copySessions = [];
+    OrtAllocator? _cudaAllocator;
+
+    /// <summary>A tensor of the given type and shape in the device's memory (contents undefined).</summary>
+    public DeviceTensor Allocate(TensorElementType type, long[] shape)
+    {
+        var allocator = Kind == DeviceKind.Cpu ? OrtAllocator.DefaultInstance : CudaAllocator(type);
+        return new DeviceTensor(OrtValue.CreateAllocatedTensorValue(allocator, type, shape), (long[])shape.Clone(), type);
+    }
+
+    public DeviceTensor Upload<T>(ReadOnlySpan<T> data, long[] shape) where T : unmanaged
+    {
+        var tensor = Allocate(ElementTypeOf<T>(), shape);
+        CopyInto(tensor, data);
+        return tensor;
+    }
+
+    /// <summary>Overwrites a device tensor with host data of the same element count.</summary>
+    public void CopyInto<T>(DeviceTensor destination, ReadOnlySpan<T> data) where T : unmanaged
+    {
+        if (data.Length != destination.ElementCount)
+            throw new ArgumentException($"copying {data.Length} values into a tensor of shape [{string.Join(",", destination.Shape)}]");
+        if (Kind == DeviceKind.Cpu) { data.CopyTo(destination.Value.GetTensorMutableDataAsSpan<T>()); return; }
+        var staging = data.ToArray();
+        using var host = OrtValue.CreateTensorValueFromMemory(staging, destination.Shape);
+        DeviceCopy(destination.ElementType, host, destination.Value);
+    }
+
+    public T[] Download<T>(DeviceTensor source) where T : unmanaged
+    {
+        if (Kind == DeviceKind.Cpu) return source.Value.GetTensorDataAsSpan<T>().ToArray();
+        var result = new T[source.ElementCount];
+        using var host = OrtValue.CreateTensorValueFromMemory(result, source.Shape);
+        DeviceCopy(source.ElementType, source.Value, host);
+        return result;
+    }
+
+    public static TensorElementType ElementTypeOf<T>() => default(T) switch
+    {
+        float => TensorElementType.Float,
+        double => TensorElementType.Double,
+        long => TensorElementType.Int64,
+        int => TensorElementType.Int32,
+        bool => TensorElementType.Bool,
+        Half => TensorElementType.Float16,
+        _ => throw new NotSupportedException($"element type {typeof(T).Name}"),
+    };
+
+    /// <summary>Copies between host and GPU memory through an Identity session on the CUDA provider:
+    /// ONNX Runtime inserts the transfers, and the output is written into the bound destination.</summary>
+    void DeviceCopy(TensorElementType type, OrtValue from, OrtValue to)
+    {
+        var session = CopySession(type);
+        using var binding = session.CreateIoBinding();
+        binding.BindInput("x", from);
+        binding.BindOutput("y", to);
+        using var run = new RunOptions();
+        session.RunWithBinding(run, binding);
+        binding.SynchronizeBoundOutputs();
+    }
+
+    InferenceSession CopySession(TensorElementType type)
+    {
+        if (_copySessions.TryGetValue(type, out var session)) return session;
+        var b = new GraphBuilder("device_copy");
+        var onnxType = (global::Onnx.TensorProto.Types.DataType)(int)type;   // ONNX and ORT share the element type numbering
+        b.Graph.Input.Add(GraphBuilder.ValueInfo("x", onnxType, null));
+        b.Node("Identity", ["x"], 1, outputNames: ["y"]);
+        b.Graph.Output.Add(GraphBuilder.ValueInfo("y", onnxType, null));
+        using var options = Options();
+        options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL;
+        session = new InferenceSession(b.ToModel().ToByteArray(), options);
+        _copySessions[type] = session;
+        return session;
+    }
+
+    OrtAllocator CudaAllocator(TensorElementType type)
+    {
+        if (_cudaAllocator is not null) return _cudaAllocator;
+        var memory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
+        return _cudaAllocator = new OrtAllocator(CopySession(type), memory);
+    }
+
+    public void Dispose()
+    {
+        _cudaAllocator?.Dispose();
+        foreach (var s in _copySessions.Values) s.Dispose();
+        _copySessions.Clear();
     }
 
     public SessionOptions Options(string? optimizedModelPath = null)

@@ -1,0 +1,28 @@
+using AlignThenUnlearn.Autodiff;
+using AlignThenUnlearn.Onnx;
+using Onnx;
+
+namespace AlignThenUnlearn.Runtime;
+
+/// <summary>Rewrites of joint training graphs that the runtime needs.</summary>
+public static class TrainGraphs
+{
+    /// <summary>Adds an input <c>p.grad.accumulated</c> per gradient and outputs <c>p.grad = new + accumulated</c>.</summary>
+    public static ModelProto WithAccumulation(GradientGraph graph)
+    {
+        var model = graph.Model.Clone();
+        var g = model.Graph;
+        var b = new GraphBuilder(g, Opset.DefaultDomainVersion(model));
+        foreach (var gradName in graph.Gradients.Values)
+        {
+            var producer = g.Node.Single(n => n.Output.Contains(gradName));
+            var fresh = b.Fresh(gradName + ".new");
+            producer.Output[producer.Output.IndexOf(gradName)] = fresh;
+            var output = g.Output.Single(o => o.Name == gradName);
+            var accumulated = gradName + TrainSession.AccumulatedSuffix;
+            g.Input.Add(new ValueInfoProto { Name = b.Claim(accumulated), Type = output.Type.Clone() });
+            b.Node("Add", [fresh, accumulated], 1, name: "Accumulate", outputNames: [gradName]);
+        }
+        return model;
+    }
+}

@@ -1,0 +1,88 @@
+using AlignThenUnlearn.Autodiff;
+using Microsoft.ML.OnnxRuntime;
+
+namespace AlignThenUnlearn.Runtime;
+
+/// <summary>Runs one joint forward+loss+backward graph: binds the store's parameters and a batch,
+/// returns the loss and metrics to the host and leaves the gradients on the device. With
+/// <c>accumulate</c> true the gradients are added to those of the previous micro-batches (the graph
+/// gets an Add per gradient, so no extra pass over memory is needed).</summary>
+public sealed class TrainSession : IDisposable
+{
+    readonly ExecutionDevice _device;
+    readonly ParameterStore _store;
+    readonly InferenceSession _first;
+    readonly InferenceSession? _accumulating;
+    readonly Dictionary<string, DeviceTensor> _grads = [];
+    readonly Dictionary<string, DeviceTensor> _spare = [];
+    readonly string[] _hostOutputs;
+    readonly HashSet<string> _graphInputs;
+
+    public const string AccumulatedSuffix = ".accumulated";
+
+    /// <summary>Parameter name to its gradient on the device, valid after <see cref="Run"/>.</summary>
+    public IReadOnlyDictionary<string, DeviceTensor> Gradients => _grads;
+    public string Loss { get; }
+
+    public TrainSession(ExecutionDevice device, GradientGraph graph, ParameterStore store, string loss, IEnumerable<string>? metrics = null, bool allowAccumulation = false)
+    {
+        (_device, _store, Loss) = (device, store, loss);
+        _hostOutputs = [loss, .. metrics ?? []];
+        _graphInputs = graph.Model.Graph.Input.Select(i => i.Name).ToHashSet();
+        foreach (var p in graph.Gradients.Keys)
+        {
+            _grads[p] = store.AllocateLike(p);
+            if (allowAccumulation) _spare[p] = store.AllocateLike(p);
+        }
+        _first = device.Open(graph.Model);
+        if (allowAccumulation) _accumulating = device.Open(TrainGraphs.WithAccumulation(graph));
+    }
+
+    public sealed record Result(double Loss, IReadOnlyDictionary<string, double[]> Metrics);
+
+    public Result Run(IReadOnlyDictionary<string, HostTensor> batch, bool accumulate = false)
+    {
+        if (accumulate && _accumulating is null) throw new InvalidOperationException("this train session was created without gradient accumulation");
+        var session = accumulate ? _accumulating! : _first;
+        using var binding = session.CreateIoBinding();
+        var inputs = new List<OrtValue>();
+        try
+        {
+            foreach (var name in _graphInputs)
+            {
+                if (_store.Contains(name)) binding.BindInput(name, _store[name].Value);
+                else if (batch.TryGetValue(name, out var value)) { var v = HostValues.ToOrtValue(value); inputs.Add(v); binding.BindInput(name, v); }
+                else if (accumulate && name.EndsWith(AccumulatedSuffix)) binding.BindInput(name, _grads[GradientOwner(name)].Value);
+                else throw new ArgumentException($"the training graph needs input '{name}', which is neither a parameter nor in the batch");
+            }
+            foreach (var (p, _) in _grads)
+                binding.BindOutput(global::AlignThenUnlearn.Autodiff.Gradients.GradientName(p), (accumulate ? _spare[p] : _grads[p]).Value);
+            var cpu = new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
+            foreach (var o in _hostOutputs) binding.BindOutputToDevice(o, cpu);
+            using var run = new RunOptions();
+            session.RunWithBinding(run, binding);
+            binding.SynchronizeBoundOutputs();
+            if (accumulate) foreach (var p in _grads.Keys.ToList()) (_grads[p], _spare[p]) = (_spare[p], _grads[p]);
+
+            using var values = binding.GetOutputValues();
+            var names = binding.GetOutputNames();
+            var host = new Dictionary<string, double[]>();
+            for (int i = 0; i < names.Length; i++)
+                if (_hostOutputs.Contains(names[i])) host[names[i]] = HostValues.ToDoubles(values[i]);
+            var loss = host[Loss];
+            if (loss.Length != 1) throw new InvalidOperationException($"loss '{Loss}' has {loss.Length} elements, expected a scalar");
+            return new Result(loss[0], host.Where(kv => kv.Key != Loss).ToDictionary());
+        }
+        finally { foreach (var v in inputs) v.Dispose(); }
+    }
+
+    static string GradientOwner(string accumulatedInput) =>
+        accumulatedInput[..^(AccumulatedSuffix.Length + ".grad".Length)];
+
+    public void Dispose()
+    {
+        _first.Dispose();
+        _accumulating?.Dispose();
+        foreach (var t in _grads.Values.Concat(_spare.Values)) t.Dispose();
+    }
+}
