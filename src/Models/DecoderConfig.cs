@@ -27,6 +27,8 @@ public sealed record DecoderConfig
     public int? BosTokenId { get; init; }
     public int[] EosTokenIds { get; init; } = [];
     public int? PadTokenId { get; init; }
+    /// <summary>The dtype the checkpoint's weights are stored in (<c>torch_dtype</c>, e.g. "bfloat16"), when stated.</summary>
+    public string? TorchDtype { get; init; }
 
     public int HeadDimension => HeadDim ?? HiddenSize / NumAttentionHeads;
     public int GroupSize => NumAttentionHeads / NumKeyValueHeads;
