@@ -10,7 +10,7 @@ public static class RepositoryFiles
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(System.IO.Path.Combine(dir.FullName, "AlignThenUnlearn.slnx"))) return dir.FullName;
-        throw new DirectoryNotFoundException($"no AlignThenUnlearn.slnx above '{AppContext.BaseDirectory}'");
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "AlignThenUnlearn.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException($"no AlignThenUnlearn.sln above '{AppContext.BaseDirectory}'");
     }
 }
