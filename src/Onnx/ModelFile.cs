@@ -117,12 +117,13 @@ public static class ModelFile
         if (!File.Exists(file))
             throw new OnnxFormatException($"external data '{location}' of tensor '{tensor.Name}' in '{modelPath}' does not exist");
         long size = new FileInfo(file).Length;
+        // Compared without offset + length, which can overflow.
+        if (offset > size || (length >= 0 && length > size - offset))
+            throw new OnnxFormatException($"external data of tensor '{tensor.Name}' in '{modelPath}': bytes from offset {offset}{(length < 0 ? "" : $" (length {length})")} lie outside '{location}' ({size} bytes)");
         if (length < 0) length = size - offset;
-        if (offset < 0 || offset + length > size)
-            throw new OnnxFormatException($"external data of tensor '{tensor.Name}' in '{modelPath}': bytes {offset}..{offset + length} lie outside '{location}' ({size} bytes)");
         var type = (TensorProto.Types.DataType)tensor.DataType;
         if (type != TensorProto.Types.DataType.String && Tensors.ElementCount(tensor) * Tensors.ElementSize(type) != length)
-            throw new OnnxFormatException($"external data of tensor '{tensor.Name}' in '{modelPath}': {length} bytes, but shape [{string.Join(",", tensor.Dims)}] of {type} needs {Tensors.ElementCount(tensor) * Tensors.ElementSize(type)}");
+            throw new OnnxFormatException($"external data '{location}' of tensor '{tensor.Name}' in '{modelPath}': {length} bytes, but shape [{string.Join(",", tensor.Dims)}] of {type} needs {Tensors.ElementCount(tensor) * Tensors.ElementSize(type)}");
         return (file, offset, length);
     }
 
