@@ -138,25 +138,29 @@ public static class ModelFile
         var full = Path.GetFullPath(Path.Combine(folder, location));
         if (!full.StartsWith(root, StringComparison.Ordinal)) Refuse("leaves the folder");
         // Every component that is a link must still resolve inside the folder.
-        var real = ResolveLinks(full);
-        var realRoot = ResolveLinks(Path.GetFullPath(folder)).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        var real = ResolveLinks(full) ?? Refuse("passes through too many levels of links");
+        var realRoot = (ResolveLinks(Path.GetFullPath(folder)) ?? Refuse("lies in a folder reached through too many levels of links"))
+            .TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
         if (!real.StartsWith(realRoot, StringComparison.Ordinal)) Refuse($"is a link to '{real}' outside the folder");
         return full;
     }
 
-    static string ResolveLinks(string path)
+    /// <summary>The path with every link resolved, walked one component at a time as the OS does: a link is
+    /// replaced by its fully resolved target (which may pass through further links) before the next component,
+    /// and '..' leaves what has been resolved so far. Null when links nest too deeply (a loop).</summary>
+    static string? ResolveLinks(string path, int depth = 0)
     {
-        var parts = path.Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries);
         var current = Path.GetPathRoot(path)!;
-        foreach (var part in parts)
+        foreach (var part in path[current.Length..].Split([Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar], StringSplitOptions.RemoveEmptyEntries))
         {
+            if (part == ".") continue;
+            if (part == "..") { current = Path.GetDirectoryName(current) ?? current; continue; }
             current = Path.Combine(current, part);
-            for (int hops = 0; hops < 40; hops++)
-            {
-                FileSystemInfo info = Directory.Exists(current) ? new DirectoryInfo(current) : new FileInfo(current);
-                if (info.LinkTarget is not { } target) break;
-                current = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(current)!, target));
-            }
+            FileSystemInfo info = Directory.Exists(current) ? new DirectoryInfo(current) : new FileInfo(current);
+            if (info.LinkTarget is not { } target) continue;
+            if (depth >= 40) return null;
+            if (ResolveLinks(Path.Combine(Path.GetDirectoryName(current)!, target), depth + 1) is not { } resolved) return null;
+            current = resolved;
         }
         return current;
     }
