@@ -312,7 +312,7 @@ public sealed class ShapeInference
                 continue;
             }
             long size = d.Size, step = steps[k];
-            long s = Clamp(starts[k] < 0 ? starts[k] + size : starts[k], step > 0 ? 0 : -1, step > 0 ? size : size - 1);
+            long s = Clamp(starts[k] < 0 ? starts[k] + size : starts[k], 0, step > 0 ? size : size - 1);
             long e = Clamp(ends[k] < 0 ? ends[k] + size : ends[k], step > 0 ? 0 : -1, step > 0 ? size : size - 1);
             shape[ax] = Math.Max(0, step > 0 ? (e - s + step - 1) / step : (s - e - step - 1) / -step);
         }
