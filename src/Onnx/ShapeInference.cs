@@ -252,11 +252,17 @@ public sealed class ShapeInference
         }
         else if (inferred >= 0 && x.Shape is { } xs)
         {
-            // [.., a, b] -> [.., -1] style merges of symbolic dims stay unknown; a reshape that keeps the
-            // other dims of the input in place leaves the remaining one equal to the input's.
-            var rest = dims.Where((_, k) => k != inferred).ToArray();
-            var leftover = xs.Where(d => !rest.Any(r => r.SameAs(d))).ToArray();
-            if (xs.Length == dims.Length && leftover.Length == 1) dims[inferred] = leftover[0];
+            // When each other target dim takes one input dim of its own, the input dims left over make up the -1:
+            // a single one as it is (symbol or size), several static ones as their product. Ones are factors of 1.
+            var leftover = xs.Where(d => d.Size != 1).ToList();
+            foreach (var r in dims.Where((d, k) => k != inferred && d.Size != 1))
+            {
+                var at = leftover.FindIndex(d => d.SameAs(r));
+                if (at < 0) { leftover = null; break; }
+                leftover.RemoveAt(at);
+            }
+            if (leftover is [var only]) dims[inferred] = only;
+            else if (leftover is not null && leftover.All(d => d.IsStatic)) dims[inferred] = leftover.Aggregate(1L, (p, d) => p * d.Size);
         }
         return x with { Shape = dims };
     }
