@@ -119,8 +119,11 @@ public sealed class ShapeInference
             case "Squeeze":
                 if (x?.Shape is { } ss)
                 {
-                    var sax = n.Input.Count > 1 ? IntConstant(n.Input[1]) : ss.Select((d, k) => d.Size == 1 ? (long)k : -99).Where(k => k >= 0).ToArray();
-                    if (sax is not null)
+                    // Without axes every dim of size 1 goes, so a symbolic dim (which may be 1) leaves the rank unknown.
+                    var sax = n.Input.Count > 1 && n.Input[1] != "" ? IntConstant(n.Input[1])
+                        : ss.All(d => d.IsStatic) ? ss.Select((d, k) => d.Size == 1 ? (long)k : -99).Where(k => k >= 0).ToArray() : null;
+                    if (sax is null) Set(n, 0, x with { Shape = null });
+                    else
                     {
                         var drop = sax.Select(a => Norm(a, ss.Length)).ToHashSet();
                         Set(n, 0, x with { Shape = ss.Where((_, k) => !drop.Contains(k)).ToArray() });
