@@ -29,6 +29,8 @@ public static class Gradients
         var known = graph.Input.Select(i => i.Name).Concat(graph.Initializer.Select(i => i.Name)).ToHashSet();
         foreach (var w in wrtList)
             if (!known.Contains(w)) throw new GradientException($"cannot differentiate with respect to '{w}': it is not an input or initializer of graph '{graph.Name}'");
+        if (!known.Contains(loss) && !graph.Node.Any(n => n.Output.Contains(loss)))
+            throw new GradientException($"the loss '{loss}' is not a value of graph '{graph.Name}'");
 
         var shapes = ShapeInference.Run(graph);
         var b = new GraphBuilder(graph, Opset.DefaultDomainVersion(model));
