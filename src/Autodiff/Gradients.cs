@@ -29,6 +29,8 @@ public static class Gradients
         var known = graph.Input.Select(i => i.Name).Concat(graph.Initializer.Select(i => i.Name)).ToHashSet();
         foreach (var w in wrtList)
             if (!known.Contains(w)) throw new GradientException($"cannot differentiate with respect to '{w}': it is not an input or initializer of graph '{graph.Name}'");
+        if (!known.Contains(loss) && !graph.Node.Any(n => n.Output.Contains(loss)))
+            throw new GradientException($"the loss '{loss}' is not a value of graph '{graph.Name}'");
 
         var shapes = ShapeInference.Run(graph);
         var b = new GraphBuilder(graph, Opset.DefaultDomainVersion(model));
@@ -40,8 +42,8 @@ public static class Gradients
         foreach (var n in forwardNodes)
         {
             if (!n.Input.Any(depends.Contains) || IsStopGradient(n)) continue;
-            if (GradientRules.NoGradient.Contains(n.OpType)) continue;
-            if (GradientRules.Table.TryGetValue(n.OpType, out var rule))
+            if (IsStandard(n) && GradientRules.NoGradient.Contains(n.OpType)) continue;
+            if (RuleFor(n) is { } rule)
                 foreach (var i in rule.DifferentiableOutputs(n)) depends.Add(n.Output[i]);
             else
                 depends.UnionWith(n.Output.Where(o => o != ""));   // no rule: an error if it turns out to lie on the path
@@ -56,7 +58,7 @@ public static class Gradients
         {
             var n = forwardNodes[k];
             if (!n.Output.Any(o => needed.Contains(o) && depends.Contains(o))) continue;
-            if (!GradientRules.Table.TryGetValue(n.OpType, out var rule))
+            if (RuleFor(n) is not { } rule)
                 throw new GradientException($"node '{n.Name}' (op type {n.OpType}{(n.Domain == "" ? "" : ", domain " + n.Domain)}) lies between the inputs and the loss '{loss}' but has no gradient rule");
             var diffInputs = rule.DifferentiableInputs(n);
             for (int i = 0; i < n.Input.Count; i++)
@@ -82,7 +84,7 @@ public static class Gradients
         foreach (var n in onPath)   // already in reverse topological order
         {
             var gy = n.Output.Select(o => depends.Contains(o) ? Total(o) : null).ToArray();
-            var gx = GradientRules.Table[n.OpType].Backward(c, n, gy);
+            var gx = RuleFor(n)!.Backward(c, n, gy);
             for (int i = 0; i < n.Input.Count; i++)
                 if (i < gx.Length && gx[i] is { } g && needed.Contains(n.Input[i]) && depends.Contains(n.Input[i])) Accumulate(n.Input[i], g);
         }
@@ -100,6 +102,11 @@ public static class Gradients
         }
         return new GradientGraph(model, gradients, unreached);
     }
+
+    /// <summary>The table's rules are for ONNX's own operators: an op of another domain has none, whatever its name.</summary>
+    static bool IsStandard(NodeProto n) => n.Domain is "" or "ai.onnx";
+
+    static GradientRule? RuleFor(NodeProto n) => IsStandard(n) && GradientRules.Table.TryGetValue(n.OpType, out var rule) ? rule : null;
 
     static bool IsStopGradient(NodeProto n) => n.OpType == "Identity" && n.DocString == StopGradientMarker;
 

@@ -117,12 +117,13 @@ public static class ModelFile
         if (!File.Exists(file))
             throw new OnnxFormatException($"external data '{location}' of tensor '{tensor.Name}' in '{modelPath}' does not exist");
         long size = new FileInfo(file).Length;
+        // Compared without offset + length, which can overflow.
+        if (offset > size || (length >= 0 && length > size - offset))
+            throw new OnnxFormatException($"external data of tensor '{tensor.Name}' in '{modelPath}': bytes from offset {offset}{(length < 0 ? "" : $" (length {length})")} lie outside '{location}' ({size} bytes)");
         if (length < 0) length = size - offset;
-        if (offset < 0 || offset + length > size)
-            throw new OnnxFormatException($"external data of tensor '{tensor.Name}' in '{modelPath}': bytes {offset}..{offset + length} lie outside '{location}' ({size} bytes)");
         var type = (TensorProto.Types.DataType)tensor.DataType;
         if (type != TensorProto.Types.DataType.String && Tensors.ElementCount(tensor) * Tensors.ElementSize(type) != length)
-            throw new OnnxFormatException($"external data of tensor '{tensor.Name}' in '{modelPath}': {length} bytes, but shape [{string.Join(",", tensor.Dims)}] of {type} needs {Tensors.ElementCount(tensor) * Tensors.ElementSize(type)}");
+            throw new OnnxFormatException($"external data '{location}' of tensor '{tensor.Name}' in '{modelPath}': {length} bytes, but shape [{string.Join(",", tensor.Dims)}] of {type} needs {Tensors.ElementCount(tensor) * Tensors.ElementSize(type)}");
         return (file, offset, length);
     }
 
@@ -137,25 +138,29 @@ public static class ModelFile
         var full = Path.GetFullPath(Path.Combine(folder, location));
         if (!full.StartsWith(root, StringComparison.Ordinal)) Refuse("leaves the folder");
         // Every component that is a link must still resolve inside the folder.
-        var real = ResolveLinks(full);
-        var realRoot = ResolveLinks(Path.GetFullPath(folder)).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        var real = ResolveLinks(full) ?? Refuse("passes through too many levels of links");
+        var realRoot = (ResolveLinks(Path.GetFullPath(folder)) ?? Refuse("lies in a folder reached through too many levels of links"))
+            .TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
         if (!real.StartsWith(realRoot, StringComparison.Ordinal)) Refuse($"is a link to '{real}' outside the folder");
         return full;
     }
 
-    static string ResolveLinks(string path)
+    /// <summary>The path with every link resolved, walked one component at a time as the OS does: a link is
+    /// replaced by its fully resolved target (which may pass through further links) before the next component,
+    /// and '..' leaves what has been resolved so far. Null when links nest too deeply (a loop).</summary>
+    static string? ResolveLinks(string path, int depth = 0)
     {
-        var parts = path.Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries);
         var current = Path.GetPathRoot(path)!;
-        foreach (var part in parts)
+        foreach (var part in path[current.Length..].Split([Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar], StringSplitOptions.RemoveEmptyEntries))
         {
+            if (part == ".") continue;
+            if (part == "..") { current = Path.GetDirectoryName(current) ?? current; continue; }
             current = Path.Combine(current, part);
-            for (int hops = 0; hops < 40; hops++)
-            {
-                FileSystemInfo info = Directory.Exists(current) ? new DirectoryInfo(current) : new FileInfo(current);
-                if (info.LinkTarget is not { } target) break;
-                current = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(current)!, target));
-            }
+            FileSystemInfo info = Directory.Exists(current) ? new DirectoryInfo(current) : new FileInfo(current);
+            if (info.LinkTarget is not { } target) continue;
+            if (depth >= 40) return null;
+            if (ResolveLinks(Path.Combine(Path.GetDirectoryName(current)!, target), depth + 1) is not { } resolved) return null;
+            current = resolved;
         }
         return current;
     }

@@ -119,8 +119,11 @@ public sealed class ShapeInference
             case "Squeeze":
                 if (x?.Shape is { } ss)
                 {
-                    var sax = n.Input.Count > 1 ? IntConstant(n.Input[1]) : ss.Select((d, k) => d.Size == 1 ? (long)k : -99).Where(k => k >= 0).ToArray();
-                    if (sax is not null)
+                    // Without axes every dim of size 1 goes, so a symbolic dim (which may be 1) leaves the rank unknown.
+                    var sax = n.Input.Count > 1 && n.Input[1] != "" ? IntConstant(n.Input[1])
+                        : ss.All(d => d.IsStatic) ? ss.Select((d, k) => d.Size == 1 ? (long)k : -99).Where(k => k >= 0).ToArray() : null;
+                    if (sax is null) Set(n, 0, x with { Shape = null });
+                    else
                     {
                         var drop = sax.Select(a => Norm(a, ss.Length)).ToHashSet();
                         Set(n, 0, x with { Shape = ss.Where((_, k) => !drop.Contains(k)).ToArray() });
@@ -252,11 +255,17 @@ public sealed class ShapeInference
         }
         else if (inferred >= 0 && x.Shape is { } xs)
         {
-            // [.., a, b] -> [.., -1] style merges of symbolic dims stay unknown; a reshape that keeps the
-            // other dims of the input in place leaves the remaining one equal to the input's.
-            var rest = dims.Where((_, k) => k != inferred).ToArray();
-            var leftover = xs.Where(d => !rest.Any(r => r.SameAs(d))).ToArray();
-            if (xs.Length == dims.Length && leftover.Length == 1) dims[inferred] = leftover[0];
+            // When each other target dim takes one input dim of its own, the input dims left over make up the -1:
+            // a single one as it is (symbol or size), several static ones as their product. Ones are factors of 1.
+            var leftover = xs.Where(d => d.Size != 1).ToList();
+            foreach (var r in dims.Where((d, k) => k != inferred && d.Size != 1))
+            {
+                var at = leftover.FindIndex(d => d.SameAs(r));
+                if (at < 0) { leftover = null; break; }
+                leftover.RemoveAt(at);
+            }
+            if (leftover is [var only]) dims[inferred] = only;
+            else if (leftover is not null && leftover.All(d => d.IsStatic)) dims[inferred] = leftover.Aggregate(1L, (p, d) => p * d.Size);
         }
         return x with { Shape = dims };
     }
@@ -312,7 +321,7 @@ public sealed class ShapeInference
                 continue;
             }
             long size = d.Size, step = steps[k];
-            long s = Clamp(starts[k] < 0 ? starts[k] + size : starts[k], step > 0 ? 0 : -1, step > 0 ? size : size - 1);
+            long s = Clamp(starts[k] < 0 ? starts[k] + size : starts[k], 0, step > 0 ? size : size - 1);
             long e = Clamp(ends[k] < 0 ? ends[k] + size : ends[k], step > 0 ? 0 : -1, step > 0 ? size : size - 1);
             shape[ax] = Math.Max(0, step > 0 ? (e - s + step - 1) / step : (s - e - step - 1) / -step);
         }

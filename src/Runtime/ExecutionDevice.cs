@@ -1,7 +1,7 @@
+using AlignThenUnlearn.Onnx;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using AlignThenUnlearn.Onnx;
 using Onnx;
 
 namespace AlignThenUnlearn.Runtime;
@@ -166,6 +166,17 @@ public sealed class ExecutionDevice : IDisposable
     {
         using var options = Options(optimizedModelPath);
         return new InferenceSession(model.ToByteArray(), options);
+    }
+
+    /// <summary>Opens a model file, letting ONNX Runtime read its external data from beside it. The file is
+    /// parsed and every external-data reference checked first (ModelFile.Load without the data), so a
+    /// corrupt file or a location outside the model's folder fails with our message before ONNX Runtime
+    /// reads anything.</summary>
+    public InferenceSession Open(string path, string? optimizedModelPath = null)
+    {
+        ModelFile.Load(path, loadExternalData: false);
+        using var options = Options(optimizedModelPath);
+        return new InferenceSession(Path.GetFullPath(path), options);
     }
 
     /// <summary>Runs a session on host tensors and returns the requested outputs (all by default).</summary>

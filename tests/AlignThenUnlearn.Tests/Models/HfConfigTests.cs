@@ -236,7 +236,7 @@ public sealed class HfConfigTests
     [Fact]
     public void Configs_load_from_a_folder_and_save_atomically()
     {
-        using var temp = new TempDirectory();
+        using var temp = new TempFolder();
         var config = HfConfig.Parse(Qwen2Half, Source);
         HfConfig.Save(config, temp.File("config.json"));
         Assert.Equal(new[] { "config.json" }, temp.FileNames());

@@ -11,7 +11,7 @@ namespace AlignThenUnlearn.Tests.Models;
 /// dtype conversions against hand-computed values, and refusal of every kind of broken header.</summary>
 public sealed class SafetensorsTests : IDisposable
 {
-    private readonly TempDirectory temp = new();
+    private readonly TempFolder temp = new();
 
     public void Dispose() => temp.Dispose();
 

@@ -36,15 +36,18 @@ public static class GradCheck
             var ga = g.AsDoubles();
             for (int i = 0; i < x.ElementCount; i++)
             {
-                double plus = Loss(With(inputs, w, Perturb(x, i, +eps)));
-                double minus = Loss(With(inputs, w, Perturb(x, i, -eps)));
-                double numeric = (plus - minus) / (2 * eps);
+                double numeric = CentralDifference(Loss, inputs, w, i, eps);
                 double tol = atol + rtol * Math.Max(Math.Abs(numeric), Math.Abs(ga[i]));
                 Assert.True(Math.Abs(numeric - ga[i]) <= tol,
                     $"d{loss}/d{w}[{i}]: backward graph gives {ga[i]:G10}, central differences {numeric:G10} (difference {Math.Abs(numeric - ga[i]):G3}, tolerance {tol:G3})");
             }
         }
     }
+
+    /// <summary>(loss(x + eps e_i) - loss(x - eps e_i)) / 2 eps for element <paramref name="index"/> of input <paramref name="wrt"/>.</summary>
+    public static double CentralDifference(Func<IReadOnlyDictionary<string, HostTensor>, double> loss, IReadOnlyDictionary<string, HostTensor> inputs,
+        string wrt, int index, double eps = 1e-6) =>
+        (loss(With(inputs, wrt, Perturb(inputs[wrt], index, +eps))) - loss(With(inputs, wrt, Perturb(inputs[wrt], index, -eps)))) / (2 * eps);
 
     static Dictionary<string, HostTensor> With(IReadOnlyDictionary<string, HostTensor> inputs, string name, HostTensor value) =>
         inputs.ToDictionary(kv => kv.Key, kv => kv.Key == name ? value : kv.Value);

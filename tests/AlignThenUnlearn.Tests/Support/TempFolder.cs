@@ -1,17 +1,13 @@
 namespace AlignThenUnlearn.Tests.Support;
 
-/// <summary>A fresh folder under the system temp folder, deleted on dispose.</summary>
+/// <summary>A fresh folder under the system temp folder, removed with everything in it on dispose
+/// (symbolic links inside are removed, not followed).</summary>
 public sealed class TempFolder : IDisposable
 {
-    public TempFolder()
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "atu-test-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Path);
-    }
+    public string Path { get; } = Directory.CreateTempSubdirectory("atu-test-").FullName;
 
-    public string Path { get; }
-
-    public string File(string name) => System.IO.Path.Combine(Path, name);
+    /// <summary>The full path of <paramref name="relative"/> inside the folder.</summary>
+    public string File(string relative) => System.IO.Path.Combine(Path, relative);
 
     public TempFolder Write(string name, string text)
     {
@@ -19,8 +15,11 @@ public sealed class TempFolder : IDisposable
         return this;
     }
 
+    /// <summary>Names of the files now in the folder, sorted.</summary>
+    public string[] FileNames() => Directory.GetFiles(Path).Select(System.IO.Path.GetFileName).Order(StringComparer.Ordinal).ToArray()!;
+
     public void Dispose()
     {
-        try { Directory.Delete(Path, recursive: true); } catch (IOException) { }
+        if (Directory.Exists(Path)) Directory.Delete(Path, recursive: true);
     }
 }
