@@ -1,3 +1,4 @@
+using AlignThenUnlearn.Autodiff;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Onnx;
 using AlignThenUnlearn.Runtime;
@@ -89,6 +90,21 @@ public class CompositeGradientTests
         b.Output(loss, DataType.Double);
         feeds["probe"] = HostTensor.Of(Normal(new Random(9), 2 * 5 * config.VocabSize, 1.0), 2, 5, config.VocabSize);
         GradCheck.Check(model, loss, feeds, decoder.Parameters.Select(p => p.Name));
+    }
+
+    [Fact]
+    public void Gradient_graph_runs_no_node_whose_result_nothing_reads()
+    {
+        // Rules also emit gradients of the rotary tables and the causal mask's operands; none of that may stay in the graph.
+        var decoder = DecoderBuilder.Build(TinyConfig(ModelFamily.Llama), DecoderGraphOptions.UpToHiddenState(1));
+        var model = decoder.Model.Clone();
+        var b = new GraphBuilder(model.Graph);
+        var loss = b.ReduceSum(decoder.HiddenStates[1], [], keepDims: false);
+        b.Output(loss, DataType.Float);
+        var graph = Gradients.Build(model, loss, decoder.Parameters.Select(p => p.Name)).Model.Graph;
+        var read = graph.Node.SelectMany(n => n.Input).Concat(graph.Output.Select(o => o.Name)).ToHashSet();
+        Assert.Empty(graph.Node.Where(n => !n.Output.Any(read.Contains)).Select(n => $"{n.OpType} '{n.Name}'"));
+        Assert.Empty(graph.Initializer.Where(t => !read.Contains(t.Name)).Select(t => t.Name));
     }
 
     /// <summary>hidden 8, 2 heads sharing 1 KV head, intermediate 12, vocab 13: a few hundred parameters.</summary>
