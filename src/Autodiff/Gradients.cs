@@ -100,6 +100,7 @@ public static class Gradients
             graph.Output.Add(GraphBuilder.ValueInfo(name, info?.ElementType ?? c.TypeOf(w), info?.Shape));
             gradients[w] = name;
         }
+        RemoveUnusedBackwardNodes(graph, forwardNodes.Count, forward.Graph.Initializer.Count);
         return new GradientGraph(model, gradients, unreached);
     }
 
@@ -107,6 +108,28 @@ public static class Gradients
     static bool IsStandard(NodeProto n) => n.Domain is "" or "ai.onnx";
 
     static GradientRule? RuleFor(NodeProto n) => IsStandard(n) && GradientRules.Table.TryGetValue(n.OpType, out var rule) ? rule : null;
+
+    /// <summary>Rules emit a gradient for each differentiable input, also where the walk then finds it unneeded (a
+    /// rotary table, a frozen input); ONNX Runtime would still run those nodes, so drop the backward nodes and
+    /// constants that no output reads. Forward nodes stay as they are.</summary>
+    static void RemoveUnusedBackwardNodes(GraphProto graph, int forwardCount, int forwardConstants)
+    {
+        var used = graph.Output.Select(o => o.Name).ToHashSet();
+        var kept = new List<NodeProto>();
+        for (int k = graph.Node.Count - 1; k >= 0; k--)
+        {
+            var n = graph.Node[k];
+            if (k >= forwardCount && !n.Output.Any(used.Contains)) continue;
+            used.UnionWith(n.Input);
+            kept.Add(n);
+        }
+        if (kept.Count == graph.Node.Count) return;
+        kept.Reverse();
+        graph.Node.Clear();
+        graph.Node.AddRange(kept);
+        var unusedConstants = graph.Initializer.Skip(forwardConstants).Where(t => !used.Contains(t.Name)).ToList();
+        foreach (var t in unusedConstants) graph.Initializer.Remove(t);
+    }
 
     static bool IsStopGradient(NodeProto n) => n.OpType == "Identity" && n.DocString == StopGradientMarker;
 
