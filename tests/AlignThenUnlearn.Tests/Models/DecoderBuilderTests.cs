@@ -15,7 +15,7 @@ public class DecoderBuilderTests
     const int Batch = 2, Seq = 7;
 
     /// <summary>3 layers, 4 query heads over 2 KV heads, head_dim 4.</summary>
-    static DecoderConfig SmallConfig(ModelFamily family) => new()
+    internal static DecoderConfig SmallConfig(ModelFamily family) => new()
     {
         Family = family, HiddenSize = 16, NumHiddenLayers = 3, NumAttentionHeads = 4, NumKeyValueHeads = 2,
         IntermediateSize = 24, VocabSize = 29, RmsNormEps = 1e-6, RopeTheta = 500, AttentionBias = family == ModelFamily.Qwen2,
@@ -28,7 +28,7 @@ public class DecoderBuilderTests
         { "phi3", DataType.Double, 1e-10 }, { "qwen2", DataType.Double, 1e-10 }, { "mistral-window", DataType.Double, 1e-10 },
     };
 
-    static DecoderConfig Named(string name) => name switch
+    internal static DecoderConfig Named(string name) => name switch
     {
         "phi3" => SmallConfig(ModelFamily.Phi3),
         "llama" => SmallConfig(ModelFamily.Llama),
