@@ -1,7 +1,21 @@
 using AlignThenUnlearn.Cli;
 using CommandLine;
+using Spectre.Console;
 
-// `atu` is thin: each verb parses its options and calls the layers below.
-return Parser.Default.ParseArguments<InfoOptions>(args).MapResult(
-    (InfoOptions o) => InfoCommand.Run(o),
-    _ => 2);
+// `atu` is thin: each verb parses its options and calls the layers below. Errors are shown as one
+// clear line (what, which file or tensor, what was expected) with exit code 1; --debug shows the stack.
+bool debug = args.Contains("--debug");
+args = args.Where(a => a != "--debug").ToArray();
+try
+{
+    return Parser.Default.ParseArguments<InfoOptions, ExportOptionsCli, ForwardOptions>(args).MapResult(
+        (InfoOptions o) => InfoCommand.Run(o),
+        (ExportOptionsCli o) => ExportCommand.Run(o),
+        (ForwardOptions o) => ForwardCommand.Run(o),
+        _ => 2);
+}
+catch (Exception e) when (!debug)
+{
+    AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+    return 1;
+}

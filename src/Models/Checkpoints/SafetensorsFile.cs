@@ -17,6 +17,8 @@ public sealed class SafetensorsFile : IDisposable
     private readonly long dataStart;
 
     public string Path { get; }
+    /// <summary>Byte offset of the data buffer in the file (entries' offsets are relative to it).</summary>
+    public long DataStart => dataStart;
     /// <summary>Tensors in header order.</summary>
     public IReadOnlyList<SafetensorsEntry> Entries { get; }
     /// <summary>The header's <c>__metadata__</c> (empty when absent).</summary>

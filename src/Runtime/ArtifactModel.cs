@@ -1,0 +1,64 @@
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Models.Checkpoints;
+using Microsoft.ML.OnnxRuntime;
+
+namespace AlignThenUnlearn.Runtime;
+
+/// <summary>An artifact folder written by `atu export`, opened for running: its manifest, configuration,
+/// tokenizer (when the folder has one) and weights.</summary>
+public sealed class ArtifactModel
+{
+    public string Folder { get; }
+    public ArtifactManifest Manifest { get; }
+    public DecoderConfig Config { get; }
+    public LlmTokenizer? Tokenizer { get; }
+
+    ArtifactModel(string folder, ArtifactManifest manifest, DecoderConfig config, LlmTokenizer? tokenizer) =>
+        (Folder, Manifest, Config, Tokenizer) = (folder, manifest, config, tokenizer);
+
+    public static ArtifactModel Open(string folder)
+    {
+        var manifest = ArtifactManifest.Load(folder);
+        manifest.Verify(folder, hashes: false);
+        var config = HfConfig.Load(Path.Combine(folder, HfConfig.FileName));
+        bool hasTokenizer = File.Exists(Path.Combine(folder, TokenizerFolder.SentencePieceFile)) || File.Exists(Path.Combine(folder, TokenizerFolder.TokenizerJsonFile));
+        return new ArtifactModel(folder, manifest, config, hasTokenizer ? TokenizerFolder.Load(folder) : null);
+    }
+
+    public string PathOf(string file) => Path.Combine(Folder, file);
+
+    /// <summary>Parameters of <paramref name="specs"/> as float32 host tensors, read from <paramref name="weightsFile"/>
+    /// (the artifact's own weights unless trained weights are given), names and shapes checked.</summary>
+    public Dictionary<string, HostTensor> ReadWeights(IEnumerable<ParameterSpec> specs, string? weightsFile = null)
+    {
+        var path = weightsFile ?? PathOf(ArtifactExporter.WeightsFile);
+        using var checkpoint = SafetensorsCheckpoint.Open(path);
+        var result = new Dictionary<string, HostTensor>();
+        foreach (var spec in specs)
+        {
+            if (!checkpoint.Contains(spec.Name)) throw new ModelFormatException($"weights '{path}' lack tensor '{spec.Name}'");
+            var entry = checkpoint.Entry(spec.Name);
+            if (!entry.Shape.SequenceEqual(spec.Shape))
+                throw new ModelFormatException($"tensor '{spec.Name}' in '{path}' has shape [{string.Join(",", entry.Shape)}], the model needs [{string.Join(",", spec.Shape)}]");
+            var data = new float[spec.ElementCount];
+            checkpoint.Read(spec.Name, data);
+            result[spec.Name] = HostTensor.Of(data, spec.Shape);
+        }
+        return result;
+    }
+
+    /// <summary>Runs forward.onnx (float32 artifacts) on equal-length token sequences: logits and every hidden state.</summary>
+    public Dictionary<string, HostTensor> Forward(ExecutionDevice device, long[][] ids, string? weightsFile = null)
+    {
+        if (Manifest.Dtype != "f32") throw new NotSupportedException($"'{Folder}' holds {Manifest.Dtype} weights; `atu forward` runs f32 artifacts (export with --dtype f32)");
+        if (ids.Length == 0 || ids.Any(r => r.Length != ids[0].Length || r.Length == 0)) throw new ArgumentException("forward needs one or more non-empty token sequences of equal length");
+        if (ids[0].Length > Manifest.MaxSequenceLength) throw new ArgumentException($"{ids[0].Length} tokens exceed the artifact's maximum sequence length {Manifest.MaxSequenceLength}");
+        foreach (var id in ids.SelectMany(r => r))
+            if (id < 0 || id >= Config.VocabSize) throw new ArgumentException($"token id {id} is outside the vocabulary (0..{Config.VocabSize - 1})");
+        var specs = DecoderBuilder.Parameters(Config);
+        var feeds = ReadWeights(specs, weightsFile);
+        feeds[DecoderGraph.InputIds] = HostTensor.Of(ids.SelectMany(r => r).ToArray(), ids.Length, ids[0].Length);
+        using var session = device.Open(PathOf(ArtifactExporter.ForwardGraphFile));
+        return ExecutionDevice.Run(session, feeds);
+    }
+}
