@@ -12,6 +12,9 @@ public sealed record InferenceGraphOptions
 
     /// <summary>Positions the rotary tables cover (past plus new tokens).</summary>
     public int MaxSequenceLength { get; init; } = 4096;
+
+    /// <summary>Hidden states to output as well (Hugging Face indexing), for inspection and comparisons.</summary>
+    public IReadOnlyList<int> HiddenStates { get; init; } = [];
 }
 
 /// <summary>The inference lowering: opset-23 fused operators (RMSNormalization, RotaryEmbedding, Attention with
@@ -30,6 +33,7 @@ public sealed class InferenceLowering(InferenceGraphOptions options, Func<Parame
     public static readonly Dim Batch = "batch_size", Sequence = "sequence_length", PastSequence = "past_sequence_length", TotalSequence = "total_sequence_length";
 
     string _positionIds = "", _mask = "", _cosCache = "", _sinCache = "", _logits = "";
+    readonly Dictionary<int, string> _hiddenStates = [];
 
     public override DataType ElementType => options.ElementType;
     public override int OpsetVersion => Opset.Fused;
@@ -78,13 +82,20 @@ public sealed class InferenceLowering(InferenceGraphOptions options, Func<Parame
         B.Output(_logits, ElementType, Batch, Sequence, Config.VocabSize);
     }
 
+    public override void HiddenState(int index, string value)
+    {
+        if (!options.HiddenStates.Contains(index)) return;
+        _hiddenStates[index] = B.Node("Identity", [value], 1, name: "HiddenState", outputNames: [DecoderGraph.HiddenStateName(index)])[0];
+        B.Output(_hiddenStates[index], ElementType, Batch, Sequence, Config.HiddenSize);
+    }
+
     public override DecoderGraph Finish(IReadOnlyList<ParameterSpec> parameters, int layers)
     {
         // Graph outputs in GenAI's order: logits first, then the presents layer by layer.
         var outputs = B.Graph.Output.OrderBy(o => o.Name == DecoderGraph.LogitsName ? 0 : 1).ToList();
         B.Graph.Output.Clear();
         B.Graph.Output.AddRange(outputs);
-        return new DecoderGraph(B.ToModel(), parameters, layers, new Dictionary<int, string>(), _logits);
+        return new DecoderGraph(B.ToModel(), parameters, layers, _hiddenStates, _logits);
     }
 
     /// <summary>RotaryEmbedding on [batch, seq, heads*head_dim] with the cos/sin caches indexed by position_ids.</summary>

@@ -14,16 +14,17 @@ public class InferenceDecoderTests
 {
     static readonly long[] Sequence = [5, 17, 2, 5, 28, 0, 11, 3, 9];
 
-    static (DecoderGraph Graph, Dictionary<string, ParameterArray> Weights) Build(DecoderConfig config)
+    static (DecoderGraph Graph, Dictionary<string, ParameterArray> Weights) Build(DecoderConfig config, bool hiddenStates = false)
     {
         var weights = RandomInit.Create(DecoderBuilder.Parameters(config), seed: 3, std: 0.2, normStd: 0.3);
-        var graph = DecoderBuilder.BuildInference(config, new InferenceGraphOptions { MaxSequenceLength = 64 },
+        var all = hiddenStates ? Enumerable.Range(0, config.NumHiddenLayers + 1).ToArray() : [];
+        var graph = DecoderBuilder.BuildInference(config, new InferenceGraphOptions { MaxSequenceLength = 64, HiddenStates = all },
             spec => Tensors.FromFloat(spec.Name, (float[])weights[spec.Name].Data, spec.Shape));
         return (graph, weights);
     }
 
     /// <summary>Runs one step: ids [batch, seq] with the given mask [batch, total] and positions, past from the previous step.</summary>
-    static (float[] Logits, Dictionary<string, HostTensor> Present) Step(InferenceSession session, DecoderConfig config, long[][] ids, long[][] mask, long[][] positions, Dictionary<string, HostTensor>? past)
+    static (float[] Logits, Dictionary<string, HostTensor> Outputs) Step(InferenceSession session, DecoderConfig config, long[][] ids, long[][] mask, long[][] positions, Dictionary<string, HostTensor>? past)
     {
         int batch = ids.Length, seq = ids[0].Length, total = mask[0].Length, pastLength = total - seq;
         var feeds = new Dictionary<string, HostTensor>
@@ -60,15 +61,19 @@ public class InferenceDecoderTests
     [InlineData("qwen2")]
     [InlineData("mistral-window")]
     [InlineData("llama-tied")]
-    public void Full_pass_logits_match_the_reference_decoder(string name)
+    public void Full_pass_logits_and_hidden_states_match_the_reference_decoder(string name)
     {
         var config = DecoderBuilderTests.Named(name);
-        var (graph, weights) = Build(config);
+        var (graph, weights) = Build(config, hiddenStates: true);
         using var session = GradCheck.Cpu.Open(graph.Model);
-        var (logits, _) = Step(session, config, [Sequence], [Ones(Sequence.Length)], [Range(0, Sequence.Length)], null);
-        var (_, expected) = new ReferenceDecoder(config, weights).Forward(Sequence);
+        var (logits, outputs) = Step(session, config, [Sequence], [Ones(Sequence.Length)], [Range(0, Sequence.Length)], null);
+        var (states, expected) = new ReferenceDecoder(config, weights).Forward(Sequence);
         for (int s = 0; s < Sequence.Length; s++)
             AssertRowClose(expected[s], logits.AsSpan(s * config.VocabSize, config.VocabSize), 1e-4, $"{name} logits at {s}");
+        int H = config.HiddenSize;
+        for (int k = 0; k <= config.NumHiddenLayers; k++)
+            for (int s = 0; s < Sequence.Length; s++)
+                AssertRowClose(states[k][s], outputs[DecoderGraph.HiddenStateName(k)].Floats.AsSpan(s * H, H), 1e-4, $"{name} hidden_states[{k}] at {s}");
     }
 
     [Theory]
