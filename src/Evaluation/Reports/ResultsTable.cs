@@ -1,0 +1,46 @@
+using System.Globalization;
+using System.Text;
+
+namespace AlignThenUnlearn.Evaluation;
+
+/// <summary>Markdown tables laid out like the paper's Table 1: forget set FB/QA/AA/All (lower is better),
+/// neighbour set FB/QA/All and MMLU (higher is better), in percent with one decimal; one row per run.</summary>
+public static class ResultsTable
+{
+    public static readonly IReadOnlyList<string> Columns =
+        ["Forget FB ↓", "Forget QA ↓", "Forget AA ↓", "Forget All ↓", "Neighbor FB ↑", "Neighbor QA ↑", "Neighbor All ↑", "MMLU ↑"];
+
+    /// <summary>A table whose rows are labelled scores (runs, checkpoints or targets).</summary>
+    public static string Markdown(string firstColumn, IEnumerable<(string Label, RwkuScores Scores)> rows)
+    {
+        var text = new StringBuilder();
+        text.Append("| ").Append(Escape(firstColumn)).Append(" | ").AppendJoin(" | ", Columns).Append(" |\n");
+        text.Append("| :-- |").Append(string.Concat(Enumerable.Repeat(" --: |", Columns.Count))).Append('\n');
+        foreach (var (label, scores) in rows)
+        {
+            double?[] values = [scores.ForgetFB, scores.ForgetQA, scores.ForgetAA, scores.ForgetAll,
+                scores.NeighborFB, scores.NeighborQA, scores.NeighborAll, scores.Mmlu];
+            text.Append("| ").Append(Escape(label)).Append(" | ").AppendJoin(" | ", values.Select(Percent)).Append(" |\n");
+        }
+        return text.ToString();
+    }
+
+    /// <summary>Several runs in one table, each row the run's mean over its targets.</summary>
+    public static string Runs(IEnumerable<RunSummary> runs) => Markdown("Run", runs.Select(r => (r.Name, r.Mean)));
+
+    /// <summary>A run's report: its mean row, then one row per target.</summary>
+    public static string Run(RunSummary run)
+    {
+        var text = new StringBuilder();
+        text.Append($"# RWKU: {run.Name}\n\n");
+        text.Append($"Mean over {run.Targets.Count} target{(run.Targets.Count == 1 ? "" : "s")}; ROUGE-L recall and MMLU accuracy in percent.\n\n");
+        text.Append(Runs([run]));
+        text.Append("\n## Per target\n\n");
+        text.Append(Markdown("Target", run.Targets.Select(t => ($"{t.Number} {t.Name}", t.Scores))));
+        return text.ToString();
+    }
+
+    static string Percent(double? value) => value is double v ? (100 * v).ToString("F1", CultureInfo.InvariantCulture) : "–";
+
+    static string Escape(string cell) => cell.Replace("|", "\\|").ReplaceLineEndings(" ");
+}

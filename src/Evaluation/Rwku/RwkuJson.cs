@@ -1,0 +1,137 @@
+using System.Text.Json;
+
+namespace AlignThenUnlearn.Evaluation;
+
+/// <summary>Reads RWKU's JSON files (each a top-level array of row objects) into records, checking every field
+/// the evaluation uses; a mismatch fails with the file, the row index and the field.</summary>
+static class RwkuJson
+{
+    public static List<RwkuProbe> ReadProbes(string path, RwkuProbeFile file) => ReadRows(path, (row, at) =>
+    {
+        var level = at.Level(row, "level");
+        if (level != file.Level)
+            throw at.Error("level", $"is {level} but {file.FileName} holds level-{file.Level} probes");
+        var type = file.Kind == ProbeKind.Adversarial ? at.String(row, "type") : at.OptionalString(row, "type") ?? "";
+        string? neighbor = file.Set == ProbeSet.Neighbor ? at.OptionalString(row, "neighbor") : null;
+        return new RwkuProbe(file.Set, level, at.String(row, "query"), at.String(row, "answer"), type, at.String(row, "subject"), neighbor);
+    });
+
+    public static List<RwkuPassage> ReadPassages(string path) =>
+        ReadRows(path, (row, at) => new RwkuPassage(at.String(row, "text"), at.String(row, "subject")));
+
+    public static List<MmluQuestion> ReadMmlu(string path) => ReadRows(path, (row, at) =>
+    {
+        var (choices, answer) = at.Choices(row, "");
+        var examplesElement = at.Property(row, "examples", JsonValueKind.Array);
+        var examples = new List<MmluExample>();
+        int index = 0;
+        foreach (var example in examplesElement.EnumerateArray())
+        {
+            var prefix = $"examples[{index}].";
+            if (example.ValueKind != JsonValueKind.Object) throw at.Error($"examples[{index}]", $"is {Describe(example)}, expected an object");
+            var (exampleChoices, exampleAnswer) = at.Choices(example, prefix);
+            examples.Add(new MmluExample(at.String(example, "question", prefix), exampleChoices, exampleAnswer));
+            index++;
+        }
+        return new MmluQuestion(at.String(row, "question"), choices, answer, at.String(row, "task"), examples, at.String(row, "subject"));
+    });
+
+    static List<T> ReadRows<T>(string path, Func<JsonElement, RowReader, T> read)
+    {
+        JsonDocument document;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            document = JsonDocument.Parse(stream);
+        }
+        catch (JsonException e)
+        {
+            throw new DatasetFormatException(path, null, null, $"is not valid JSON ({e.Message})", e);
+        }
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Array)
+                throw new DatasetFormatException(path, null, null, $"holds {Describe(document.RootElement)}; expected a JSON array of rows");
+            var rows = new List<T>();
+            int index = 0;
+            foreach (var row in document.RootElement.EnumerateArray())
+            {
+                var at = new RowReader(path, index);
+                if (row.ValueKind != JsonValueKind.Object) throw new DatasetFormatException(path, index, null, $"is {Describe(row)}; expected an object");
+                rows.Add(read(row, at));
+                index++;
+            }
+            return rows;
+        }
+    }
+
+    static string Describe(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => $"the number {value.GetRawText()}",
+        JsonValueKind.True or JsonValueKind.False => $"the boolean {value.GetRawText()}",
+        JsonValueKind.Null => "null",
+        _ => value.ValueKind.ToString(),
+    };
+
+    /// <summary>Field access for one row, failing with the file, row and field.</summary>
+    sealed class RowReader(string path, int row)
+    {
+        public DatasetFormatException Error(string field, string problem) => new(path, row, field, problem);
+
+        public JsonElement Property(JsonElement obj, string name, JsonValueKind kind, string prefix = "")
+        {
+            if (!obj.TryGetProperty(name, out var value)) throw Error(prefix + name, "is missing");
+            if (value.ValueKind != kind) throw Error(prefix + name, $"is {Describe(value)}, expected {Expected(kind)}");
+            return value;
+        }
+
+        public string String(JsonElement obj, string name, string prefix = "") => Property(obj, name, JsonValueKind.String, prefix).GetString()!;
+
+        public string? OptionalString(JsonElement obj, string name)
+        {
+            if (!obj.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return null;
+            if (value.ValueKind != JsonValueKind.String) throw Error(name, $"is {Describe(value)}, expected a string");
+            return value.GetString();
+        }
+
+        /// <summary>RWKU writes levels as strings ("1"); a plain number is accepted too.</summary>
+        public int Level(JsonElement obj, string name)
+        {
+            if (!obj.TryGetProperty(name, out var value)) throw Error(name, "is missing");
+            if (value.ValueKind == JsonValueKind.String && int.TryParse(value.GetString(), System.Globalization.NumberStyles.None, null, out var fromText)) return fromText;
+            if (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var number)) return number;
+            throw Error(name, $"is {Describe(value)}{(value.ValueKind == JsonValueKind.String ? $" \"{value.GetString()}\"" : "")}, expected a level such as \"1\"");
+        }
+
+        /// <summary>The four <c>choices</c> and the <c>answer</c> index into them.</summary>
+        public (IReadOnlyList<string> Choices, int Answer) Choices(JsonElement obj, string prefix)
+        {
+            var array = Property(obj, "choices", JsonValueKind.Array, prefix);
+            if (array.GetArrayLength() != 4) throw Error(prefix + "choices", $"has {array.GetArrayLength()} entries, expected 4 (A-D)");
+            var choices = new List<string>();
+            int index = 0;
+            foreach (var choice in array.EnumerateArray())
+            {
+                if (choice.ValueKind != JsonValueKind.String) throw Error($"{prefix}choices[{index}]", $"is {Describe(choice)}, expected a string");
+                choices.Add(choice.GetString()!);
+                index++;
+            }
+            var answer = Property(obj, "answer", JsonValueKind.Number, prefix);
+            if (!answer.TryGetInt32(out var answerIndex) || answerIndex is < 0 or > 3)
+                throw Error(prefix + "answer", $"is {answer.GetRawText()}, expected the index 0-3 of the right choice");
+            return (choices, answerIndex);
+        }
+
+        static string Expected(JsonValueKind kind) => kind switch
+        {
+            JsonValueKind.String => "a string",
+            JsonValueKind.Array => "an array",
+            JsonValueKind.Object => "an object",
+            JsonValueKind.Number => "a number",
+            _ => kind.ToString(),
+        };
+    }
+}
