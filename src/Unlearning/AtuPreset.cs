@@ -1,0 +1,106 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace AlignThenUnlearn.Unlearning;
+
+/// <summary>The embedding prediction head's layout (PyTorch nn.TransformerDecoderLayer stack, post-norm).</summary>
+public sealed record HeadSettings
+{
+    public int Layers { get; init; } = 6;
+    public int DModel { get; init; } = 768;
+    public int Heads { get; init; } = 8;
+    public int FeedForward { get; init; } = 3072;
+    public double Dropout { get; init; } = 0.1;
+    public double LayerNormEps { get; init; } = 1e-5;
+}
+
+/// <summary>One optimisation phase: optimizer and data shape.</summary>
+public sealed record PhaseSettings
+{
+    /// <summary>adam, adamw or sgd.</summary>
+    public string Optimizer { get; init; } = "adam";
+    public double LearningRate { get; init; }
+    public double WeightDecay { get; init; }
+    public double Momentum { get; init; }
+    public double MaxGradNorm { get; init; } = 1.0;
+    public int BatchSize { get; init; } = 16;
+    public int SequenceLength { get; init; } = 256;
+    /// <summary>Alignment steps; unlearning and realignment take their step counts from the stages.</summary>
+    public int Steps { get; init; }
+}
+
+/// <summary>One stage of the schedule: unlearning steps at a threshold, then realignment steps.</summary>
+public sealed record StageSettings(double Tau, int UnlearnSteps, int RealignSteps);
+
+/// <summary>Every value of an Align-then-Unlearn run, as a JSON preset (`paper` and `toy` ship with the project).
+/// The paper preset holds the authors' published defaults (issue 6).</summary>
+public sealed record AtuPreset
+{
+    public string Name { get; init; } = "custom";
+    /// <summary>Hidden-state indices (Hugging Face indexing) read by one head each; losses are summed.</summary>
+    public int[] Layers { get; init; } = [29];
+    /// <summary>Encoder tokens per future window.</summary>
+    public int WindowTokens { get; init; } = 8;
+    public HeadSettings Head { get; init; } = new();
+    /// <summary>Other targets whose forget corpora join the target's for alignment.</summary>
+    public int AlignmentExtraTargets { get; init; } = 3;
+    public PhaseSettings Alignment { get; init; } = new();
+    public PhaseSettings Realignment { get; init; } = new();
+    public PhaseSettings Unlearning { get; init; } = new();
+    public StageSettings[] Stages { get; init; } = [];
+    /// <summary>Restart the head's Adam state at every realignment stage (the reference implementation does).</summary>
+    public bool ResetHeadOptimizerEachStage { get; init; } = true;
+    /// <summary>Forget-average thresholds (percent) whose first crossing names a kept checkpoint.</summary>
+    public double[] CheckpointThresholds { get; init; } = [50, 35, 20];
+    public int Seed { get; init; }
+
+    static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+    };
+
+    public static IReadOnlyList<string> Builtin => ["paper", "toy"];
+
+    /// <summary>A built-in preset by name, or a JSON file.</summary>
+    public static AtuPreset Load(string nameOrPath)
+    {
+        string json, source;
+        if (Builtin.Contains(nameOrPath))
+        {
+            source = $"built-in preset '{nameOrPath}'";
+            using var stream = typeof(AtuPreset).Assembly.GetManifestResourceStream($"AlignThenUnlearn.Unlearning.Presets.{nameOrPath}.json")
+                ?? throw new InvalidOperationException($"{source} is missing from the assembly");
+            json = new StreamReader(stream).ReadToEnd();
+        }
+        else if (File.Exists(nameOrPath)) (json, source) = (File.ReadAllText(nameOrPath), $"preset file '{nameOrPath}'");
+        else throw new FileNotFoundException($"preset '{nameOrPath}' is neither a built-in preset ({string.Join(", ", Builtin)}) nor a file", nameOrPath);
+        AtuPreset preset;
+        try { preset = JsonSerializer.Deserialize<AtuPreset>(json, Json) ?? throw new InvalidDataException($"{source} is empty"); }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
+        preset.Validate(source);
+        return preset;
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    void Validate(string source)
+    {
+        void Require(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
+        Require(Layers.Length > 0 && Layers.All(l => l >= 0), "layers must list at least one hidden-state index >= 0");
+        Require(WindowTokens > 0, "window_tokens must be positive");
+        Require(Head.Layers > 0 && Head.DModel > 0 && Head.Heads > 0 && Head.DModel % Head.Heads == 0, $"head: d_model {Head.DModel} must be a positive multiple of heads {Head.Heads}");
+        Require(Head.Dropout is >= 0 and < 1, "head.dropout must be in [0, 1)");
+        foreach (var (phase, name) in new[] { (Alignment, "alignment"), (Realignment, "realignment"), (Unlearning, "unlearning") })
+        {
+            Require(phase.Optimizer is "adam" or "adamw" or "sgd", $"{name}.optimizer '{phase.Optimizer}' is not adam, adamw or sgd");
+            Require(phase.LearningRate > 0, $"{name}.learning_rate must be positive");
+            Require(phase.BatchSize > 0 && phase.SequenceLength > 1, $"{name}: batch_size and sequence_length must be positive");
+        }
+        Require(Stages.Length > 0, "stages must not be empty");
+        Require(Stages.All(s => s.Tau is > -1 and <= 1 && s.UnlearnSteps >= 0 && s.RealignSteps >= 0), "every stage needs tau in (-1, 1] and non-negative step counts");
+        Require(CheckpointThresholds.All(t => t is > 0 and <= 100), "checkpoint_thresholds are percentages in (0, 100]");
+    }
+}
