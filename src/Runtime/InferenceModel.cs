@@ -29,10 +29,11 @@ public sealed class InferenceModel : IDisposable
     /// <summary>The weights file in use: the artifact's, or the trained one.</summary>
     public string WeightsPath { get; }
 
-    readonly string? _temporaryFolder;
+    /// <summary>The temporary copy of the trained weights in the run dtype, when they had to be converted; deleted on disposal.</summary>
+    public string? ConvertedWeightsPath { get; }
 
-    InferenceModel(InferenceSession session, DecoderConfig config, TensorElementType elementType, int maxSequenceLength, string weightsPath, string? temporaryFolder) =>
-        (Session, Config, ElementType, MaxSequenceLength, WeightsPath, _temporaryFolder) = (session, config, elementType, maxSequenceLength, weightsPath, temporaryFolder);
+    InferenceModel(InferenceSession session, DecoderConfig config, TensorElementType elementType, int maxSequenceLength, string weightsPath, string? convertedWeightsPath) =>
+        (Session, Config, ElementType, MaxSequenceLength, WeightsPath, ConvertedWeightsPath) = (session, config, elementType, maxSequenceLength, weightsPath, convertedWeightsPath);
 
     /// <param name="weightsPath">Trained weights: a safetensors file, or a folder or index of shards, holding every
     /// parameter of the model under its Hugging Face name; null: the artifact's own weights.</param>
@@ -52,7 +53,7 @@ public sealed class InferenceModel : IDisposable
                 artifact.PathOf(ArtifactExporter.WeightsFile), null);
 
         var specs = DecoderBuilder.Parameters(artifact.Config, runType);
-        string? temporary = null;
+        string? temporary = null, converted = null;
         try
         {
             var checkpoint = SafetensorsCheckpoint.Open(weightsPath);
@@ -64,13 +65,13 @@ public sealed class InferenceModel : IDisposable
                 {
                     notice?.Invoke($"converting '{weightsPath}' to the artifact's {artifact.Manifest.Dtype} in a temporary file");
                     temporary = Directory.CreateTempSubdirectory("atu-weights-").FullName;
-                    var converted = Path.Combine(temporary, ArtifactExporter.WeightsFile);
+                    converted = Path.Combine(temporary, ArtifactExporter.WeightsFile);
                     ArtifactExporter.WriteWeights(checkpoint, specs, converted, runType);
                     checkpoint.Dispose();
                     checkpoint = SafetensorsCheckpoint.Open(converted);
                 }
                 var model = ModelFile.Load(graphPath, loadExternalData: false);
-                var folder = Path.GetDirectoryName(Path.GetFullPath(checkpoint.FileOf(specs[0].Name).Path))!;
+                var folder = Path.GetDirectoryName(RealPath(checkpoint.FileOf(specs[0].Name).Path))!;
                 var byName = specs.ToDictionary(s => s.Name);
                 int replaced = 0;
                 for (int i = 0; i < model.Graph.Initializer.Count; i++)
@@ -80,13 +81,16 @@ public sealed class InferenceModel : IDisposable
                     if (!byName.TryGetValue(initializer.Name, out var spec))
                         throw new ModelFormatException($"'{graphPath}' reads external tensor '{initializer.Name}', which is no parameter of this configuration");
                     var file = checkpoint.FileOf(spec.Name);
-                    model.Graph.Initializer[i] = ArtifactExporter.ExternalTensor(spec, file, Path.GetFileName(file.Path));
+                    var real = RealPath(file.Path);
+                    if (Path.GetDirectoryName(real) != folder)
+                        throw new ModelFormatException($"the shards of '{weightsPath}' lie in different folders ('{folder}', '{Path.GetDirectoryName(real)}'); ONNX Runtime reads external data from one folder");
+                    model.Graph.Initializer[i] = ArtifactExporter.ExternalTensor(spec, file, Path.GetFileName(real));
                     replaced++;
                 }
                 if (replaced != specs.Count)
                     throw new ModelFormatException($"'{graphPath}' reads {replaced} of the {specs.Count} parameters from external data; re-export the artifact");
                 var session = device.OpenWithExternalData(model, folder);
-                return new InferenceModel(session, artifact.Config, elementType, artifact.Manifest.MaxSequenceLength, weightsPath, temporary);
+                return new InferenceModel(session, artifact.Config, elementType, artifact.Manifest.MaxSequenceLength, weightsPath, converted);
             }
             finally { checkpoint.Dispose(); }
         }
@@ -97,9 +101,18 @@ public sealed class InferenceModel : IDisposable
         }
     }
 
+    /// <summary>The file a path finally names, links resolved: ONNX Runtime refuses external data reached through a
+    /// link that leads out of its folder (as the files of a Hugging Face cache snapshot do).</summary>
+    static string RealPath(string path)
+    {
+        var full = Path.GetFullPath(path);
+        return new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full;
+    }
+
     public void Dispose()
     {
         Session.Dispose();
-        if (_temporaryFolder is not null && Directory.Exists(_temporaryFolder)) Directory.Delete(_temporaryFolder, recursive: true);
+        if (ConvertedWeightsPath is not null && Path.GetDirectoryName(ConvertedWeightsPath) is { } folder && Directory.Exists(folder))
+            Directory.Delete(folder, recursive: true);
     }
 }

@@ -147,6 +147,27 @@ public sealed class GreedyGeneratorTests(TinyChatModel tiny) : IClassFixture<Tin
         for (int i = 0; i < Prompts.Length; i++) Assert.Equal(ReferenceGreedy(forward, weights, Prompts[i], 8), tokens[i].Tokens);
         // The artifact's own weights give other logits (so the comparison above could fail).
         Assert.NotEqual(own.NextTokenLogits(Prompts)[0], generator.NextTokenLogits(Prompts)[0]);
+
+        // A converted copy exists only while the model is open.
+        var model = InferenceModel.Open(tiny.Model, Cpu, trained);
+        var converted = model.ConvertedWeightsPath;
+        Assert.Equal(dtype != SafetensorsDType.F32, converted is not null);
+        if (converted is not null) Assert.True(File.Exists(converted));
+        model.Dispose();
+        if (converted is not null) Assert.False(File.Exists(converted));
+    }
+
+    [Fact]
+    public void Trained_weights_reached_through_a_link_from_another_folder_are_read_from_the_target()
+    {
+        // A Hugging Face cache snapshot links each file to a blob elsewhere; ONNX Runtime refuses such a link.
+        var trained = tiny.OtherWeights("linked-target", seed: 5, SafetensorsDType.F32);
+        var link = tiny.File("snapshot/model.safetensors");
+        Directory.CreateDirectory(Path.GetDirectoryName(link)!);
+        File.CreateSymbolicLink(link, trained);
+        using var direct = GreedyGenerator.Open(tiny.Model, Cpu, trained);
+        using var linked = GreedyGenerator.Open(tiny.Model, Cpu, link);
+        Assert.Equal(direct.NextTokenLogits(Prompts), linked.NextTokenLogits(Prompts));
     }
 
     [Fact]
