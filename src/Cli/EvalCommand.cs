@@ -21,7 +21,7 @@ public sealed class EvalOptions
     [Option("targets", Default = "1-100", HelpText = "Targets: a number (7), a list (1,5,9), a range (1-100) or both (1-10,15).")]
     public string Targets { get; set; } = "1-100";
 
-    [Option("batch-size", Default = 16, HelpText = "Prompts decoded together (RWKU uses 16; results do not depend on it).")]
+    [Option("batch-size", Default = 16, HelpText = "Prompts decoded together (RWKU uses 16).")]
     public int BatchSize { get; set; } = 16;
 
     [Option("out", Required = true, HelpText = "Folder for results.json, results.md and probes.jsonl.")]
