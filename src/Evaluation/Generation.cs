@@ -2,7 +2,7 @@ namespace AlignThenUnlearn.Evaluation;
 
 /// <summary>Greedy text generation for RWKU's probes. An implementation encodes each prompt (the full chat-formatted
 /// text, with the BOS where the tokenizer adds one), decodes greedily for at most <c>maxNewTokens</c> tokens, stops
-/// a prompt at the tokenizer's stop ids, and returns the continuation only, decoded with special tokens skipped and
+/// a prompt at its stop ids (RWKU's: <see cref="RwkuPrompts.StopIds"/>), and returns the continuation only, decoded with special tokens skipped and
 /// not yet stripped. Results are in prompt order and must not depend on how prompts are batched.</summary>
 public interface ITextGenerator
 {

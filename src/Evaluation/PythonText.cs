@@ -1,6 +1,6 @@
 namespace AlignThenUnlearn.Evaluation;
 
-/// <summary>Python's <c>str.split()</c> and <c>str.strip()</c>, which RWKU's scoring and answer clean-up use.
+/// <summary>Python's <c>str.split()</c>, <c>str.strip()</c> and string lengths, which RWKU's scoring and answer clean-up use.
 /// Python's whitespace is .NET's <see cref="char.IsWhiteSpace(char)"/> plus the four ASCII separators
 /// U+001C..U+001F (file, group, record and unit separator), which .NET does not count.</summary>
 public static class PythonText
@@ -32,5 +32,26 @@ public static class PythonText
         while (start < end && IsSpace(text[start])) start++;
         while (end > start && IsSpace(text[end - 1])) end--;
         return text[start..end];
+    }
+
+    /// <summary><c>len(text)</c>: Python counts code points, not UTF-16 units.</summary>
+    public static int CodePointCount(string text)
+    {
+        int count = 0;
+        foreach (var _ in text.EnumerateRunes()) count++;
+        return count;
+    }
+
+    /// <summary><c>text[count:]</c> in code points (empty when the text is shorter).</summary>
+    public static string DropCodePoints(string text, int count)
+    {
+        int index = 0;
+        foreach (var rune in text.EnumerateRunes())
+        {
+            if (count == 0) break;
+            index += rune.Utf16SequenceLength;
+            count--;
+        }
+        return count > 0 ? "" : text[index..];
     }
 }

@@ -65,6 +65,13 @@ public sealed class ExecutionDevice : IDisposable
     // ---- device memory ----
     readonly Dictionary<TensorElementType, InferenceSession> _copySessions = [];
     OrtAllocator? _cudaAllocator;
+    OrtMemoryInfo? _cudaMemory;
+
+    /// <summary>Where this device's tensors live: host memory for the CPU, GPU memory for CUDA. Binding a session's
+    /// outputs here (<see cref="OrtIoBinding.BindOutputToDevice"/>) keeps them where the next run reads them.</summary>
+    public OrtMemoryInfo MemoryInfo => Kind == DeviceKind.Cpu
+        ? OrtMemoryInfo.DefaultInstance
+        : _cudaMemory ??= new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
 
     /// <summary>A tensor of the given type and shape in the device's memory (contents undefined).</summary>
     public DeviceTensor Allocate(TensorElementType type, long[] shape)
@@ -149,6 +156,7 @@ public sealed class ExecutionDevice : IDisposable
     public void Dispose()
     {
         _cudaAllocator?.Dispose();
+        _cudaMemory?.Dispose();
         foreach (var s in _copySessions.Values) s.Dispose();
         _copySessions.Clear();
     }
@@ -177,6 +185,15 @@ public sealed class ExecutionDevice : IDisposable
         ModelFile.Load(path, loadExternalData: false);
         using var options = Options(optimizedModelPath);
         return new InferenceSession(Path.GetFullPath(path), options);
+    }
+
+    /// <summary>Opens a model held in memory whose external data files lie in <paramref name="externalDataFolder"/>
+    /// (ONNX Runtime resolves every <c>location</c> there, and refuses one that leaves that folder).</summary>
+    public InferenceSession OpenWithExternalData(ModelProto model, string externalDataFolder)
+    {
+        using var options = Options();
+        options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", Path.GetFullPath(externalDataFolder));
+        return new InferenceSession(model.ToByteArray(), options);
     }
 
     /// <summary>Runs a session on host tensors and returns the requested outputs (all by default).</summary>

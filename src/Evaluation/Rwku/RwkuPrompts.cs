@@ -45,6 +45,31 @@ public static class RwkuPrompts
 
     public static string Render(RwkuProbe probe, ChatFormat format) => For(probe).Render(format);
 
+    /// <summary>The token strings RWKU's <c>eval_forget.py</c> / <c>eval_neighbor.py</c> stop at besides the EOS.</summary>
+    public static readonly IReadOnlyList<string> TerminatorTokens = ["<|eot_id|>", " \n", "\n"];
+
+    /// <summary>The ids RWKU's generation stops at. It calls <c>model.generate(eos_token_id=tokenizer.eos_token_id)</c>
+    /// (which overrides <c>generation_config.json</c>'s list) with stop sequences of one id each,
+    /// <c>tokenizer.convert_tokens_to_ids(t)</c> for <see cref="TerminatorTokens"/>, and cuts every output at its first
+    /// stop. <c>convert_tokens_to_ids</c> looks the string up as one vocabulary entry and gives the unknown token's id
+    /// when there is none, so for Phi-3 the stops are <c>&lt;|endoftext|&gt;</c> and <c>&lt;unk&gt;</c>: generation does
+    /// not stop at <c>&lt;|end|&gt;</c> (which decodes to nothing, being special) nor at a newline (SentencePiece spells it
+    /// <c>&lt;0x0A&gt;</c>); Llama-3 also stops at <c>&lt;|eot_id|&gt;</c>. Byte-level tokenizers have no unknown token,
+    /// and a string they do not hold adds no stop. This differs from <see cref="LlmTokenizer.StopIds"/>, which ends a
+    /// chat turn where the model family does (what <c>atu generate</c> uses).</summary>
+    public static int[] StopIds(LlmTokenizer tokenizer)
+    {
+        int? unknown = tokenizer is SentencePieceLlmTokenizer sentencePiece ? sentencePiece.Model.UnknownId : null;
+        var stops = new List<int>();
+        if (tokenizer.EosId is int eos) stops.Add(eos);
+        foreach (var token in TerminatorTokens)
+        {
+            if (tokenizer.TryGetId(token, out var id)) stops.Add(id);
+            else if (unknown is int unk) stops.Add(unk);
+        }
+        return [.. stops.Distinct()];
+    }
+
     /// <summary>The answer RWKU scores from a decoded continuation: stripped of whitespace, <c>NOANSWER</c> when
     /// nothing is left.</summary>
     public static string Answer(string continuation)

@@ -53,7 +53,7 @@ public static class ArtifactExporter
         foreach (var f in copiedTokenizer) File.Copy(Path.Combine(hfFolder, f), staged.PathOf(f));
         if (copiedTokenizer.Count > 0) TokenizerFolder.Load(staged.Staging);   // refuse a tokenizer that later verbs could not load
 
-        WriteWeights(checkpoint, specs, staged.PathOf(WeightsFile), options, progress);
+        WriteWeights(checkpoint, specs, staged.PathOf(WeightsFile), options.ElementType, options.ChunkElements, progress);
         WriteGraphs(config, staged, options.ElementType, maxLength);
 
         var files = new[] { HfConfig.FileName, WeightsFile, InferenceGraphFile, ForwardGraphFile }.Concat(copiedTokenizer)
@@ -74,7 +74,7 @@ public static class ArtifactExporter
     }
 
     /// <summary>Every parameter the decoder needs is in the checkpoint with its shape and a floating dtype.</summary>
-    static void CheckTensors(SafetensorsCheckpoint checkpoint, IReadOnlyList<ParameterSpec> specs, string folder)
+    public static void CheckTensors(SafetensorsCheckpoint checkpoint, IReadOnlyList<ParameterSpec> specs, string folder)
     {
         foreach (var spec in specs)
         {
@@ -88,12 +88,16 @@ public static class ArtifactExporter
         }
     }
 
-    static void WriteWeights(SafetensorsCheckpoint checkpoint, IReadOnlyList<ParameterSpec> specs, string path, ExportOptions options, Action<string, double>? progress)
+    /// <summary>Writes the tensors of <paramref name="specs"/> from <paramref name="checkpoint"/> (any floating dtype) to one
+    /// safetensors file in the run dtype <paramref name="elementType"/> (f32 or f16), <paramref name="chunkElements"/> values
+    /// at a time.</summary>
+    public static void WriteWeights(SafetensorsCheckpoint checkpoint, IReadOnlyList<ParameterSpec> specs, string path, DataType elementType,
+        int chunkElements = 1 << 20, Action<string, double>? progress = null)
     {
-        var dtype = options.ElementType == DataType.Float ? SafetensorsDType.F32 : SafetensorsDType.F16;
+        var dtype = elementType == DataType.Float ? SafetensorsDType.F32 : SafetensorsDType.F16;
         var tensorSpecs = specs.Select(s => new TensorSpec(s.Name, dtype, s.Shape)).ToList();
         long total = specs.Sum(s => s.ElementCount), done = 0;
-        var buffer = new float[options.ChunkElements];
+        var buffer = new float[chunkElements];
         using var writer = SafetensorsWriter.Create(path, tensorSpecs, new Dictionary<string, string> { ["format"] = "pt" });
         foreach (var spec in specs)
         {
@@ -113,7 +117,7 @@ public static class ArtifactExporter
     {
         using var weights = SafetensorsFile.Open(staged.PathOf(WeightsFile));
         var inference = DecoderBuilder.BuildInference(config, new InferenceGraphOptions { ElementType = elementType, MaxSequenceLength = maxLength },
-            spec => ExternalTensor(spec, weights));
+            spec => ExternalTensor(spec, weights, WeightsFile));
         ModelFile.Save(inference.Model, staged.PathOf(InferenceGraphFile));
         var forward = DecoderBuilder.Build(config, new DecoderGraphOptions
         {
@@ -123,13 +127,14 @@ public static class ArtifactExporter
         ModelFile.Save(forward.Model, staged.PathOf(ForwardGraphFile));
     }
 
-    /// <summary>An initializer whose data is the tensor's bytes inside weights.safetensors (ONNX external data).</summary>
-    static TensorProto ExternalTensor(ParameterSpec spec, SafetensorsFile weights)
+    /// <summary>An initializer whose data is the tensor's bytes inside a safetensors file (ONNX external data);
+    /// <paramref name="location"/> is that file's path relative to the model's folder.</summary>
+    public static TensorProto ExternalTensor(ParameterSpec spec, SafetensorsFile weights, string location)
     {
         var entry = weights.Entry(spec.Name);
         var tensor = new TensorProto { Name = spec.Name, DataType = (int)spec.ElementType, DataLocation = TensorProto.Types.DataLocation.External };
         tensor.Dims.AddRange(spec.Shape);
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = WeightsFile });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
         tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = (weights.DataStart + entry.DataBegin).ToString() });
         tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = entry.ByteLength.ToString() });
         return tensor;

@@ -1,0 +1,110 @@
+using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Runtime;
+using CommandLine;
+using Spectre.Console;
+
+namespace AlignThenUnlearn.Cli;
+
+[Verb("eval", HelpText = "Score an artifact folder (optionally with trained weights) on RWKU: forget and neighbour probes by ROUGE-L recall, MMLU by next-token logits. Writes results.json, results.md (Table 1 layout) and probes.jsonl.")]
+public sealed class EvalOptions
+{
+    [Option("artifacts", Required = true, HelpText = "Artifact folder written by `atu export` (with its tokenizer).")]
+    public string Artifacts { get; set; } = "";
+
+    [Option("weights", HelpText = "Trained weights (safetensors, the model's tensor names) to evaluate instead of the artifact's own.")]
+    public string? Weights { get; set; }
+
+    [Option("rwku", Required = true, HelpText = "RWKU folder: per-target folders <n>_<Name>/ and All/.")]
+    public string Rwku { get; set; } = "";
+
+    [Option("targets", Default = "1-100", HelpText = "Targets: a number (7), a list (1,5,9), a range (1-100) or both (1-10,15).")]
+    public string Targets { get; set; } = "1-100";
+
+    [Option("batch-size", Default = 16, HelpText = "Prompts decoded together (RWKU uses 16).")]
+    public int BatchSize { get; set; } = 16;
+
+    [Option("out", Required = true, HelpText = "Folder for results.json, results.md and probes.jsonl.")]
+    public string Out { get; set; } = "";
+
+    [Option("force", HelpText = "Replace the reports of an earlier run in --out.")]
+    public bool Force { get; set; }
+
+    [Option("name", HelpText = "Run name in the tables and the plot (default: the weights' file name, else the artifact folder's name).")]
+    public string? Name { get; set; }
+
+    [Option("series", HelpText = "Series the run belongs to in `atu report`'s plot (e.g. the method; its checkpoints are joined by a line).")]
+    public string? Series { get; set; }
+
+    [Option("no-neighbor", HelpText = "Skip the neighbour probes.")]
+    public bool NoNeighbor { get; set; }
+
+    [Option("no-mmlu", HelpText = "Skip MMLU.")]
+    public bool NoMmlu { get; set; }
+
+    [Option("max-new-tokens", Default = RwkuPrompts.MaxNewTokens, HelpText = "Tokens generated per probe (RWKU: 30).")]
+    public int MaxNewTokens { get; set; } = RwkuPrompts.MaxNewTokens;
+
+    [Option("device", Default = "cpu", HelpText = "cpu, cuda or auto.")]
+    public string Device { get; set; } = "cpu";
+
+    [Option("threads", Default = 0, HelpText = "Intra-op threads (0: ONNX Runtime's default).")]
+    public int Threads { get; set; }
+}
+
+public static class EvalCommand
+{
+    public static int Run(EvalOptions o)
+    {
+        if (o.BatchSize < 1) throw new ArgumentException($"--batch-size {o.BatchSize}: expected 1 or more");
+        var resultsPath = Path.Combine(o.Out, RwkuReports.ResultsFile);
+        if (File.Exists(resultsPath) && !o.Force) throw new IOException($"'{resultsPath}' already exists; pass --force to replace the reports in '{o.Out}'");
+
+        var artifact = ArtifactModel.Open(o.Artifacts);
+        var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{o.Artifacts}' has no tokenizer files; RWKU's prompts are text");
+        if (tokenizer.ChatFormat == ChatFormat.None)
+            throw new NotSupportedException($"the tokenizer of '{o.Artifacts}' has no known chat format; RWKU prompts through the chat template");
+        var dataset = RwkuDataset.Open(o.Rwku);
+        var targets = dataset.Select(o.Targets).Select(t => dataset.Load(t, includeMmlu: !o.NoMmlu)).ToList();
+        var name = o.Name ?? (o.Weights is not null ? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
+            : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts))));
+
+        var device = ExecutionDevice.Create(o.Device, o.Threads, notice: m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
+        using var generator = GreedyGenerator.Open(artifact, device, o.Weights, m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
+        var model = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer));
+        var evaluator = new RwkuEvaluator(model, model, MmluPrompts.AnswerTokenIds(tokenizer), new RwkuEvaluationOptions
+        {
+            ChatFormat = tokenizer.ChatFormat,
+            BatchSize = o.BatchSize,
+            MaxNewTokens = o.MaxNewTokens,
+            Neighbor = !o.NoNeighbor,
+            Mmlu = !o.NoMmlu,
+        });
+
+        RunEvaluation run = null!;
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask($"RWKU on {device.Description}", maxValue: 1);
+                run = evaluator.EvaluateRun(name, targets, new ProgressCallback<EvaluationProgress>(p =>
+                {
+                    task.MaxValue = p.Total;
+                    task.Value = p.Done;
+                    task.Description = Markup.Escape($"target {p.Target.Number} {p.Target.Name}");
+                }), o.Series);
+                task.Value = task.MaxValue;
+            });
+        RwkuReports.WriteRun(o.Out, run);
+
+        AnsiConsole.Write(ReportCommand.Table([run.Summary]));
+        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.ResultsFile}, {RwkuReports.TableFile}, {RwkuReports.ProbesFile} to {o.Out} ({run.Summary.Targets.Count} targets)");
+        return 0;
+    }
+
+    /// <summary>Progress reported on the caller's thread (System.Progress would post it to the thread pool).</summary>
+    sealed class ProgressCallback<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}

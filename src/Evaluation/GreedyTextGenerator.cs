@@ -1,0 +1,37 @@
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Runtime;
+
+namespace AlignThenUnlearn.Evaluation;
+
+/// <summary>Text in, text out over a <see cref="GreedyGenerator"/>: prompts are encoded with the tokenizer (BOS added
+/// where it adds one, added tokens such as <c>&lt;|user|&gt;</c> parsed), generation stops at
+/// <paramref name="stopIds"/>, and the continuation is cut from the decoded text as RWKU's
+/// <c>generate_completions</c> (from open-instruct) cuts it: the prompt and continuation are decoded together with
+/// special tokens skipped, and the first as many characters as the decoded prompt has are dropped. (Decoding the
+/// continuation alone would lose the space a SentencePiece token carries at the start of the output; after RWKU's
+/// strip the two agree, but this way the unstripped text agrees too.)</summary>
+public sealed class GreedyTextGenerator(GreedyGenerator generator, LlmTokenizer tokenizer, IReadOnlyCollection<int> stopIds,
+    DecodingMode mode = DecodingMode.KvCache) : ITextGenerator, INextTokenScorer
+{
+    public IReadOnlyCollection<int> StopIds => stopIds;
+
+    public IReadOnlyList<string> Generate(IReadOnlyList<string> prompts, int maxNewTokens)
+    {
+        var encoded = Encode(prompts);
+        var continuations = generator.Generate(encoded, maxNewTokens, stopIds, mode);
+        return [.. encoded.Select((prompt, i) => ContinuationText(prompt, continuations[i].Tokens))];
+    }
+
+    public IReadOnlyList<float[]> NextTokenLogits(IReadOnlyList<string> prompts, IReadOnlyList<int> candidateTokenIds) =>
+        generator.NextTokenLogits(Encode(prompts), candidateTokenIds);
+
+    List<IReadOnlyList<int>> Encode(IReadOnlyList<string> prompts) => [.. prompts.Select(p => (IReadOnlyList<int>)tokenizer.EncodeToIds(p))];
+
+    /// <summary>Python's <c>output[len(prompt):]</c> on the decoded texts (lengths in code points, as Python counts).</summary>
+    public string ContinuationText(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation)
+    {
+        var whole = tokenizer.Decode(prompt.Concat(continuation), skipSpecialTokens: true);
+        var promptText = tokenizer.Decode(prompt, skipSpecialTokens: true);
+        return PythonText.DropCodePoints(whole, PythonText.CodePointCount(promptText));
+    }
+}

@@ -1,0 +1,118 @@
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Models.Checkpoints;
+using AlignThenUnlearn.Onnx;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace AlignThenUnlearn.Runtime;
+
+/// <summary>An artifact's <c>model.onnx</c> (inference lowering, KV cache) opened in a session, with the artifact's
+/// own weights or with trained weights of the same names.
+///
+/// Trained weights are swapped in through ONNX external data, the mechanism that already puts the artifact's weights
+/// into the graph: the graph is read without its data, every initializer is pointed at the same tensor in the trained
+/// safetensors file (name, shape and dtype checked), and the session is created from the rewritten graph with ONNX
+/// Runtime's external-data folder set to that file's folder. ONNX Runtime then maps or reads the trained bytes exactly
+/// as it does the artifact's, nothing is copied when the dtypes agree, and graph optimisations see the trained values
+/// (SessionOptions.AddInitializer would skip constant folding's view of them and is ignored for initializers that the
+/// CUDA provider places on the GPU). A file whose dtype differs from the artifact's run dtype (f32 training weights for an
+/// f16 artifact) is first converted into a temporary file, deleted on disposal.</summary>
+public sealed class InferenceModel : IDisposable
+{
+    public InferenceSession Session { get; }
+    public DecoderConfig Config { get; }
+    /// <summary>Element type of the cache and the logits (the artifact's run dtype).</summary>
+    public TensorElementType ElementType { get; }
+    /// <summary>Longest sequence (prompt plus new tokens) the rotary tables cover.</summary>
+    public int MaxSequenceLength { get; }
+    /// <summary>The weights file in use: the artifact's, or the trained one.</summary>
+    public string WeightsPath { get; }
+
+    /// <summary>The temporary copy of the trained weights in the run dtype, when they had to be converted; deleted on disposal.</summary>
+    public string? ConvertedWeightsPath { get; }
+
+    InferenceModel(InferenceSession session, DecoderConfig config, TensorElementType elementType, int maxSequenceLength, string weightsPath, string? convertedWeightsPath) =>
+        (Session, Config, ElementType, MaxSequenceLength, WeightsPath, ConvertedWeightsPath) = (session, config, elementType, maxSequenceLength, weightsPath, convertedWeightsPath);
+
+    /// <param name="weightsPath">Trained weights: a safetensors file, or a folder or index of shards, holding every
+    /// parameter of the model under its Hugging Face name; null: the artifact's own weights.</param>
+    /// <param name="notice">Told when the trained weights must be converted to the run dtype first.</param>
+    public static InferenceModel Open(ArtifactModel artifact, ExecutionDevice device, string? weightsPath = null, Action<string>? notice = null)
+    {
+        var runType = artifact.Manifest.Dtype switch
+        {
+            "f32" => DataType.Float,
+            "f16" => DataType.Float16,
+            var other => throw new ModelFormatException($"'{artifact.Folder}': manifest dtype '{other}' is neither f32 nor f16"),
+        };
+        var elementType = (TensorElementType)(int)runType;   // ONNX and ONNX Runtime number element types alike
+        var graphPath = artifact.PathOf(ArtifactExporter.InferenceGraphFile);
+        if (weightsPath is null)
+            return new InferenceModel(device.Open(graphPath), artifact.Config, elementType, artifact.Manifest.MaxSequenceLength,
+                artifact.PathOf(ArtifactExporter.WeightsFile), null);
+
+        var specs = DecoderBuilder.Parameters(artifact.Config, runType);
+        string? temporary = null, converted = null;
+        try
+        {
+            var checkpoint = SafetensorsCheckpoint.Open(weightsPath);
+            try
+            {
+                ArtifactExporter.CheckTensors(checkpoint, specs, weightsPath);
+                var runDType = runType == DataType.Float ? SafetensorsDType.F32 : SafetensorsDType.F16;
+                if (specs.Any(s => checkpoint.Entry(s.Name).DType != runDType))
+                {
+                    notice?.Invoke($"converting '{weightsPath}' to the artifact's {artifact.Manifest.Dtype} in a temporary file");
+                    temporary = Directory.CreateTempSubdirectory("atu-weights-").FullName;
+                    converted = Path.Combine(temporary, ArtifactExporter.WeightsFile);
+                    ArtifactExporter.WriteWeights(checkpoint, specs, converted, runType);
+                    checkpoint.Dispose();
+                    checkpoint = SafetensorsCheckpoint.Open(converted);
+                }
+                var model = ModelFile.Load(graphPath, loadExternalData: false);
+                var folder = Path.GetDirectoryName(RealPath(checkpoint.FileOf(specs[0].Name).Path))!;
+                var byName = specs.ToDictionary(s => s.Name);
+                int replaced = 0;
+                for (int i = 0; i < model.Graph.Initializer.Count; i++)
+                {
+                    var initializer = model.Graph.Initializer[i];
+                    if (initializer.DataLocation != global::Onnx.TensorProto.Types.DataLocation.External) continue;
+                    if (!byName.TryGetValue(initializer.Name, out var spec))
+                        throw new ModelFormatException($"'{graphPath}' reads external tensor '{initializer.Name}', which is no parameter of this configuration");
+                    var file = checkpoint.FileOf(spec.Name);
+                    var real = RealPath(file.Path);
+                    if (Path.GetDirectoryName(real) != folder)
+                        throw new ModelFormatException($"the shards of '{weightsPath}' lie in different folders ('{folder}', '{Path.GetDirectoryName(real)}'); ONNX Runtime reads external data from one folder");
+                    model.Graph.Initializer[i] = ArtifactExporter.ExternalTensor(spec, file, Path.GetFileName(real));
+                    replaced++;
+                }
+                if (replaced != specs.Count)
+                    throw new ModelFormatException($"'{graphPath}' reads {replaced} of the {specs.Count} parameters from external data; re-export the artifact");
+                var session = device.OpenWithExternalData(model, folder);
+                return new InferenceModel(session, artifact.Config, elementType, artifact.Manifest.MaxSequenceLength, weightsPath, converted);
+            }
+            finally { checkpoint.Dispose(); }
+        }
+        catch
+        {
+            if (temporary is not null) Directory.Delete(temporary, recursive: true);
+            throw;
+        }
+    }
+
+    /// <summary>The file a path finally names, links resolved: ONNX Runtime refuses external data reached through a
+    /// link that leads out of its folder (as the files of a Hugging Face cache snapshot do).</summary>
+    static string RealPath(string path)
+    {
+        var full = Path.GetFullPath(path);
+        return new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full;
+    }
+
+    public void Dispose()
+    {
+        Session.Dispose();
+        if (ConvertedWeightsPath is not null && Path.GetDirectoryName(ConvertedWeightsPath) is { } folder && Directory.Exists(folder))
+            Directory.Delete(folder, recursive: true);
+    }
+}
