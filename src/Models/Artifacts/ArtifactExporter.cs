@@ -29,7 +29,8 @@ public sealed record ExportOptions
 public static class ArtifactExporter
 {
     public const string WeightsFile = "weights.safetensors", InferenceGraphFile = "model.onnx", ForwardGraphFile = "forward.onnx";
-    static readonly string[] TokenizerFiles = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json"];
+    /// <summary>Tokenizer and generation files copied as they are from a snapshot into an artifact, and from an artifact into a shipped model.</summary>
+    internal static readonly string[] TokenizerFiles = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json"];
 
     public static ArtifactManifest Export(string hfFolder, string outFolder, ExportOptions options, Action<string, double>? progress = null)
     {
@@ -74,7 +75,7 @@ public static class ArtifactExporter
     }
 
     /// <summary>Every parameter the decoder needs is in the checkpoint with its shape and a floating dtype.</summary>
-    static void CheckTensors(SafetensorsCheckpoint checkpoint, IReadOnlyList<ParameterSpec> specs, string folder)
+    internal static void CheckTensors(SafetensorsCheckpoint checkpoint, IReadOnlyList<ParameterSpec> specs, string folder)
     {
         foreach (var spec in specs)
         {
@@ -113,7 +114,11 @@ public static class ArtifactExporter
     {
         using var weights = SafetensorsFile.Open(staged.PathOf(WeightsFile));
         var inference = DecoderBuilder.BuildInference(config, new InferenceGraphOptions { ElementType = elementType, MaxSequenceLength = maxLength },
-            spec => ExternalTensor(spec, weights));
+            spec =>
+            {
+                var entry = weights.Entry(spec.Name);
+                return ExternalTensor(spec, WeightsFile, weights.DataStart + entry.DataBegin, entry.ByteLength);
+            });
         ModelFile.Save(inference.Model, staged.PathOf(InferenceGraphFile));
         var forward = DecoderBuilder.Build(config, new DecoderGraphOptions
         {
@@ -123,15 +128,15 @@ public static class ArtifactExporter
         ModelFile.Save(forward.Model, staged.PathOf(ForwardGraphFile));
     }
 
-    /// <summary>An initializer whose data is the tensor's bytes inside weights.safetensors (ONNX external data).</summary>
-    static TensorProto ExternalTensor(ParameterSpec spec, SafetensorsFile weights)
+    /// <summary>An initializer whose data is <paramref name="length"/> bytes at <paramref name="offset"/> of the file
+    /// <paramref name="location"/> beside the model (ONNX external data).</summary>
+    internal static TensorProto ExternalTensor(ParameterSpec spec, string location, long offset, long length)
     {
-        var entry = weights.Entry(spec.Name);
         var tensor = new TensorProto { Name = spec.Name, DataType = (int)spec.ElementType, DataLocation = TensorProto.Types.DataLocation.External };
         tensor.Dims.AddRange(spec.Shape);
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = WeightsFile });
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = (weights.DataStart + entry.DataBegin).ToString() });
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = entry.ByteLength.ToString() });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString() });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString() });
         return tensor;
     }
 }
