@@ -8,11 +8,12 @@ bool debug = args.Contains("--debug");
 args = args.Where(a => a != "--debug").ToArray();
 try
 {
-    return Parser.Default.ParseArguments<InfoOptions, ExportOptionsCli, ForwardOptions, RougeOptions>(args).MapResult(
+    return Parser.Default.ParseArguments<InfoOptions, ExportOptionsCli, ForwardOptions, RougeOptions, ShipOptionsCli>(args).MapResult(
         (InfoOptions o) => InfoCommand.Run(o),
         (ExportOptionsCli o) => ExportCommand.Run(o),
         (ForwardOptions o) => ForwardCommand.Run(o),
         (RougeOptions o) => RougeCommand.Run(o),
+        (ShipOptionsCli o) => ShipCommand.Run(o),
         _ => 2);
 }
 catch (Exception e) when (!debug)

@@ -1,0 +1,316 @@
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Models.Checkpoints;
+using AlignThenUnlearn.Onnx;
+using AlignThenUnlearn.Runtime;
+using AlignThenUnlearn.Tests.Support;
+using GenAi = Microsoft.ML.OnnxRuntimeGenAI;
+
+namespace AlignThenUnlearn.Tests.Models;
+
+/// <summary>`atu ship`: the shipped ONNX model runs in ONNX Runtime GenAI and decodes greedily as the project's inference
+/// graph does on the trained weights; shipped safetensors hold the trained weights bit for bit under their original
+/// names; invalid weights and existing folders are refused, leaving nothing behind.</summary>
+public sealed class ModelShipTests : IDisposable
+{
+    readonly TempFolder _temp = new();
+    public void Dispose() => _temp.Dispose();
+
+    const int MaxLength = 64;
+
+    /// <summary>An f32 artifact folder of random weights for a repository configuration (context <see cref="MaxLength"/>).</summary>
+    (string Folder, DecoderConfig Config) Artifact(string configFile, string? torchDtype = null, string name = "art")
+    {
+        var config = HfConfig.Load(RepositoryFiles.Path("models", configFile));
+        if (torchDtype is not null) config = config with { TorchDtype = torchDtype };
+        var hf = _temp.File($"{name}-snapshot");
+        RandomCheckpoint.Write(config, hf, seed: 11, SafetensorsDType.BF16, std: 0.2);
+        ArtifactExporter.Export(hf, _temp.File(name), new ExportOptions { MaxSequenceLength = MaxLength });
+        Directory.Delete(hf, recursive: true);
+        return (_temp.File(name), config);
+    }
+
+    /// <summary>"Trained" weights: the artifact's weights plus uniform noise of ±0.1, stored as <paramref name="dtype"/>
+    /// (optionally with extra tensors and a changed tensor), written as a single file or shards.</summary>
+    string Trained(string artifact, SafetensorsDType dtype, string name = "trained.safetensors", long? maxShardBytes = null,
+        IEnumerable<TensorSource>? extra = null, Func<string, bool>? keep = null)
+    {
+        using var source = SafetensorsFile.Open(Path.Combine(artifact, ArtifactExporter.WeightsFile));
+        var sources = source.Entries.Where(e => keep?.Invoke(e.Name) ?? true).Select(e => TensorSource.FromGenerator(e.Name, dtype, e.Shape, (first, values) =>
+        {
+            source.ReadSlice(e.Name, first, values);
+            var seed = SyntheticTensors.SeedOf(99, e.Name);
+            for (int i = 0; i < values.Length; i++) values[i] += SyntheticTensors.Value(seed, first + i, 0.1f);
+        })).Concat(extra ?? []).ToList();
+        var path = _temp.File(name);
+        if (maxShardBytes is long shard) SafetensorsWriter.WriteSharded(path, sources, shard);
+        else SafetensorsWriter.Write(path, sources);
+        return path;
+    }
+
+    /// <summary>Nothing but the named entries remains in the temp folder (no output, no staging folders).</summary>
+    void AssertOnly(params string[] names) =>
+        Assert.Equal(names.Order(), Directory.GetFileSystemEntries(_temp.Path).Select(Path.GetFileName).Order());
+
+    static Dictionary<string, float[]> ReadAll(string weights, IEnumerable<ParameterSpec> specs)
+    {
+        using var checkpoint = SafetensorsCheckpoint.Open(weights);
+        return specs.ToDictionary(s => s.Name, s => checkpoint.ReadSingles(s.Name));
+    }
+
+    // ---- ONNX: GenAI against the project's inference graph ----
+
+    static readonly int[][] Prompts = [[1, 17, 300, 42], [1, 5], [1, 250, 251, 252, 253, 254, 100, 3, 77]];
+    const int NewTokens = 12;
+
+    /// <summary>Greedy decoding as the project defines it: the whole sequence through the inference graph each step, the
+    /// argmax of the last position's logits appended, stopping at an end token or <paramref name="maxLength"/> tokens.</summary>
+    static List<int> GreedyReference(Microsoft.ML.OnnxRuntime.InferenceSession session, DecoderConfig config, int[] prompt, int maxLength)
+    {
+        var tokens = prompt.ToList();
+        while (tokens.Count < maxLength)
+        {
+            int n = tokens.Count;
+            var feeds = new Dictionary<string, HostTensor>
+            {
+                [DecoderGraph.InputIds] = HostTensor.Of(tokens.Select(t => (long)t).ToArray(), 1, n),
+                [InferenceLowering.AttentionMask] = HostTensor.Of(Enumerable.Repeat(1L, n).ToArray(), 1, n),
+                [InferenceLowering.PositionIds] = HostTensor.Of(Enumerable.Range(0, n).Select(i => (long)i).ToArray(), 1, n),
+            };
+            for (int i = 0; i < config.NumHiddenLayers; i++)
+            {
+                feeds[InferenceLowering.PastKey(i)] = HostTensor.Of(Array.Empty<float>(), 1, config.NumKeyValueHeads, 0, config.HeadDimension);
+                feeds[InferenceLowering.PastValue(i)] = HostTensor.Of(Array.Empty<float>(), 1, config.NumKeyValueHeads, 0, config.HeadDimension);
+            }
+            var logits = ExecutionDevice.Run(session, feeds, [DecoderGraph.LogitsName])[DecoderGraph.LogitsName].Floats.AsSpan((n - 1) * config.VocabSize, config.VocabSize);
+            int next = 0;
+            for (int j = 1; j < logits.Length; j++) if (logits[j] > logits[next]) next = j;
+            tokens.Add(next);
+            if (config.EosTokenIds.Contains(next)) break;
+        }
+        return tokens;
+    }
+
+    static List<List<int>> GreedyReference(DecoderConfig config, Dictionary<string, float[]> weights)
+    {
+        var graph = DecoderBuilder.BuildInference(config, new InferenceGraphOptions { MaxSequenceLength = MaxLength },
+            spec => Tensors.FromFloat(spec.Name, weights[spec.Name], spec.Shape));
+        using var session = GradCheck.Cpu.Open(graph.Model);
+        return Prompts.Select(p => GreedyReference(session, config, p, p.Length + NewTokens)).ToList();
+    }
+
+    static List<List<int>> GreedyGenAi(string folder)
+    {
+        using var model = new GenAi.Model(folder);
+        var sequences = new List<List<int>>();
+        foreach (var prompt in Prompts)
+        {
+            using var parameters = new GenAi.GeneratorParams(model);
+            parameters.SetSearchOption("max_length", prompt.Length + NewTokens);
+            using var generator = new GenAi.Generator(model, parameters);
+            generator.AppendTokens(prompt);
+            while (!generator.IsDone()) generator.GenerateNextToken();
+            sequences.Add(generator.GetSequence(0).ToArray().ToList());
+        }
+        return sequences;
+    }
+
+    [Theory]
+    [InlineData("tiny-llama-gqa.json")]
+    [InlineData("tiny-phi3.json")]
+    [InlineData("tiny-qwen2.json")]
+    public void Genai_decodes_the_shipped_onnx_model_as_the_projects_greedy_loop_does_on_the_trained_weights(string configFile)
+    {
+        var (artifact, config) = Artifact(configFile);
+        var trained = Trained(artifact, SafetensorsDType.F32);
+        var result = ModelShipper.Ship(artifact, trained, _temp.File("shipped"), new ShipOptions { Format = ShipFormat.Onnx });
+        Assert.Equal(SafetensorsDType.F32, result.OnnxDtype);
+        Assert.Null(result.SafetensorsDtype);
+
+        var specs = DecoderBuilder.Parameters(config);
+        var expected = GreedyReference(config, ReadAll(trained, specs));
+        var actual = GreedyGenAi(_temp.File("shipped"));
+        for (int p = 0; p < Prompts.Length; p++)
+            Assert.True(expected[p].SequenceEqual(actual[p]), $"prompt {p}: project [{string.Join(",", expected[p])}], GenAI [{string.Join(",", actual[p])}]");
+        // The comparison can tell the weights apart: the artifact's untrained weights decode differently.
+        var untrained = GreedyReference(config, ReadAll(Path.Combine(artifact, ArtifactExporter.WeightsFile), specs));
+        Assert.Contains(Enumerable.Range(0, Prompts.Length), p => !untrained[p].SequenceEqual(expected[p]));
+    }
+
+    [Fact]
+    public void Onnx_external_data_holds_the_trained_weights_in_the_shipped_dtype()
+    {
+        var (artifact, config) = Artifact("tiny-llama-gqa.json");
+        var trained = Trained(artifact, SafetensorsDType.F32);
+        ModelShipper.Ship(artifact, trained, _temp.File("shipped"), new ShipOptions { Format = ShipFormat.Onnx, Dtype = SafetensorsDType.F16 });
+        var model = ModelFile.Load(_temp.File("shipped/model.onnx"));
+        using var weights = SafetensorsFile.Open(trained);
+        foreach (var spec in DecoderBuilder.Parameters(config))
+        {
+            var initializer = model.Graph.Initializer.Single(t => t.Name == spec.Name);
+            Assert.Equal((int)global::Onnx.TensorProto.Types.DataType.Float16, initializer.DataType);
+            // System.Half's conversion rounds to nearest even, as the shipper must.
+            var expected = weights.ReadSingles(spec.Name).SelectMany(v => BitConverter.GetBytes(BitConverter.HalfToUInt16Bits((Half)v))).ToArray();
+            Assert.Equal(expected, initializer.RawData.ToByteArray());
+        }
+        // GenAI's configuration states what the graph was built with.
+        var genai = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(_temp.File("shipped/genai_config.json")))!;
+        Assert.Equal("llama", (string)genai["model"]!["type"]!);
+        Assert.Equal(MaxLength, (int)genai["model"]!["context_length"]!);
+        Assert.Equal(config.HeadDimension, (int)genai["model"]!["decoder"]!["head_size"]!);
+        Assert.Equal(config.NumKeyValueHeads, (int)genai["model"]!["decoder"]!["num_key_value_heads"]!);
+        Assert.False((bool)genai["search"]!["do_sample"]!);
+        // f16 runs on GenAI's CPU provider too.
+        Assert.All(GreedyGenAi(_temp.File("shipped")), (s, p) => Assert.Equal(Prompts[p].Length + NewTokens, s.Count));
+    }
+
+    // ---- safetensors ----
+
+    [Theory]
+    [InlineData(SafetensorsDType.BF16, "bfloat16", null, SafetensorsDType.BF16)]   // the configuration's torch_dtype
+    [InlineData(SafetensorsDType.F32, "float32", null, SafetensorsDType.F32)]
+    [InlineData(SafetensorsDType.F32, "bfloat16", SafetensorsDType.F16, SafetensorsDType.F16)]   // --dtype wins
+    [InlineData(SafetensorsDType.F16, "float32", SafetensorsDType.BF16, SafetensorsDType.BF16)]
+    public void Shipped_safetensors_read_back_bit_identical_under_every_original_name(SafetensorsDType stored, string torchDtype,
+        SafetensorsDType? requested, SafetensorsDType shipped)
+    {
+        var (artifact, config) = Artifact("tiny-llama-gqa.json", torchDtype);
+        var extra = TensorSource.FromArray("embedding_head.weight", [2, 2], new float[] { 1, 2, 3, 4 });
+        var trained = Trained(artifact, stored, "trained", maxShardBytes: 100_000, extra: [extra]);
+        var result = ModelShipper.Ship(artifact, trained, _temp.File("shipped"),
+            new ShipOptions { Format = ShipFormat.Safetensors, Dtype = requested, MaxShardBytes = 150_000 });
+        Assert.Equal(shipped, result.SafetensorsDtype);
+        Assert.Equal(["embedding_head.weight"], result.IgnoredTensors);
+
+        var shippedFolder = _temp.File("shipped");
+        Assert.True(File.Exists(Path.Combine(shippedFolder, SafetensorsCheckpoint.IndexFileName)));
+        Assert.True(Directory.GetFiles(shippedFolder, "model-*-of-*.safetensors").Length > 1);
+        using var readBack = SafetensorsCheckpoint.Open(shippedFolder);
+        using var source = SafetensorsCheckpoint.Open(trained);
+        var specs = DecoderBuilder.Parameters(config);
+        Assert.Equal(specs.Select(s => s.Name).Order(StringComparer.Ordinal), readBack.Names.Order(StringComparer.Ordinal));
+        foreach (var spec in specs)
+        {
+            var entry = readBack.Entry(spec.Name);
+            Assert.Equal(shipped, entry.DType);
+            Assert.Equal(spec.Shape, entry.Shape);
+            Assert.Equal("pt", readBack.FileOf(spec.Name).Metadata["format"]);
+            var actual = new byte[entry.ByteLength];
+            readBack.ReadBytes(spec.Name, actual);
+            Assert.True(ExpectedBytes(source, spec.Name, stored, shipped).SequenceEqual(actual), $"{spec.Name} differs from the trained weights in {shipped}");
+        }
+        var shippedConfig = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(shippedFolder, HfConfig.FileName)))!;
+        Assert.Equal(shipped switch { SafetensorsDType.BF16 => "bfloat16", SafetensorsDType.F16 => "float16", _ => "float32" }, (string)shippedConfig["torch_dtype"]!);
+        Assert.Equal(HfConfig.ToJson(config with { TorchDtype = null }), HfConfig.ToJson(HfConfig.Load(shippedFolder) with { TorchDtype = null }));
+        Assert.True(File.Exists(Path.Combine(shippedFolder, "generation_config.json")));
+        Assert.False(File.Exists(Path.Combine(shippedFolder, ModelShipper.OnnxModelFile)));
+    }
+
+    /// <summary>The trained tensor's bytes in <paramref name="shipped"/>: as stored when the dtype is kept, otherwise
+    /// converted here with round-to-nearest-even (System.Half; bf16 by rounding the float32 bits by hand).</summary>
+    static byte[] ExpectedBytes(SafetensorsCheckpoint source, string name, SafetensorsDType stored, SafetensorsDType shipped)
+    {
+        var entry = source.Entry(name);
+        if (stored == shipped)
+        {
+            var raw = new byte[entry.ByteLength];
+            source.ReadBytes(name, raw);
+            return raw;
+        }
+        var values = source.ReadSingles(name);
+        return shipped switch
+        {
+            SafetensorsDType.F32 => values.SelectMany(BitConverter.GetBytes).ToArray(),
+            SafetensorsDType.F16 => values.SelectMany(v => BitConverter.GetBytes(BitConverter.HalfToUInt16Bits((Half)v))).ToArray(),
+            SafetensorsDType.BF16 => values.SelectMany(v =>
+            {
+                uint bits = BitConverter.SingleToUInt32Bits(v);
+                uint lower = bits & 0xFFFF, upper = bits >> 16;
+                if (lower > 0x8000 || (lower == 0x8000 && (upper & 1) == 1)) upper++;
+                return BitConverter.GetBytes((ushort)upper);
+            }).ToArray(),
+            _ => throw new ArgumentOutOfRangeException(nameof(shipped)),
+        };
+    }
+
+    // ---- refusals ----
+
+    public static TheoryData<string> BrokenWeights => ["truncated", "missing tensor", "wrong shape", "missing shard", "NaN in the last tensor", "f16 overflow"];
+
+    [Theory]
+    [MemberData(nameof(BrokenWeights))]
+    public void Invalid_weights_fail_naming_the_problem_and_leave_no_output(string broken)
+    {
+        var (artifact, config) = Artifact("tiny-llama-gqa.json");
+        var specs = DecoderBuilder.Parameters(config);
+        string weights, expectedInMessage;
+        var options = new ShipOptions();
+        switch (broken)
+        {
+            case "truncated":
+                // As a training run killed while writing would leave it.
+                weights = Trained(artifact, SafetensorsDType.F32);
+                var bytes = File.ReadAllBytes(weights);
+                File.WriteAllBytes(weights, bytes[..(bytes.Length * 2 / 3)]);
+                expectedInMessage = "truncated";
+                break;
+            case "missing tensor":
+                weights = Trained(artifact, SafetensorsDType.F32, keep: n => n != "model.layers.1.mlp.down_proj.weight");
+                expectedInMessage = "model.layers.1.mlp.down_proj.weight";
+                break;
+            case "wrong shape":
+                var wrong = specs.Single(s => s.Name == "model.layers.0.self_attn.k_proj.weight");
+                weights = Trained(artifact, SafetensorsDType.F32, keep: n => n != wrong.Name,
+                    extra: [TensorSource.FromValues(wrong.Name, SafetensorsDType.F32, [wrong.Shape[0] + 1, wrong.Shape[1]], new float[(wrong.Shape[0] + 1) * wrong.Shape[1]])]);
+                expectedInMessage = wrong.Name;
+                break;
+            case "missing shard":
+                weights = Trained(artifact, SafetensorsDType.F32, "trained", maxShardBytes: 100_000);
+                var shard = Directory.GetFiles(weights, "model-*.safetensors").Order().Last();
+                File.Delete(shard);
+                expectedInMessage = Path.GetFileName(shard);
+                break;
+            case "NaN in the last tensor":
+                // Found only after the other files are written: the staged folder must still vanish.
+                var last = specs[^1];
+                weights = Trained(artifact, SafetensorsDType.F32, keep: n => n != last.Name,
+                    extra: [TensorSource.FromGenerator(last.Name, SafetensorsDType.F32, last.Shape, (first, values) =>
+                    {
+                        values.Fill(0.5f);
+                        if (first + values.Length == last.ElementCount) values[^1] = float.NaN;
+                    })]);
+                expectedInMessage = last.Name;
+                break;
+            case "f16 overflow":
+                var norm = specs.First(s => s.Name.EndsWith("norm.weight", StringComparison.Ordinal));
+                weights = Trained(artifact, SafetensorsDType.F32, keep: n => n != norm.Name,
+                    extra: [TensorSource.FromValues(norm.Name, SafetensorsDType.F32, norm.Shape, Enumerable.Repeat(70000f, (int)norm.ElementCount).ToArray())]);
+                options = options with { Dtype = SafetensorsDType.F16 };
+                expectedInMessage = "F16";
+                break;
+            default:
+                throw new ArgumentException(broken);
+        }
+        var error = Assert.ThrowsAny<Exception>(() => ModelShipper.Ship(artifact, weights, _temp.File("shipped"), options));
+        Assert.Contains(expectedInMessage, error.Message);
+        AssertOnly("art", Path.GetFileName(weights));
+    }
+
+    [Fact]
+    public void Existing_output_is_refused_without_force_and_replaced_with_it()
+    {
+        var (artifact, _) = Artifact("tiny-llama-gqa.json");
+        var trained = Trained(artifact, SafetensorsDType.F32);
+        Directory.CreateDirectory(_temp.File("shipped"));
+        File.WriteAllText(_temp.File("shipped/keep.txt"), "mine");
+        var error = Assert.Throws<IOException>(() => ModelShipper.Ship(artifact, trained, _temp.File("shipped"), new ShipOptions()));
+        Assert.Contains("--force", error.Message);
+        Assert.Equal("mine", File.ReadAllText(_temp.File("shipped/keep.txt")));
+        AssertOnly("art", "trained.safetensors", "shipped");
+
+        ModelShipper.Ship(artifact, trained, _temp.File("shipped"), new ShipOptions { Force = true });
+        Assert.False(File.Exists(_temp.File("shipped/keep.txt")));
+        Assert.True(File.Exists(_temp.File("shipped/model.onnx")));
+        Assert.True(File.Exists(_temp.File("shipped/model.safetensors")));
+        AssertOnly("art", "trained.safetensors", "shipped");
+    }
+}
