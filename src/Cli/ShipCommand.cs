@@ -54,6 +54,7 @@ public static class ShipCommand
         var result = ModelShipper.Ship(o.Artifacts, o.Weights, o.Out, options);
         if (result.IgnoredTensors.Count > 0)
             AnsiConsole.MarkupLineInterpolated($"[yellow]note:[/] {result.IgnoredTensors.Count} tensor(s) of --weights are no decoder parameter and were not shipped: {string.Join(", ", result.IgnoredTensors.Take(5))}{(result.IgnoredTensors.Count > 5 ? ", ..." : "")}");
+        foreach (var warning in result.Warnings) AnsiConsole.MarkupLineInterpolated($"[yellow]note:[/] {warning}");
         var table = new Table().AddColumns("file", "bytes", "sha256");
         foreach (var f in result.Files) table.AddRow(f.Path, f.Bytes.ToString("N0"), f.Sha256[..16] + "…");
         AnsiConsole.Write(table);

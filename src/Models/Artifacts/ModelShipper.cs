@@ -24,10 +24,11 @@ public sealed record ShipOptions
     public int ChunkElements { get; init; } = 1 << 20;
 }
 
-/// <summary>What was shipped: the dtypes per format (null: format not written), every file, and the tensors of the
-/// trained weights that are no parameter of the decoder and were left out.</summary>
+/// <summary>What was shipped: the dtypes per format (null: format not written), every file, the tensors of the
+/// trained weights that are no parameter of the decoder and were left out, and what a deployment team should know
+/// (e.g. a tokenizer GenAI cannot read as the project does).</summary>
 public sealed record ShipResult(string Folder, SafetensorsDType? OnnxDtype, SafetensorsDType? SafetensorsDtype,
-    IReadOnlyList<ShippedFile> Files, IReadOnlyList<string> IgnoredTensors);
+    IReadOnlyList<ShippedFile> Files, IReadOnlyList<string> IgnoredTensors, IReadOnlyList<string> Warnings);
 
 /// <summary>Turns an artifact folder and trained weights (a safetensors file, folder or index with Hugging Face tensor
 /// names) into a folder deployment teams load without this project:
@@ -101,7 +102,20 @@ public static class ModelShipper
             onnxDtype?.ToString().ToLowerInvariant(), safetensorsDtype?.ToString().ToLowerInvariant(), manifest.MaxSequenceLength, files);
         File.WriteAllText(staged.PathOf(ModelCard.FileName), ModelCard.Render(card));
         staged.Commit();
-        return new ShipResult(staged.Target, onnxDtype, safetensorsDtype, files, ignored);
+        return new ShipResult(staged.Target, onnxDtype, safetensorsDtype, files, ignored, onnx ? GenAiTokenizerWarnings(artifactsFolder) : []);
+    }
+
+    /// <summary>ONNX Runtime GenAI tokenizes with onnxruntime-extensions, which reads tokenizer.json, and takes the BOS
+    /// rule from its post-processor only when tokenizer_config.json names a <c>tokenizer_class</c> (without one it adds
+    /// fairseq's &lt;s&gt; and &lt;/s&gt;).</summary>
+    static List<string> GenAiTokenizerWarnings(string artifactsFolder)
+    {
+        if (!File.Exists(Path.Combine(artifactsFolder, TokenizerFolder.TokenizerJsonFile)))
+            return [$"the artifact has no {TokenizerFolder.TokenizerJsonFile}: ONNX Runtime GenAI's tokenizer cannot load the shipped folder; give it token ids (Generator.AppendTokens)"];
+        var configPath = Path.Combine(artifactsFolder, TokenizerFolder.ConfigFile);
+        bool named = File.Exists(configPath) && JsonNode.Parse(File.ReadAllText(configPath)) is JsonObject config
+            && config["tokenizer_class"] is JsonValue name && name.TryGetValue<string>(out var text) && text.Length > 0;
+        return named ? [] : [$"{TokenizerFolder.ConfigFile} names no tokenizer_class: ONNX Runtime GenAI's tokenizer then adds <s> and </s> when asked for special tokens, not what tokenizer.json's post-processor says"];
     }
 
     /// <summary>Parses a dtype as the command line spells it: f32, f16 or bf16.</summary>

@@ -1,3 +1,4 @@
+using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Checkpoints;
 using AlignThenUnlearn.Onnx;
@@ -18,12 +19,14 @@ public sealed class ModelShipTests : IDisposable
     const int MaxLength = 64;
 
     /// <summary>An f32 artifact folder of random weights for a repository configuration (context <see cref="MaxLength"/>).</summary>
-    (string Folder, DecoderConfig Config) Artifact(string configFile, string? torchDtype = null, string name = "art")
+    (string Folder, DecoderConfig Config) Artifact(string configFile, string? torchDtype = null, string name = "art", string? tokenizerFolder = null)
     {
         var config = HfConfig.Load(RepositoryFiles.Path("models", configFile));
         if (torchDtype is not null) config = config with { TorchDtype = torchDtype };
         var hf = _temp.File($"{name}-snapshot");
         RandomCheckpoint.Write(config, hf, seed: 11, SafetensorsDType.BF16, std: 0.2);
+        if (tokenizerFolder is not null)
+            foreach (var file in Directory.GetFiles(tokenizerFolder)) File.Copy(file, Path.Combine(hf, Path.GetFileName(file)));
         ArtifactExporter.Export(hf, _temp.File(name), new ExportOptions { MaxSequenceLength = MaxLength });
         Directory.Delete(hf, recursive: true);
         return (_temp.File(name), config);
@@ -125,6 +128,7 @@ public sealed class ModelShipTests : IDisposable
         var result = ModelShipper.Ship(artifact, trained, _temp.File("shipped"), new ShipOptions { Format = ShipFormat.Onnx });
         Assert.Equal(SafetensorsDType.F32, result.OnnxDtype);
         Assert.Null(result.SafetensorsDtype);
+        Assert.Contains(result.Warnings, w => w.Contains("tokenizer.json"));   // random weights come without a tokenizer
 
         var specs = DecoderBuilder.Parameters(config);
         var expected = GreedyReference(config, ReadAll(trained, specs));
@@ -161,6 +165,38 @@ public sealed class ModelShipTests : IDisposable
         Assert.False((bool)genai["search"]!["do_sample"]!);
         // f16 runs on GenAI's CPU provider too.
         Assert.All(GreedyGenAi(_temp.File("shipped")), (s, p) => Assert.Equal(Prompts[p].Length + NewTokens, s.Count));
+    }
+
+    [Fact]
+    public void Genai_reads_the_shipped_tokenizer_json_and_encodes_as_the_project_does()
+    {
+        using var tokenizerFiles = TokenizerTests.Llama3Folder();
+        // As Llama-3's snapshot states it: GenAI's tokenizer (onnxruntime-extensions) takes the BOS rule from
+        // tokenizer.json's post-processor only for a named tokenizer class; without one it applies a fairseq default.
+        tokenizerFiles.Write("tokenizer_config.json", """{"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}""");
+        var (artifact, _) = Artifact("tiny-llama-gqa.json", tokenizerFolder: tokenizerFiles.Path);
+        var result = ModelShipper.Ship(artifact, Trained(artifact, SafetensorsDType.F32), _temp.File("shipped"), new ShipOptions { Format = ShipFormat.Onnx });
+        Assert.Empty(result.Warnings);
+        Assert.True(File.Exists(_temp.File("shipped/tokenizer.json")));
+        var ours = LlmTokenizer.Load(_temp.File("shipped"));
+        using var model = new GenAi.Model(_temp.File("shipped"));
+        using var tokenizer = new GenAi.Tokenizer(model);
+        // GenAI encodes without special tokens unless told (its prompts carry them through chat templates).
+        // Hand-derived in TokenizerTests: "Hello" 262, "Ġworld" 264; <|begin_of_text|> 300.
+        using (var hello = tokenizer.Encode("Hello world")) Assert.Equal([262, 264], hello[0].ToArray());
+        string[] texts = ["Hello world", "é and 日本 😀", "  spaces\n\nlines "];
+        foreach (var text in texts)
+        {
+            using var sequences = tokenizer.Encode(text);
+            Assert.Equal(ours.EncodeToIds(text, addSpecialTokens: false), sequences[0].ToArray());
+        }
+        tokenizer.UpdateOptions(new Dictionary<string, string> { ["add_special_tokens"] = "true" });
+        using (var hello = tokenizer.Encode("Hello world")) Assert.Equal([300, 262, 264], hello[0].ToArray());
+        foreach (var text in texts)
+        {
+            using var sequences = tokenizer.Encode(text);
+            Assert.Equal(ours.EncodeToIds(text), sequences[0].ToArray());
+        }
     }
 
     // ---- safetensors ----
@@ -312,5 +348,65 @@ public sealed class ModelShipTests : IDisposable
         Assert.True(File.Exists(_temp.File("shipped/model.onnx")));
         Assert.True(File.Exists(_temp.File("shipped/model.safetensors")));
         AssertOnly("art", "trained.safetensors", "shipped");
+    }
+
+    // ---- the verb ----
+
+    [Fact]
+    public void Ship_verb_writes_both_formats_and_a_model_card_with_target_hyperparameters_and_results()
+    {
+        var (artifact, _) = Artifact("tiny-llama-gqa.json");
+        var trained = Trained(artifact, SafetensorsDType.F32);
+        var card = _temp.File("card.json");
+        File.WriteAllText(card, """
+            {"base_model": "tiny/llama-gqa", "target": "overridden by --target",
+             "hyperparameters": {"learning_rate": 1e-5, "tau": 0.3, "optimizer": "adamw"},
+             "results": {"forget": {"fb": 0.125, "qa": 0.25}, "mmlu": 0.5}}
+            """);
+        var shipped = _temp.File("shipped");
+        Assert.Equal(0, ShipCommand.Run(new ShipOptionsCli { Artifacts = artifact, Weights = trained, Out = shipped, Target = "Stephen King", CardJson = card }));
+        foreach (var file in new[] { "model.onnx", "model.onnx.data", "genai_config.json", "model.safetensors", "config.json", "generation_config.json" })
+            Assert.True(File.Exists(Path.Combine(shipped, file)), file);
+
+        var readme = File.ReadAllText(Path.Combine(shipped, "README.md"));
+        Assert.StartsWith("---\nbase_model: \"tiny/llama-gqa\"\n", readme);
+        Assert.Contains("| target | Stephen King |", readme);
+        Assert.DoesNotContain("overridden", readme);
+        Assert.Contains("| method | Align-then-Unlearn |", readme);
+        Assert.Contains("| learning_rate | 1e-5 |", readme);
+        Assert.Contains("| optimizer | adamw |", readme);
+        Assert.Contains("| forget.fb | 0.125 |", readme);
+        Assert.Contains("| forget.qa | 0.25 |", readme);
+        Assert.Contains("| mmlu | 0.5 |", readme);
+        var onnxHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(shipped, "model.onnx"))));
+        Assert.Contains($"| `model.onnx` | {new FileInfo(Path.Combine(shipped, "model.onnx")).Length} | `{onnxHash}` |", readme);
+
+        // Without facts the card says so rather than inventing any.
+        Assert.Equal(0, ShipCommand.Run(new ShipOptionsCli { Artifacts = artifact, Weights = trained, Out = _temp.File("bare"), Format = "safetensors" }));
+        var bare = File.ReadAllText(_temp.File("bare/README.md"));
+        Assert.Contains("No evaluation results were given", bare);
+        Assert.Contains("No hyperparameters were given", bare);
+        Assert.False(File.Exists(_temp.File("bare/model.onnx")));
+    }
+
+    [Fact]
+    public void Ship_verb_refuses_bad_options_before_writing_anything()
+    {
+        var (artifact, _) = Artifact("tiny-llama-gqa.json");
+        var trained = Trained(artifact, SafetensorsDType.F32);
+        var shipped = _temp.File("shipped");
+        Assert.Contains("--format", Assert.Throws<ArgumentException>(() =>
+            ShipCommand.Run(new ShipOptionsCli { Artifacts = artifact, Weights = trained, Out = shipped, Format = "gguf" })).Message);
+        Assert.Contains("safetensors only", Assert.Throws<ArgumentException>(() =>
+            ShipCommand.Run(new ShipOptionsCli { Artifacts = artifact, Weights = trained, Out = shipped, Dtype = "bf16" })).Message);
+        Assert.Contains("--dtype", Assert.Throws<ArgumentException>(() =>
+            ShipCommand.Run(new ShipOptionsCli { Artifacts = artifact, Weights = trained, Out = shipped, Dtype = "int8" })).Message);
+        var card = _temp.File("card.json");
+        File.WriteAllText(card, """{"hyperparameter": {"lr": 1}}""");
+        Assert.Contains("'hyperparameter'", Assert.Throws<InvalidDataException>(() =>
+            ShipCommand.Run(new ShipOptionsCli { Artifacts = artifact, Weights = trained, Out = shipped, CardJson = card })).Message);
+        Assert.Contains("nothing.safetensors' do not exist", Assert.Throws<FileNotFoundException>(() =>
+            ShipCommand.Run(new ShipOptionsCli { Artifacts = artifact, Weights = _temp.File("nothing.safetensors"), Out = shipped })).Message);
+        AssertOnly("art", "trained.safetensors", "card.json");
     }
 }
