@@ -34,7 +34,8 @@ public sealed record ShipResult(string Folder, SafetensorsDType? OnnxDtype, Safe
 /// names) into a folder deployment teams load without this project:
 /// <list type="bullet">
 /// <item>ONNX: <c>model.onnx</c> (the inference lowering with KV cache) whose initializers are ONNX external data in
-/// <c>model.onnx.data</c> (the tensors' bytes back to back, each at a 4096-byte boundary so ONNX Runtime can map them),
+/// <c>model.onnx.data</c> (the tensors' bytes back to back, each at a 4096-byte page boundary, as ONNX Runtime's own
+/// external-data writer aligns large tensors),
 /// and <c>genai_config.json</c> for ONNX Runtime GenAI;</item>
 /// <item>safetensors: Hugging Face's layout (<c>model.safetensors</c>, or <c>model-0000i-of-0000n.safetensors</c> shards
 /// with <c>model.safetensors.index.json</c>), original tensor names, <c>torch_dtype</c> in config.json set to the shipped dtype;</item>
