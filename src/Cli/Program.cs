@@ -8,7 +8,7 @@ bool debug = args.Contains("--debug");
 args = args.Where(a => a != "--debug").ToArray();
 try
 {
-    return Parser.Default.ParseArguments<InfoOptions, ExportOptionsCli, ForwardOptions, GenerateOptions, EvalOptions, ReportOptions, RougeOptions, ToyOptions>(args).MapResult(
+    return Parser.Default.ParseArguments<InfoOptions, ExportOptionsCli, ForwardOptions, GenerateOptions, EvalOptions, ReportOptions, RougeOptions, ToyOptions, ShipOptionsCli>(args).MapResult(
         (InfoOptions o) => InfoCommand.Run(o),
         (ExportOptionsCli o) => ExportCommand.Run(o),
         (ForwardOptions o) => ForwardCommand.Run(o),

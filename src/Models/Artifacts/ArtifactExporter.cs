@@ -29,7 +29,8 @@ public sealed record ExportOptions
 public static class ArtifactExporter
 {
     public const string WeightsFile = "weights.safetensors", InferenceGraphFile = "model.onnx", ForwardGraphFile = "forward.onnx";
-    static readonly string[] TokenizerFiles = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json"];
+    /// <summary>Tokenizer and generation files copied as they are from a snapshot into an artifact, and from an artifact into a shipped model.</summary>
+    internal static readonly string[] TokenizerFiles = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json"];
 
     public static ArtifactManifest Export(string hfFolder, string outFolder, ExportOptions options, Action<string, double>? progress = null)
     {
@@ -132,11 +133,18 @@ public static class ArtifactExporter
     public static TensorProto ExternalTensor(ParameterSpec spec, SafetensorsFile weights, string location)
     {
         var entry = weights.Entry(spec.Name);
+        return ExternalTensor(spec, location, weights.DataStart + entry.DataBegin, entry.ByteLength);
+    }
+
+    /// <summary>An initializer whose data is <paramref name="length"/> bytes at <paramref name="offset"/> of the file
+    /// <paramref name="location"/> beside the model (ONNX external data).</summary>
+    public static TensorProto ExternalTensor(ParameterSpec spec, string location, long offset, long length)
+    {
         var tensor = new TensorProto { Name = spec.Name, DataType = (int)spec.ElementType, DataLocation = TensorProto.Types.DataLocation.External };
         tensor.Dims.AddRange(spec.Shape);
         tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = (weights.DataStart + entry.DataBegin).ToString() });
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = entry.ByteLength.ToString() });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString() });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString() });
         return tensor;
     }
 }

@@ -228,7 +228,7 @@ public class TokenizerTests
     const int BeginOfText = 300, StartHeader = 302, EndHeader = 303, EndOfTurn = 304;
     const string Llama3Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
-    static TempFolder Llama3Folder(bool ignoreMerges = true, string normalizer = "null", bool byteFallback = false)
+    internal static TempFolder Llama3Folder(bool ignoreMerges = true, string normalizer = "null", bool byteFallback = false)
     {
         Assert.Equal('Ġ', ByteLevelAlphabet.Of((byte)' ')); // GPT-2's alphabet: space is U+0120, newline U+010A
         Assert.Equal('Ċ', ByteLevelAlphabet.Of((byte)'\n'));

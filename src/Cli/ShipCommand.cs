@@ -1,0 +1,65 @@
+using AlignThenUnlearn.Models;
+using CommandLine;
+using Spectre.Console;
+
+namespace AlignThenUnlearn.Cli;
+
+[Verb("ship", HelpText = "Write the trained model as a deployable folder: ONNX for ONNX Runtime GenAI and/or Hugging Face safetensors, with a model card.")]
+public sealed class ShipOptionsCli
+{
+    [Option("artifacts", Required = true, HelpText = "Artifact folder the model was trained from (written by `atu export`).")]
+    public string Artifacts { get; set; } = "";
+
+    [Option("weights", Required = true, HelpText = "Trained weights: a safetensors file, or a folder or index of shards, with Hugging Face tensor names.")]
+    public string Weights { get; set; } = "";
+
+    [Option("out", Required = true, HelpText = "Folder to create.")]
+    public string Out { get; set; } = "";
+
+    [Option("format", Default = "both", HelpText = "onnx, safetensors or both.")]
+    public string Format { get; set; } = "both";
+
+    [Option("dtype", HelpText = "Shipped dtype: f32 or f16 (bf16 for safetensors only). Default: ONNX in the artifact's dtype, safetensors in config.json's torch_dtype.")]
+    public string? Dtype { get; set; }
+
+    [Option("target", HelpText = "The unlearning target, for the model card (overrides \"target\" of --card-json).")]
+    public string? Target { get; set; }
+
+    [Option("card-json", HelpText = "JSON with base_model, target, method, hyperparameters and results for the model card (each optional).")]
+    public string? CardJson { get; set; }
+
+    [Option("force", HelpText = "Replace an existing output folder.")]
+    public bool Force { get; set; }
+}
+
+public static class ShipCommand
+{
+    public static int Run(ShipOptionsCli o)
+    {
+        var card = o.CardJson is null ? new ModelCardFacts() : ModelCardFacts.Load(o.CardJson);
+        if (o.Target is not null) card = card with { Target = o.Target };
+        var options = new ShipOptions
+        {
+            Format = o.Format switch
+            {
+                "onnx" => ShipFormat.Onnx,
+                "safetensors" => ShipFormat.Safetensors,
+                "both" => ShipFormat.Both,
+                _ => throw new ArgumentException($"--format {o.Format}: expected onnx, safetensors or both"),
+            },
+            Dtype = o.Dtype is null ? null : ModelShipper.ParseDtype(o.Dtype),
+            Force = o.Force,
+            Card = card,
+        };
+        var result = ModelShipper.Ship(o.Artifacts, o.Weights, o.Out, options);
+        if (result.IgnoredTensors.Count > 0)
+            AnsiConsole.MarkupLineInterpolated($"[yellow]note:[/] {result.IgnoredTensors.Count} tensor(s) of --weights are no decoder parameter and were not shipped: {string.Join(", ", result.IgnoredTensors.Take(5))}{(result.IgnoredTensors.Count > 5 ? ", ..." : "")}");
+        foreach (var warning in result.Warnings) AnsiConsole.MarkupLineInterpolated($"[yellow]note:[/] {warning}");
+        var table = new Table().AddColumns("file", "bytes", "sha256");
+        foreach (var f in result.Files) table.AddRow(f.Path, f.Bytes.ToString("N0"), f.Sha256[..16] + "…");
+        AnsiConsole.Write(table);
+        var formats = string.Join(", ", new[] { result.OnnxDtype is { } x ? $"onnx {x.ToString().ToLowerInvariant()}" : null, result.SafetensorsDtype is { } s ? $"safetensors {s.ToString().ToLowerInvariant()}" : null }.OfType<string>());
+        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {o.Out}: {formats}, model card {ModelCard.FileName}");
+        return 0;
+    }
+}
