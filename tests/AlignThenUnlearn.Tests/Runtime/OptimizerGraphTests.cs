@@ -5,7 +5,8 @@ using O = AlignThenUnlearn.Runtime.OptimizerGraphs;
 namespace AlignThenUnlearn.Tests.Runtime;
 
 /// <summary>The optimizer graphs against plain C# implementations of torch.optim's update rules (double precision),
-/// over 20 steps with fresh random gradients, clipping active on some steps.</summary>
+/// over 20 steps with fresh random gradients, clipping active on some steps and a gradient scale (the 1 / micro-batches
+/// of accumulated gradients) other than 1 on others.</summary>
 public class OptimizerGraphTests
 {
     static readonly OptimizerParameter[] Parameters = [new("w", [3, 4]), new("b", [5])];
@@ -22,13 +23,20 @@ public class OptimizerGraphTests
     static HostTensor F(double[] v, long[] shape) => HostTensor.Of(v.Select(x => (float)x).ToArray(), shape);
     static HostTensor S(double v) => HostTensor.Of([v]);
 
-    /// <summary>clip_grad_norm_: total 2-norm over all gradients, scaled by min(1, max / (norm + 1e-6)).</summary>
-    static Dictionary<string, double[]> Clip(Dictionary<string, double[]> grads, double maxNorm)
+    /// <summary>Gradients multiplied by <paramref name="gradScale"/> (as dividing the loss of each micro-batch would),
+    /// then clip_grad_norm_: total 2-norm over all gradients, scaled by min(1, max / (norm + 1e-6)).</summary>
+    static Dictionary<string, double[]> ScaleAndClip(Dictionary<string, double[]> grads, double gradScale, double maxNorm)
     {
-        double norm = Math.Sqrt(grads.Values.Sum(g => g.Sum(x => x * x)));
-        double scale = maxNorm > 0 ? Math.Min(1, maxNorm / (norm + 1e-6)) : 1;
-        return grads.ToDictionary(kv => kv.Key, kv => kv.Value.Select(x => x * scale).ToArray());
+        var scaled = grads.ToDictionary(kv => kv.Key, kv => kv.Value.Select(x => x * gradScale).ToArray());
+        double norm = Norm(scaled);
+        double clip = maxNorm > 0 ? Math.Min(1, maxNorm / (norm + 1e-6)) : 1;
+        return scaled.ToDictionary(kv => kv.Key, kv => kv.Value.Select(x => x * clip).ToArray());
     }
+
+    static double Norm(Dictionary<string, double[]> grads) => Math.Sqrt(grads.Values.Sum(g => g.Sum(x => x * x)));
+
+    /// <summary>1, 1/2, 1/3, 1, ...: averaging over 1, 2 or 3 accumulated micro-batches.</summary>
+    static double GradScaleAt(int t) => 1.0 / (1 + t % 3);
 
     /// <summary>Norm-wise relative error ‖graph − reference‖ / ‖reference‖ ≤ 1e-6 per tensor. The graph computes in
     /// float32 and the reference in double, so single elements that an update drives close to zero carry float32
@@ -57,9 +65,10 @@ public class OptimizerGraphTests
         {
             var grads = Parameters.ToDictionary(p => p.Name, p => Rand(random, p, t % 3 == 0 ? 5 : 0.5).Select(x => (double)(float)x).ToArray());
             double maxNorm = t % 2 == 0 ? 1.0 : 0;   // clipping on even steps (norms are ~2 or ~20 there)
+            double gradScale = GradScaleAt(t);
 
             // Reference: torch.optim.AdamW.step() after clip_grad_norm_.
-            var g = Clip(grads, maxNorm);
+            var g = ScaleAndClip(grads, gradScale, maxNorm);
             foreach (var p in Parameters)
             {
                 var (P, M, V, G) = (reference.P[p.Name], reference.M[p.Name], reference.V[p.Name], g[p.Name]);
@@ -76,7 +85,7 @@ public class OptimizerGraphTests
             var feeds = new Dictionary<string, HostTensor>
             {
                 [O.LearningRate] = S(lr), [O.Beta1] = S(b1), [O.Beta2] = S(b2), [O.Epsilon] = S(eps),
-                [O.WeightDecay] = S(weightDecay), [O.Step] = S(t), [O.MaxGradNorm] = S(maxNorm),
+                [O.WeightDecay] = S(weightDecay), [O.Step] = S(t), [O.MaxGradNorm] = S(maxNorm), [O.GradScale] = S(gradScale),
             };
             foreach (var p in Parameters)
             {
@@ -86,7 +95,7 @@ public class OptimizerGraphTests
                 feeds[O.ExpAvgSq(p.Name)] = HostTensor.Of(v[p.Name], p.Shape);
             }
             var outputs = ExecutionDevice.Run(session, feeds);
-            double norm = Math.Sqrt(grads.Values.Sum(x => x.Sum(y => y * y)));
+            double norm = gradScale * Norm(grads);   // the norm of the scaled gradients, before clipping
             Assert.Equal(norm, outputs[O.GradNorm].Floats[0], 4);
             foreach (var p in Parameters)
             {
@@ -119,7 +128,8 @@ public class OptimizerGraphTests
         {
             var grads = Parameters.ToDictionary(p => p.Name, p => Rand(random, p, t % 3 == 0 ? 5 : 0.5).Select(x => (double)(float)x).ToArray());
             double maxNorm = t % 2 == 0 ? 1.0 : 0;
-            var g = Clip(grads, maxNorm);
+            double gradScale = GradScaleAt(t);
+            var g = ScaleAndClip(grads, gradScale, maxNorm);
             foreach (var p in Parameters)
             {
                 // torch.optim.SGD: d = g + wd * p; buf = d on the first step, else momentum * buf + d; p -= lr * buf.
@@ -128,7 +138,10 @@ public class OptimizerGraphTests
                 if (momentum > 0) d = buffers[p.Name] = buffers[p.Name] is { } buf ? buf.Select((x, i) => momentum * x + d[i]).ToArray() : d;
                 for (int i = 0; i < P.Length; i++) P[i] -= lr * d[i];
             }
-            var feeds = new Dictionary<string, HostTensor> { [O.LearningRate] = S(lr), [O.WeightDecay] = S(weightDecay), [O.MaxGradNorm] = S(maxNorm) };
+            var feeds = new Dictionary<string, HostTensor>
+            {
+                [O.LearningRate] = S(lr), [O.WeightDecay] = S(weightDecay), [O.MaxGradNorm] = S(maxNorm), [O.GradScale] = S(gradScale),
+            };
             if (momentum > 0) feeds[O.Momentum] = S(momentum);
             foreach (var p in Parameters)
             {
