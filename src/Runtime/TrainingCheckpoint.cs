@@ -19,7 +19,7 @@ public static class TrainingCheckpoint
         using var staged = StagedFolder.Create(folder, force: false);
         store.Save(staged.PathOf(ParametersFile));
         optimizer.SaveState(staged.PathOf(OptimizerFile));
-        File.WriteAllText(staged.PathOf(StateFile), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllBytes(staged.PathOf(StateFile), JsonSerializer.SerializeToUtf8Bytes(state, new JsonSerializerOptions { WriteIndented = true }));   // flushed to disk like the tensors
         staged.Commit();
     }
 
