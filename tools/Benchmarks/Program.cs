@@ -1,4 +1,5 @@
 using AlignThenUnlearn.Benchmarks;
 using CommandLine;
 
-return Parser.Default.ParseArguments(args, typeof(BlockOptions)).MapResult((BlockOptions o) => BlockBenchmark.Run(o), _ => 2);
+return Parser.Default.ParseArguments(args, typeof(BlockOptions), typeof(TrainOptions))
+    .MapResult((BlockOptions o) => BlockBenchmark.Run(o), (TrainOptions o) => TrainBenchmark.Run(o), _ => 2);
