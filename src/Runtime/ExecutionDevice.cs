@@ -8,6 +8,12 @@ namespace AlignThenUnlearn.Runtime;
 
 public enum DeviceKind { Cpu, Cuda }
 
+/// <summary>Writes the values of a tensor (see <see cref="ExecutionDevice.Fill"/>).</summary>
+public delegate void SpanFiller<T>(Span<T> values);
+
+/// <summary>Reads the values of a tensor (see <see cref="ExecutionDevice.Read"/>).</summary>
+public delegate void SpanReader<T>(ReadOnlySpan<T> values);
+
 /// <summary>The one place that knows about execution providers: it creates sessions for the chosen
 /// device with the highest graph optimisation level, and moves tensors in and out of them.</summary>
 public sealed class ExecutionDevice : IDisposable
@@ -93,9 +99,39 @@ public sealed class ExecutionDevice : IDisposable
         if (data.Length != destination.ElementCount)
             throw new ArgumentException($"copying {data.Length} values into a tensor of shape [{string.Join(",", destination.Shape)}]");
         if (Kind == DeviceKind.Cpu) { data.CopyTo(destination.Value.GetTensorMutableDataAsSpan<T>()); return; }
-        var staging = data.ToArray();
-        using var host = OrtValue.CreateTensorValueFromMemory(staging, destination.Shape);
+        CopyFromHost(destination, data.ToArray());
+    }
+
+    /// <summary>Lets <paramref name="fill"/> write every value of a tensor: straight into its memory on the CPU,
+    /// into one host staging array that is then copied on CUDA (so a reader converting from a file needs no
+    /// buffer of its own).</summary>
+    public void Fill<T>(DeviceTensor destination, SpanFiller<T> fill) where T : unmanaged
+    {
+        CheckElementType<T>(destination);
+        if (Kind == DeviceKind.Cpu) { fill(destination.Value.GetTensorMutableDataAsSpan<T>()); return; }
+        var staging = new T[destination.ElementCount];
+        fill(staging);
+        CopyFromHost(destination, staging);
+    }
+
+    /// <summary>Lets <paramref name="read"/> see every value of a tensor: its memory on the CPU, a downloaded copy on CUDA.</summary>
+    public void Read<T>(DeviceTensor source, SpanReader<T> read) where T : unmanaged
+    {
+        CheckElementType<T>(source);
+        if (Kind == DeviceKind.Cpu) read(source.Value.GetTensorDataAsSpan<T>());
+        else read(Download<T>(source));
+    }
+
+    void CopyFromHost<T>(DeviceTensor destination, T[] data) where T : unmanaged
+    {
+        using var host = OrtValue.CreateTensorValueFromMemory(data, destination.Shape);
         DeviceCopy(destination.ElementType, host, destination.Value);
+    }
+
+    static void CheckElementType<T>(DeviceTensor tensor) where T : unmanaged
+    {
+        if (ElementTypeOf<T>() != tensor.ElementType)
+            throw new ArgumentException($"a {tensor} tensor accessed as {typeof(T).Name} values");
     }
 
     public T[] Download<T>(DeviceTensor source) where T : unmanaged

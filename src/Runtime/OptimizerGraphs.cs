@@ -14,12 +14,13 @@ public sealed record OptimizerParameter(string Name, long[] Shape);
 /// ping-pong pair. Hyperparameters are double scalar inputs, so schedules never rebuild the graph; like
 /// torch, which keeps them as Python floats, the scalar coefficients (1 - beta, bias corrections) are
 /// computed in double and rounded to float once.
-/// Gradients are first clipped by their global norm as torch.nn.utils.clip_grad_norm_ does
-/// (<c>max_grad_norm</c> &lt;= 0 disables it); the pre-clip norm is the output <c>grad_norm</c>.</summary>
+/// Gradients are first multiplied by <c>grad_scale</c> (1 / micro-batches averages accumulated gradients), then
+/// clipped by their global norm as torch.nn.utils.clip_grad_norm_ does (<c>max_grad_norm</c> &lt;= 0 disables it);
+/// the norm of the scaled gradients before clipping is the output <c>grad_norm</c>.</summary>
 public static class OptimizerGraphs
 {
     public const string LearningRate = "lr", Beta1 = "beta1", Beta2 = "beta2", Epsilon = "eps", WeightDecay = "weight_decay",
-        Step = "step", MaxGradNorm = "max_grad_norm", Momentum = "momentum", GradNorm = "grad_norm";
+        Step = "step", MaxGradNorm = "max_grad_norm", Momentum = "momentum", GradScale = "grad_scale", GradNorm = "grad_norm";
 
     public static string Next(string value) => value + ".next";
     public static string Grad(string name) => name + ".grad";
@@ -80,17 +81,21 @@ public static class OptimizerGraphs
         return b.ToModel();
     }
 
-    /// <summary>g * min(1, max_norm / (total_norm + 1e-6)) when max_norm &gt; 0, as clip_grad_norm_ does.</summary>
+    /// <summary>g * s * min(1, max_norm / (‖g * s‖ + 1e-6)) when max_norm &gt; 0, as clip_grad_norm_ does after
+    /// scaling by s = grad_scale. The norm of the scaled gradients is |s| ‖g‖, so each gradient is read by one
+    /// ReduceSumSquare and multiplied once, by the combined factor.</summary>
     static List<string> ClippedGradients(GraphBuilder b, IReadOnlyList<OptimizerParameter> parameters)
     {
         var maxNorm = b.Cast(Scalar(b, MaxGradNorm), DataType.Float);
+        var gradScale = b.Cast(Scalar(b, GradScale), DataType.Float);
         var grads = parameters.Select(p => Tensor(b, Grad(p.Name), p.Shape)).ToList();
         var squares = grads.Select(g => b.Op("ReduceSumSquare", [g], Attr.Int("keepdims", 0))).ToArray();
-        var norm = b.Sqrt(b.Sum(squares));
+        var norm = b.Mul(b.Sqrt(b.Sum(squares)), b.Op("Abs", gradScale));
         Output(b, norm, GradNorm, []);
         var coefficient = b.Op("Min", b.Div(maxNorm, b.Add(norm, b.Scalar(1e-6, DataType.Float))), b.Scalar(1, DataType.Float));
-        var scale = b.Where(b.Op("Greater", maxNorm, b.Scalar(0, DataType.Float)), coefficient, b.Scalar(1, DataType.Float));
-        return grads.Select(g => b.Mul(g, scale)).ToList();
+        var clip = b.Where(b.Op("Greater", maxNorm, b.Scalar(0, DataType.Float)), coefficient, b.Scalar(1, DataType.Float));
+        var factor = b.Mul(gradScale, clip);
+        return grads.Select(g => b.Mul(g, factor)).ToList();
     }
 
     static string Scalar(GraphBuilder b, string name) => b.Input(name, DataType.Double);

@@ -1,3 +1,5 @@
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Models.Checkpoints;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace AlignThenUnlearn.Runtime;
@@ -27,6 +29,44 @@ public sealed class ParameterStore(ExecutionDevice device) : IDisposable
         _order.Add(name);
         if (trainable) _trainable.Add(name);
     }
+
+    /// <summary>Adds the parameters of <paramref name="specs"/> from a safetensors checkpoint (a file, a sharded
+    /// index or a Hugging Face folder), converted to float32. Every tensor is checked (present, same shape,
+    /// floating-point) before any is read, so a wrong checkpoint adds nothing; tensors the specs do not name
+    /// are ignored (a truncated graph needs only some of a checkpoint).</summary>
+    public void Load(string checkpointPath, IEnumerable<ParameterSpec> specs, Func<string, bool> trainable)
+    {
+        var list = specs.ToList();
+        foreach (var spec in list)
+        {
+            if (_values.ContainsKey(spec.Name)) throw new ArgumentException($"parameter '{spec.Name}' is already in the store");
+            if (spec.ElementType != global::Onnx.TensorProto.Types.DataType.Float)
+                throw new ArgumentException($"parameter '{spec.Name}' is {spec.ElementType}; the store holds float32 parameters");
+        }
+        using var checkpoint = SafetensorsCheckpoint.Open(checkpointPath);
+        foreach (var spec in list) DeviceTensorFiles.CheckTensor(checkpoint, spec.Name, spec.Shape);
+        foreach (var spec in list)
+        {
+            var tensor = Device.Allocate(TensorElementType.Float, spec.Shape);
+            try { DeviceTensorFiles.Read(Device, checkpoint, spec.Name, tensor); }
+            catch { tensor.Dispose(); throw; }
+            _values[spec.Name] = tensor;
+            _order.Add(spec.Name);
+            if (trainable(spec.Name)) _trainable.Add(spec.Name);
+        }
+    }
+
+    /// <summary>Overwrites every parameter in the store from a safetensors checkpoint, after checking all of them.</summary>
+    public void Overwrite(string checkpointPath)
+    {
+        using var checkpoint = SafetensorsCheckpoint.Open(checkpointPath);
+        foreach (var name in _order) DeviceTensorFiles.CheckTensor(checkpoint, name, this[name].Shape);
+        foreach (var name in _order) DeviceTensorFiles.Read(Device, checkpoint, name, this[name]);
+    }
+
+    /// <summary>Writes every parameter (float32, store order) to a safetensors file; the file appears only when complete.</summary>
+    public void Save(string path, IReadOnlyDictionary<string, string>? metadata = null) =>
+        DeviceTensorFiles.Write(Device, path, _order.Select(n => (n, _values[n])).ToList(), metadata);
 
     public void SetTrainable(IEnumerable<string> names)
     {

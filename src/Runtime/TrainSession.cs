@@ -16,7 +16,8 @@ public sealed class TrainSession : IDisposable
     readonly Dictionary<string, DeviceTensor> _grads = [];
     readonly Dictionary<string, DeviceTensor> _spare = [];
     readonly string[] _hostOutputs;
-    readonly HashSet<string> _graphInputs;
+    readonly string[] _firstInputs;
+    readonly string[] _accumulatingInputs = [];
 
     public const string AccumulatedSuffix = ".accumulated";
 
@@ -28,14 +29,19 @@ public sealed class TrainSession : IDisposable
     {
         (_device, _store, Loss) = (device, store, loss);
         _hostOutputs = [loss, .. metrics ?? []];
-        _graphInputs = graph.Model.Graph.Input.Select(i => i.Name).ToHashSet();
+        _firstInputs = graph.Model.Graph.Input.Select(i => i.Name).ToArray();
         foreach (var p in graph.Gradients.Keys)
         {
             _grads[p] = store.AllocateLike(p);
             if (allowAccumulation) _spare[p] = store.AllocateLike(p);
         }
         _first = device.Open(graph.Model);
-        if (allowAccumulation) _accumulating = device.Open(TrainGraphs.WithAccumulation(graph));
+        if (allowAccumulation)
+        {
+            var accumulating = TrainGraphs.WithAccumulation(graph);
+            _accumulatingInputs = accumulating.Graph.Input.Select(i => i.Name).ToArray();
+            _accumulating = device.Open(accumulating);
+        }
     }
 
     public sealed record Result(double Loss, IReadOnlyDictionary<string, double[]> Metrics);
@@ -48,7 +54,7 @@ public sealed class TrainSession : IDisposable
         var inputs = new List<OrtValue>();
         try
         {
-            foreach (var name in _graphInputs)
+            foreach (var name in accumulate ? _accumulatingInputs : _firstInputs)
             {
                 if (_store.Contains(name)) binding.BindInput(name, _store[name].Value);
                 else if (batch.TryGetValue(name, out var value)) { var v = HostValues.ToOrtValue(value); inputs.Add(v); binding.BindInput(name, v); }

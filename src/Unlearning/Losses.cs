@@ -54,14 +54,14 @@ public static class Losses
         return b.Div(total, b.Op("Clip", count, b.Scalar(1e-12, type)));
     }
 
-    static DataType TypeOf(GraphBuilder b, string value) =>
+    internal static DataType TypeOf(GraphBuilder b, string value) =>
         ShapeInference.Run(b.Graph)[value]?.ElementType ?? throw new ArgumentException($"the element type of '{value}' cannot be inferred in graph '{b.Graph.Name}'");
 
-    static DataType ComputeType(GraphBuilder b, string value) => TypeOf(b, value) switch
+    internal static DataType ComputeType(GraphBuilder b, string value) => TypeOf(b, value) switch
     {
         DataType.Float16 or DataType.Bfloat16 => DataType.Float,
         var type => type,
     };
 
-    static string As(GraphBuilder b, string value, DataType type) => TypeOf(b, value) == type ? value : b.Cast(value, type);
+    internal static string As(GraphBuilder b, string value, DataType type) => TypeOf(b, value) == type ? value : b.Cast(value, type);
 }

@@ -1,7 +1,8 @@
 using AlignThenUnlearn.Benchmarks;
 using CommandLine;
 
-return Parser.Default.ParseArguments(args, typeof(BlockOptions), typeof(GenerateOptions)).MapResult(
+return Parser.Default.ParseArguments(args, typeof(BlockOptions), typeof(GenerateOptions), typeof(TrainOptions)).MapResult(
     (BlockOptions o) => BlockBenchmark.Run(o),
     (GenerateOptions o) => GenerateBenchmark.Run(o),
+    (TrainOptions o) => TrainBenchmark.Run(o),
     _ => 2);

@@ -5,9 +5,10 @@ using Onnx;
 namespace AlignThenUnlearn.Tests.Support;
 
 /// <summary>Compares the gradients of a generated backward graph with central finite differences
-/// of the forward graph, both run by ONNX Runtime's CPU execution provider.</summary>
+/// of the forward graph, both run on <see cref="TestDevice.Current"/> (the CPU unless ATU_TEST_DEVICE says otherwise).</summary>
 public static class GradCheck
 {
+    /// <summary>The CPU with one thread, whatever ATU_TEST_DEVICE says: for results that must be bit-identical between runs.</summary>
     public static readonly ExecutionDevice Cpu = ExecutionDevice.Create("cpu", threads: 1);
 
     /// <param name="freshSessions">Open a new session for every evaluation: stateful kernels (Dropout's
@@ -18,12 +19,13 @@ public static class GradCheck
         var wrtList = wrt.ToList();
         var grads = Gradients.Build(forward, loss, wrtList);
         Assert.Empty(grads.Unreached);
-        var analytic = Cpu.Run(grads.Model, inputs);
+        var device = TestDevice.Current;
+        var analytic = device.Run(grads.Model, inputs);
 
-        using var session = freshSessions ? null : Cpu.Open(forward);
+        using var session = freshSessions ? null : device.Open(forward);
         double Loss(IReadOnlyDictionary<string, HostTensor> feeds)
         {
-            var outputs = session is null ? Cpu.Run(forward, feeds, [loss]) : ExecutionDevice.Run(session, feeds, [loss]);
+            var outputs = session is null ? device.Run(forward, feeds, [loss]) : ExecutionDevice.Run(session, feeds, [loss]);
             return outputs[loss].AsDoubles().Sum();
         }
 
