@@ -7,13 +7,8 @@ using Spectre.Console;
 namespace AlignThenUnlearn.Cli;
 
 [Verb("eval", HelpText = "Score an artifact folder (optionally with trained weights) on RWKU: forget and neighbour probes by ROUGE-L recall, MMLU by next-token logits. Writes results.json, results.md (Table 1 layout) and probes.jsonl.")]
-public sealed class EvalOptions
+public sealed class EvalOptions : ModelRunOptions
 {
-    [Option("artifacts", Required = true, HelpText = "Artifact folder written by `atu export` (with its tokenizer).")]
-    public string Artifacts { get; set; } = "";
-
-    [Option("weights", HelpText = "Trained weights (safetensors, the model's tensor names) to evaluate instead of the artifact's own.")]
-    public string? Weights { get; set; }
 
     [Option("rwku", Required = true, HelpText = "RWKU folder: per-target folders <n>_<Name>/ and All/.")]
     public string Rwku { get; set; } = "";
@@ -45,11 +40,6 @@ public sealed class EvalOptions
     [Option("max-new-tokens", Default = RwkuPrompts.MaxNewTokens, HelpText = "Tokens generated per probe (RWKU: 30).")]
     public int MaxNewTokens { get; set; } = RwkuPrompts.MaxNewTokens;
 
-    [Option("device", Default = "cpu", HelpText = "cpu, cuda or auto.")]
-    public string Device { get; set; } = "cpu";
-
-    [Option("threads", Default = 0, HelpText = "Intra-op threads (0: ONNX Runtime's default).")]
-    public int Threads { get; set; }
 }
 
 public static class EvalCommand
@@ -69,7 +59,7 @@ public static class EvalCommand
         var name = o.Name ?? (o.Weights is not null ? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
             : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts))));
 
-        var device = ExecutionDevice.Create(o.Device, o.Threads, notice: m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
+        var device = o.CreateDevice();
         using var generator = GreedyGenerator.Open(artifact, device, o.Weights, m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
         var model = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer));
         var evaluator = new RwkuEvaluator(model, model, MmluPrompts.AnswerTokenIds(tokenizer), new RwkuEvaluationOptions

@@ -7,11 +7,8 @@ using Spectre.Console;
 namespace AlignThenUnlearn.Cli;
 
 [Verb("forward", HelpText = "Run a prompt through an artifact folder and write the logits and every layer's hidden states to a safetensors file.")]
-public sealed class ForwardOptions
+public sealed class ForwardOptions : ModelRunOptions
 {
-    [Option("artifacts", Required = true, HelpText = "Artifact folder written by `atu export`.")]
-    public string Artifacts { get; set; } = "";
-
     [Option("prompt", SetName = "text", Required = true, HelpText = "Text to tokenize with the artifact's tokenizer.")]
     public string? Prompt { get; set; }
 
@@ -21,20 +18,12 @@ public sealed class ForwardOptions
     [Option("ids", SetName = "ids", Required = true, HelpText = "Comma-separated token ids instead of text.")]
     public string? Ids { get; set; }
 
-    [Option("weights", HelpText = "Trained weights (safetensors) to use instead of the artifact's own.")]
-    public string? Weights { get; set; }
-
     [Option("out", Required = true, HelpText = "Output safetensors file (logits [1,seq,vocab], hidden_states.{k} [1,seq,hidden]).")]
     public string Out { get; set; } = "";
 
     [Option("force", HelpText = "Overwrite an existing output file.")]
     public bool Force { get; set; }
 
-    [Option("device", Default = "cpu", HelpText = "cpu, cuda or auto.")]
-    public string Device { get; set; } = "cpu";
-
-    [Option("threads", Default = 0, HelpText = "Intra-op threads (0: ONNX Runtime's default).")]
-    public int Threads { get; set; }
 }
 
 public static class ForwardCommand
@@ -52,7 +41,7 @@ public static class ForwardCommand
             var tokenizer = model.Tokenizer ?? throw new InvalidOperationException($"'{o.Artifacts}' has no tokenizer files; pass --ids instead of --prompt");
             ids = (o.Chat ? tokenizer.EncodeChatPrompt(o.Prompt!).Ids : tokenizer.EncodeToIds(o.Prompt!)).Select(i => (long)i).ToArray();
         }
-        var device = ExecutionDevice.Create(o.Device, o.Threads, notice: m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
+        var device = o.CreateDevice();
         var outputs = model.Forward(device, [ids], o.Weights);
         var sources = outputs.OrderBy(kv => kv.Key, StringComparer.Ordinal)
             .Select(kv => TensorSource.FromArray(kv.Key, kv.Value.Shape, kv.Value.Floats)).ToList();

@@ -7,13 +7,8 @@ using CommandLine;
 namespace AlignThenUnlearn.Cli;
 
 [Verb("generate", HelpText = "Greedy continuation of a prompt by an artifact folder's model (KV cache), printed as it is generated.")]
-public sealed class GenerateOptions
+public sealed class GenerateOptions : ModelRunOptions
 {
-    [Option("artifacts", Required = true, HelpText = "Artifact folder written by `atu export`.")]
-    public string Artifacts { get; set; } = "";
-
-    [Option("weights", HelpText = "Trained weights (safetensors, the model's tensor names) to use instead of the artifact's own.")]
-    public string? Weights { get; set; }
 
     [Option("prompt", SetName = "text", Required = true, HelpText = "Text to continue, encoded with the artifact's tokenizer.")]
     public string? Prompt { get; set; }
@@ -33,11 +28,6 @@ public sealed class GenerateOptions
     [Option("no-cache", HelpText = "Recompute the whole sequence at every step instead of using the KV cache (slow; for comparisons).")]
     public bool NoCache { get; set; }
 
-    [Option("device", Default = "cpu", HelpText = "cpu, cuda or auto.")]
-    public string Device { get; set; } = "cpu";
-
-    [Option("threads", Default = 0, HelpText = "Intra-op threads (0: ONNX Runtime's default).")]
-    public int Threads { get; set; }
 }
 
 public static class GenerateCommand
@@ -61,7 +51,7 @@ public static class GenerateCommand
         IReadOnlyCollection<int> stops = tokenizer is null ? artifact.Config.EosTokenIds
             : o.RwkuStops ? RwkuPrompts.StopIds(tokenizer) : tokenizer.StopIds;
 
-        var device = ExecutionDevice.Create(o.Device, o.Threads, notice: stderr.WriteLine);
+        var device = o.CreateDevice(stderr.WriteLine);   // stdout carries only the generated text
         using var generator = GreedyGenerator.Open(artifact, device, o.Weights, stderr.WriteLine);
         var text = tokenizer is null ? null : new GreedyTextGenerator(generator, tokenizer, stops);
         var tokens = new List<int>();

@@ -1,0 +1,25 @@
+using AlignThenUnlearn.Runtime;
+using CommandLine;
+using Spectre.Console;
+
+namespace AlignThenUnlearn.Cli;
+
+/// <summary>Options shared by the verbs that run a model from an artifact folder.</summary>
+public abstract class ModelRunOptions
+{
+    [Option("artifacts", Required = true, HelpText = "Artifact folder written by `atu export`.")]
+    public string Artifacts { get; set; } = "";
+
+    [Option("weights", HelpText = "Trained weights (safetensors, the model's tensor names) to use instead of the artifact's own.")]
+    public string? Weights { get; set; }
+
+    [Option("device", Default = "auto", HelpText = "cpu, cuda or auto (CUDA when its provider loads, else the CPU with a notice).")]
+    public string Device { get; set; } = "auto";
+
+    [Option("threads", Default = 0, HelpText = "Intra-op threads (0: ONNX Runtime's default).")]
+    public int Threads { get; set; }
+
+    /// <summary>The chosen device; a fallback notice goes to <paramref name="notice"/> (the console by default).</summary>
+    public ExecutionDevice CreateDevice(Action<string>? notice = null) =>
+        ExecutionDevice.Create(Device, Threads, notice ?? (m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]")));
+}
