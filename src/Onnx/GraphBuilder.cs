@@ -9,6 +9,8 @@ namespace AlignThenUnlearn.Onnx;
 public sealed class GraphBuilder
 {
     readonly HashSet<string> _names = [];
+    // Node names live apart from value names (ONNX keeps them apart too), so naming a node after its output is fine.
+    readonly HashSet<string> _nodeNames = [];
     readonly Dictionary<string, string> _constants = [];
     int _counter;
 
@@ -24,17 +26,19 @@ public sealed class GraphBuilder
         OpsetVersion = opset;
         foreach (var v in graph.Input) _names.Add(v.Name);
         foreach (var v in graph.Initializer) _names.Add(v.Name);
-        foreach (var n in graph.Node) { _names.UnionWith(n.Output); if (n.Name != "") _names.Add(n.Name); }
+        foreach (var n in graph.Node) { _names.UnionWith(n.Output); if (n.Name != "") _nodeNames.Add(n.Name); }
     }
 
     /// <summary>A name not used in the graph yet, derived from <paramref name="hint"/>.</summary>
-    public string Fresh(string hint)
+    public string Fresh(string hint) => Unique(_names, hint);
+
+    string Unique(HashSet<string> used, string hint)
     {
-        if (_names.Add(hint)) return hint;
+        if (used.Add(hint)) return hint;
         while (true)
         {
             var candidate = $"{hint}_{++_counter}";
-            if (_names.Add(candidate)) return candidate;
+            if (used.Add(candidate)) return candidate;
         }
     }
 
@@ -88,7 +92,7 @@ public sealed class GraphBuilder
     public string[] Node(string opType, IEnumerable<string> inputs, int outputCount = 1, IEnumerable<AttributeProto>? attributes = null,
         string domain = "", string? name = null, string? docString = null, IReadOnlyList<string>? outputNames = null)
     {
-        var nodeName = Fresh(name ?? opType);
+        var nodeName = Unique(_nodeNames, name ?? opType);
         var node = new NodeProto { OpType = opType, Name = nodeName, Domain = domain };
         node.Input.AddRange(inputs);
         for (int i = 0; i < outputCount; i++)
