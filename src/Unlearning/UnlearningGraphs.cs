@@ -6,15 +6,6 @@ using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace AlignThenUnlearn.Unlearning;
 
-/// <summary>An embedding prediction head that can be emitted into a graph after the LLM's hidden state: it reads
-/// [batch, seq, llm_hidden] and predicts [batch, seq, encoder_dim]. <paramref name="training"/> selects the training
-/// lowering (dropout active) over the inference one.</summary>
-public interface IPredictionHead
-{
-    IReadOnlyList<ParameterSpec> Parameters { get; }
-    string Emit(GraphBuilder b, string hidden, bool training);
-}
-
 /// <summary>The joint graphs of Align-then-Unlearn (DESIGN.md section 1). Both run the LLM's training lowering up to
 /// hidden_states[layer] (later layers are never built) and the head after it:
 /// <list type="bullet">

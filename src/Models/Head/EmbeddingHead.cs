@@ -1,0 +1,117 @@
+using AlignThenUnlearn.Onnx;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace AlignThenUnlearn.Models;
+
+/// <summary>Sizes of the embedding prediction head.</summary>
+public sealed record EmbeddingHeadConfig(int InputSize, int DModel, int Heads, int FeedForward, int Layers, int OutputSize,
+    double Dropout = 0.1, double LayerNormEps = 1e-5);
+
+/// <summary>The embedding prediction head of Align-then-Unlearn: Linear(llm_hidden -> d), a stack of PyTorch
+/// nn.TransformerDecoderLayer (post-norm, ReLU, batch first) whose self-attention is causal and whose cross-attention
+/// attends to the projected input itself with no mask, no positional encoding and no final norm, then Linear(d -> enc).
+/// Parameter names follow PyTorch's modules under <c>head.</c>: <c>layers.{i}.self_attn.in_proj_weight</c> (rows q, k, v),
+/// <c>self_attn.out_proj</c>, <c>multihead_attn.*</c>, <c>linear1</c>, <c>linear2</c>, <c>norm1..3</c>.
+/// The training lowering has PyTorch's dropouts (attention weights, the three residual branches, the feed-forward
+/// activation) with the ratio as graph input <see cref="DropoutRatio"/>; the inference lowering has none.</summary>
+public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementType = DataType.Float) : IPredictionHead
+{
+    public const string Prefix = "head.", DropoutRatio = "head_dropout";
+    public EmbeddingHeadConfig Config { get; } = config;
+
+    public IReadOnlyList<ParameterSpec> Parameters { get; } = Specs(config, elementType);
+
+    static IReadOnlyList<ParameterSpec> Specs(EmbeddingHeadConfig c, DataType type)
+    {
+        var specs = new List<ParameterSpec>();
+        void Add(string name, params long[] shape) => specs.Add(new ParameterSpec(Prefix + name, shape, type));
+        Add("input_proj.weight", c.DModel, c.InputSize); Add("input_proj.bias", c.DModel);
+        for (int i = 0; i < c.Layers; i++)
+        {
+            foreach (var attention in new[] { "self_attn", "multihead_attn" })
+            {
+                Add($"layers.{i}.{attention}.in_proj_weight", 3L * c.DModel, c.DModel); Add($"layers.{i}.{attention}.in_proj_bias", 3L * c.DModel);
+                Add($"layers.{i}.{attention}.out_proj.weight", c.DModel, c.DModel); Add($"layers.{i}.{attention}.out_proj.bias", c.DModel);
+            }
+            Add($"layers.{i}.linear1.weight", c.FeedForward, c.DModel); Add($"layers.{i}.linear1.bias", c.FeedForward);
+            Add($"layers.{i}.linear2.weight", c.DModel, c.FeedForward); Add($"layers.{i}.linear2.bias", c.DModel);
+            foreach (var norm in new[] { "norm1", "norm2", "norm3" }) { Add($"layers.{i}.{norm}.weight", c.DModel); Add($"layers.{i}.{norm}.bias", c.DModel); }
+        }
+        Add("output_proj.weight", c.OutputSize, c.DModel); Add("output_proj.bias", c.OutputSize);
+        return specs;
+    }
+
+    public string Emit(GraphBuilder b, string hidden, bool training) => new Emitter(b, this, training).Head(hidden);
+
+    /// <summary>One emission: the graph, the lowering, and the shared values (dropout ratio, causal mask).</summary>
+    sealed class Emitter(GraphBuilder b, EmbeddingHead head, bool training)
+    {
+        readonly EmbeddingHeadConfig c = head.Config;
+        string? _ratio, _training, _causal;
+        int _dropouts;
+
+        public string Head(string hidden)
+        {
+            foreach (var p in head.Parameters) b.Input(p.Name, p.ElementType, p.Shape.Select(d => (Dim)d).ToArray());
+            if (training)
+            {
+                _ratio = b.Input(DropoutRatio, DataType.Float);
+                _training = b.Initializer(Tensors.FromBool("head_training", [true]));
+            }
+            var memory = Linear(hidden, "input_proj");
+            var x = memory;
+            for (int i = 0; i < c.Layers; i++) x = DecoderLayer(x, memory, $"layers.{i}");
+            return Linear(x, "output_proj");
+        }
+
+        /// <summary>nn.TransformerDecoderLayer with norm_first=False.</summary>
+        string DecoderLayer(string x, string memory, string p)
+        {
+            x = LayerNorm(b.Add(x, Dropout(Attention(x, x, $"{p}.self_attn", causal: true))), $"{p}.norm1");
+            x = LayerNorm(b.Add(x, Dropout(Attention(x, memory, $"{p}.multihead_attn", causal: false))), $"{p}.norm2");
+            var ff = Linear(Dropout(b.Relu(Linear(x, $"{p}.linear1"))), $"{p}.linear2");
+            return LayerNorm(b.Add(x, Dropout(ff)), $"{p}.norm3");
+        }
+
+        /// <summary>nn.MultiheadAttention: packed in-projection (rows q, k, v), scaled dot product, dropout on the weights, out-projection.</summary>
+        string Attention(string query, string keyValue, string p, bool causal)
+        {
+            int d = c.DModel, h = c.Heads, hd = d / h;
+            var w = Prefix + p + ".in_proj_weight";
+            var bias = Prefix + p + ".in_proj_bias";
+            var ws = b.Node("Split", [w, b.Ints(d, d, d)], 3, [Attr.Int("axis", 0)]);
+            var bs = b.Node("Split", [bias, b.Ints(d, d, d)], 3, [Attr.Int("axis", 0)]);
+            string Project(string x, int k) => b.Add(b.MatMul(x, b.Transpose(ws[k], 1, 0)), bs[k]);
+            string Heads(string x) => b.Transpose(b.Reshape(x, 0, 0, h, hd), 0, 2, 1, 3);               // [batch, heads, seq, hd]
+            var q = Heads(Project(query, 0));
+            var k = Heads(Project(keyValue, 1));
+            var v = Heads(Project(keyValue, 2));
+            var scores = b.Mul(b.MatMul(q, b.Transpose(k, 0, 1, 3, 2)), b.Scalar(1 / Math.Sqrt(hd), TypeOf()));
+            if (causal) scores = b.Where(CausalMask(query), scores, b.Scalar(TypeOf() == DataType.Double ? double.MinValue : float.MinValue, TypeOf()));
+            var weights = Dropout(b.Softmax(scores, -1));
+            var context = b.Reshape(b.Transpose(b.MatMul(weights, v), 0, 2, 1, 3), 0, 0, d);
+            return b.Add(b.MatMul(context, b.Transpose(Prefix + p + ".out_proj.weight", 1, 0)), Prefix + p + ".out_proj.bias");
+        }
+
+        string CausalMask(string x)
+        {
+            if (_causal is not null) return _causal;
+            var seq = b.Gather(b.Shape(x), b.IntScalar(1));
+            var positions = b.Op("Range", b.IntScalar(0), seq, b.IntScalar(1));
+            return _causal = b.Op("LessOrEqual", b.Unsqueeze(positions, 0), b.Unsqueeze(positions, 1));
+        }
+
+        string Linear(string x, string module) =>
+            b.Add(b.MatMul(x, b.Transpose(Prefix + module + ".weight", 1, 0)), Prefix + module + ".bias");
+
+        string LayerNorm(string x, string module) =>
+            b.Op("LayerNormalization", [x, Prefix + module + ".weight", Prefix + module + ".bias"], Attr.Int("axis", -1), Attr.Float("epsilon", (float)c.LayerNormEps));
+
+        /// <summary>Training: Dropout with the graph's ratio (each site its own fixed seed, so runs of one session repeat);
+        /// inference: identity.</summary>
+        string Dropout(string x) => !training ? x
+            : b.Node("Dropout", [x, _ratio!, _training!], 1, [Attr.Int("seed", 1000 + _dropouts++)])[0];
+
+        DataType TypeOf() => head.Parameters[0].ElementType;
+    }
+}

@@ -1,0 +1,12 @@
+using AlignThenUnlearn.Onnx;
+
+namespace AlignThenUnlearn.Models;
+
+/// <summary>An embedding prediction head that can be emitted into a graph after the LLM's hidden state: it reads
+/// [batch, seq, llm_hidden] and predicts [batch, seq, encoder_dim]. <c>training</c> selects the training lowering
+/// (dropout active) over the inference one.</summary>
+public interface IPredictionHead
+{
+    IReadOnlyList<ParameterSpec> Parameters { get; }
+    string Emit(GraphBuilder b, string hidden, bool training);
+}
