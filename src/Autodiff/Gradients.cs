@@ -23,6 +23,9 @@ public static class Gradients
     /// A non-scalar loss is summed. Only nodes between the inputs and the loss get backward nodes.</summary>
     public static GradientGraph Build(ModelProto forward, string loss, IEnumerable<string> wrt)
     {
+        var version = Opset.DefaultDomainVersion(forward);
+        if (version != 0 && version < Opset.Oldest)
+            throw new GradientException($"graph '{forward.Graph.Name}' uses opset {version}; gradients are built for opset {Opset.Oldest} or newer (reduction axes as inputs)");
         var model = forward.Clone();
         var graph = model.Graph;
         var wrtList = wrt.Distinct().ToList();

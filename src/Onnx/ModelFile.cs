@@ -24,9 +24,6 @@ public static class ModelFile
         }
         if (model.Graph is null || (model.Graph.Node.Count == 0 && model.Graph.Output.Count == 0))
             throw new OnnxFormatException($"'{path}' holds no graph (truncated or not an ONNX model)");
-        var version = Opset.DefaultDomainVersion(model);
-        if (version != 0 && version < Opset.Oldest)
-            throw new OnnxFormatException($"'{path}' uses opset {version}; this project reads opset {Opset.Oldest} or newer");
 
         var folder = Path.GetDirectoryName(full)!;
         foreach (var tensor in AllInitializers(model.Graph))

@@ -12,7 +12,8 @@ public static class Opset
     public const int Fused = 23;
     public const long IrVersion = 10;
 
-    /// <summary>The oldest default-domain opset that the graph layer reads.</summary>
+    /// <summary>The oldest default-domain opset whose graphs the shape inference and the gradient rules understand
+    /// (reduction axes and Split sizes as inputs). Any opset ONNX Runtime runs can be loaded and run.</summary>
     public const int Oldest = 18;
 
     public static int DefaultDomainVersion(ModelProto model)

@@ -202,4 +202,15 @@ public class GradientErrorTests
         Assert.Equal(["x"], grads.Unreached);
         Assert.Empty(grads.Gradients);
     }
+
+    [Fact]
+    public void Graphs_older_than_opset_18_are_refused_naming_the_opset()
+    {
+        var b = new GraphBuilder("old", opset: 13);
+        var x = b.Input("x", DataType.Float, 3);
+        b.Output(b.ReduceSum(b.Mul(x, x), [], keepDims: false), DataType.Float);
+        var model = b.ToModel();
+        var e = Assert.Throws<GradientException>(() => Gradients.Build(model, model.Graph.Output[0].Name, ["x"]));
+        Assert.Contains("opset 13", e.Message);
+    }
 }
