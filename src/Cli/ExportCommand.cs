@@ -15,6 +15,12 @@ public sealed class ExportOptionsCli
     [Option("random", SetName = "random", Required = true, HelpText = "A config.json (e.g. models/tiny-phi3.json): export random weights of that configuration.")]
     public string? RandomConfig { get; set; }
 
+    [Option("encoder", SetName = "encoder", Required = true, HelpText = "Add a sentence encoder to the existing artifact folder --out: an encoder folder (model.onnx, vocab.txt) or 'minilm' (all-MiniLM-L6-v2, shipped with atu).")]
+    public string? Encoder { get; set; }
+
+    [Option("device", Default = "auto", HelpText = "cpu, cuda or auto: where --encoder's test sentence is embedded.")]
+    public string Device { get; set; } = "auto";
+
     [Option("seed", Default = 0UL, HelpText = "Seed of the random weights (with --random).")]
     public ulong Seed { get; set; }
 
@@ -38,6 +44,13 @@ public static class ExportCommand
 {
     public static int Run(ExportOptionsCli o)
     {
+        if (o.Encoder is not null)
+        {
+            var device = Runtime.ExecutionDevice.Create(o.Device, notice: m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
+            var dimension = Runtime.EncoderInstaller.Install(o.Out, o.Encoder, device, o.Force);
+            AnsiConsole.MarkupLineInterpolated($"[green]added[/] encoder '{o.Encoder}' ({dimension}-d, mean pooling) to {o.Out}");
+            return 0;
+        }
         var options = new ExportOptions
         {
             ElementType = o.Dtype switch { "f32" => DataType.Float, "f16" => DataType.Float16, _ => throw new ArgumentException($"--dtype {o.Dtype}: expected f32 or f16") },

@@ -46,7 +46,8 @@ public sealed record ArtifactManifest
         return new ArtifactFile(relative.Replace('\\', '/'), new FileInfo(path).Length, hash);
     }
 
-    public void Save(string folder) => File.WriteAllText(System.IO.Path.Combine(folder, FileName), JsonSerializer.Serialize(this, Json));
+    /// <summary>Writes manifest.json atomically (a reader never sees half a manifest).</summary>
+    public void Save(string folder) => AtomicFile.WriteAllBytes(System.IO.Path.Combine(folder, FileName), JsonSerializer.SerializeToUtf8Bytes(this, Json));
 
     public static ArtifactManifest Load(string folder)
     {
