@@ -36,10 +36,7 @@ public sealed class ArtifactModel
         var result = new Dictionary<string, HostTensor>();
         foreach (var spec in specs)
         {
-            if (!checkpoint.Contains(spec.Name)) throw new ModelFormatException($"weights '{path}' lack tensor '{spec.Name}'");
-            var entry = checkpoint.Entry(spec.Name);
-            if (!entry.Shape.SequenceEqual(spec.Shape))
-                throw new ModelFormatException($"tensor '{spec.Name}' in '{path}' has shape [{string.Join(",", entry.Shape)}], the model needs [{string.Join(",", spec.Shape)}]");
+            checkpoint.RequireWeight(spec.Name, spec.Shape);
             var data = new float[spec.ElementCount];
             checkpoint.Read(spec.Name, data);
             result[spec.Name] = HostTensor.Of(data, spec.Shape);

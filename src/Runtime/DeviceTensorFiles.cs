@@ -18,17 +18,6 @@ public static class DeviceTensorFiles
 
     /// <summary>Fails with a message naming the file and the tensor unless <paramref name="checkpoint"/> holds
     /// <paramref name="name"/> with <paramref name="shape"/> in a floating-point dtype.</summary>
-    public static void CheckTensor(SafetensorsCheckpoint checkpoint, string name, long[] shape)
-    {
-        if (!checkpoint.Contains(name))
-            throw new ModelFormatException($"'{checkpoint.Path}' has no tensor '{name}', which the model needs");
-        var entry = checkpoint.Entry(name);
-        if (!entry.Shape.SequenceEqual(shape))
-            throw new ModelFormatException($"tensor '{name}' in '{checkpoint.Path}' has shape {Format(entry.Shape)}; the model needs {Format(shape)}");
-        if (!entry.DType.IsFloatingPoint())
-            throw new ModelFormatException($"tensor '{name}' in '{checkpoint.Path}' is {entry.DType}; parameters are read from F32, F16 or BF16");
-    }
-
     public static void Read(ExecutionDevice device, SafetensorsCheckpoint checkpoint, string name, DeviceTensor destination) =>
         device.Fill<float>(destination, values => checkpoint.Read(name, values));
 

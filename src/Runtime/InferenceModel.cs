@@ -59,7 +59,7 @@ public sealed class InferenceModel : IDisposable
             var checkpoint = SafetensorsCheckpoint.Open(weightsPath);
             try
             {
-                ArtifactExporter.CheckTensors(checkpoint, specs, weightsPath);
+                ArtifactExporter.CheckTensors(checkpoint, specs);
                 var runDType = runType == DataType.Float ? SafetensorsDType.F32 : SafetensorsDType.F16;
                 if (specs.Any(s => checkpoint.Entry(s.Name).DType != runDType))
                 {

@@ -131,7 +131,7 @@ public sealed class Optimizer : IDisposable
             throw new ModelFormatException($"'{path}' does not record the optimizer's steps ('{StepsKey}' metadata)");
         var extra = checkpoint.Names.Where(n => !_state.ContainsKey(n)).ToList();
         if (extra.Count > 0) throw new ModelFormatException($"'{path}' holds optimizer state '{extra[0]}' for a parameter this optimizer does not update");
-        foreach (var (name, (current, _)) in _state) DeviceTensorFiles.CheckTensor(checkpoint, name, current.Shape);
+        foreach (var (name, (current, _)) in _state) checkpoint.RequireWeight(name, current.Shape);
         foreach (var (name, (current, _)) in _state) DeviceTensorFiles.Read(_device, checkpoint, name, current);
         StepsTaken = steps;
     }

@@ -44,7 +44,7 @@ public sealed class ParameterStore(ExecutionDevice device) : IDisposable
                 throw new ArgumentException($"parameter '{spec.Name}' is {spec.ElementType}; the store holds float32 parameters");
         }
         using var checkpoint = SafetensorsCheckpoint.Open(checkpointPath);
-        foreach (var spec in list) DeviceTensorFiles.CheckTensor(checkpoint, spec.Name, spec.Shape);
+        foreach (var spec in list) checkpoint.RequireWeight(spec.Name, spec.Shape);
         foreach (var spec in list)
         {
             var tensor = Device.Allocate(TensorElementType.Float, spec.Shape);
@@ -60,7 +60,7 @@ public sealed class ParameterStore(ExecutionDevice device) : IDisposable
     public void Overwrite(string checkpointPath)
     {
         using var checkpoint = SafetensorsCheckpoint.Open(checkpointPath);
-        foreach (var name in _order) DeviceTensorFiles.CheckTensor(checkpoint, name, this[name].Shape);
+        foreach (var name in _order) checkpoint.RequireWeight(name, this[name].Shape);
         foreach (var name in _order) DeviceTensorFiles.Read(Device, checkpoint, name, this[name]);
     }
 

@@ -46,7 +46,7 @@ public static class ArtifactExporter
 
         using var checkpoint = SafetensorsCheckpoint.Open(hfFolder);
         var specs = DecoderBuilder.Parameters(config, options.ElementType);
-        CheckTensors(checkpoint, specs, hfFolder);
+        CheckTensors(checkpoint, specs);
 
         using var staged = StagedFolder.Create(outFolder, options.Force);
         File.Copy(configPath, staged.PathOf(HfConfig.FileName));
@@ -75,18 +75,9 @@ public static class ArtifactExporter
     }
 
     /// <summary>Every parameter the decoder needs is in the checkpoint with its shape and a floating dtype.</summary>
-    public static void CheckTensors(SafetensorsCheckpoint checkpoint, IReadOnlyList<ParameterSpec> specs, string folder)
+    public static void CheckTensors(SafetensorsCheckpoint checkpoint, IReadOnlyList<ParameterSpec> specs)
     {
-        foreach (var spec in specs)
-        {
-            if (!checkpoint.Contains(spec.Name))
-                throw new ModelFormatException($"checkpoint '{folder}' lacks tensor '{spec.Name}' that a {spec.Shape.Length}-d parameter [{string.Join(",", spec.Shape)}] of this configuration needs");
-            var entry = checkpoint.Entry(spec.Name);
-            if (!entry.Shape.SequenceEqual(spec.Shape))
-                throw new ModelFormatException($"tensor '{spec.Name}' in '{checkpoint.FileOf(spec.Name).Path}' has shape [{string.Join(",", entry.Shape)}], the configuration needs [{string.Join(",", spec.Shape)}]");
-            if (entry.DType is not (SafetensorsDType.F32 or SafetensorsDType.F16 or SafetensorsDType.BF16))
-                throw new ModelFormatException($"tensor '{spec.Name}' in '{checkpoint.FileOf(spec.Name).Path}' is {entry.DType}, expected a floating-point weight");
-        }
+        foreach (var spec in specs) checkpoint.RequireWeight(spec.Name, spec.Shape);
     }
 
     /// <summary>Writes the tensors of <paramref name="specs"/> from <paramref name="checkpoint"/> (any floating dtype) to one

@@ -63,7 +63,7 @@ public static class ModelShipper
             throw new FileNotFoundException($"trained weights '{weightsPath}' do not exist", weightsPath);
         using var weights = SafetensorsCheckpoint.Open(weightsPath);
         var specs = DecoderBuilder.Parameters(config);
-        ArtifactExporter.CheckTensors(weights, specs, weightsPath);
+        ArtifactExporter.CheckTensors(weights, specs);
         var known = specs.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
         var ignored = weights.Names.Where(n => !known.Contains(n)).ToList();
 

@@ -129,6 +129,19 @@ public sealed class SafetensorsCheckpoint : IDisposable
 
     public bool Contains(string name) => fileOf.ContainsKey(name);
 
+    /// <summary>Checks that <paramref name="name"/> is here with <paramref name="shape"/> and a floating dtype (F32, F16, BF16),
+    /// so that it can be read as a weight; the error names the file and the tensor.</summary>
+    public void RequireWeight(string name, long[] shape)
+    {
+        static string Format(long[] s) => $"[{string.Join(", ", s)}]";
+        if (!Contains(name)) throw new ModelFormatException($"'{Path}' has no tensor '{name}', which the model needs with shape {Format(shape)}");
+        var entry = Entry(name);
+        if (!entry.Shape.SequenceEqual(shape))
+            throw new ModelFormatException($"tensor '{name}' in '{FileOf(name).Path}' has shape {Format(entry.Shape)}; the model needs {Format(shape)}");
+        if (entry.DType is not (SafetensorsDType.F32 or SafetensorsDType.F16 or SafetensorsDType.BF16))
+            throw new ModelFormatException($"tensor '{name}' in '{FileOf(name).Path}' is {entry.DType}; weights are read from F32, F16 or BF16");
+    }
+
     /// <summary>The file that holds tensor <paramref name="name"/>; a missing tensor is a clear error.</summary>
     public SafetensorsFile FileOf(string name) =>
         fileOf.TryGetValue(name, out var file) ? file : throw new ModelFormatException($"checkpoint '{Path}' holds no tensor '{name}'");
