@@ -1,0 +1,78 @@
+using System.Security.Cryptography;
+using System.Text;
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Models.Checkpoints;
+using AlignThenUnlearn.Runtime;
+
+namespace AlignThenUnlearn.Unlearning;
+
+/// <summary>A corpus tokenized by the LLM with every token's future-window embedding: the alignment targets.</summary>
+public sealed record CorpusWindows(IReadOnlyList<int[]> TokenIds, float[][] Embeddings, bool[][] Full, int Dimension, bool FromCache);
+
+/// <summary>Window embeddings depend only on the corpus, the two tokenizers, the encoder and the window size, never on the
+/// LLM's weights, so they are computed once and kept on disk under a key that hashes all of those.</summary>
+public static class WindowEmbeddingCache
+{
+    public static CorpusWindows Compute(IReadOnlyList<string> texts, LlmTokenizer llm, SentenceEncoder encoder, int windowSize,
+        string cacheFolder, IEnumerable<string> fingerprintFiles, Action<double>? progress = null)
+    {
+        var key = Key(texts, windowSize, fingerprintFiles);
+        var path = Path.Combine(cacheFolder, $"windows-{key}.safetensors");
+        var tokenized = texts.Select(t => llm.Encode(t)).ToList();
+        var ids = tokenized.Select(t => t.Ids.ToArray()).ToList();
+        if (File.Exists(path)) return Read(path, ids);
+
+        var embeddings = new float[texts.Count][];
+        var full = new bool[texts.Count][];
+        for (int i = 0; i < texts.Count; i++)
+        {
+            var (pieceIds, pieceSpans) = encoder.Tokenizer.Pieces(tokenized[i].Text);
+            var windows = FutureWindows.Build(tokenized[i].Offsets, pieceIds, pieceSpans, windowSize, encoder.Tokenizer.PadId);
+            embeddings[i] = encoder.EmbedIds(windows.Windows).SelectMany(e => e).ToArray();
+            full[i] = windows.Full;
+            progress?.Invoke((i + 1.0) / texts.Count);
+        }
+        Directory.CreateDirectory(cacheFolder);
+        var sources = new List<TensorSource>();
+        for (int i = 0; i < texts.Count; i++)
+        {
+            sources.Add(TensorSource.FromArray($"{i}.embeddings", [ids[i].Length, encoder.Dimension], embeddings[i]));
+            sources.Add(TensorSource.FromArray($"{i}.full", [ids[i].Length], full[i].Select(f => f ? 1f : 0f).ToArray()));
+        }
+        SafetensorsWriter.Write(path, sources, new Dictionary<string, string> { ["window_size"] = windowSize.ToString(), ["texts"] = texts.Count.ToString() });
+        return new CorpusWindows(ids, embeddings, full, encoder.Dimension, FromCache: false);
+    }
+
+    static CorpusWindows Read(string path, List<int[]> ids)
+    {
+        using var file = SafetensorsFile.Open(path);
+        var embeddings = new float[ids.Count][];
+        var full = new bool[ids.Count][];
+        int dimension = 0;
+        for (int i = 0; i < ids.Count; i++)
+        {
+            var entry = file.Entry($"{i}.embeddings");
+            if (entry.Shape[0] != ids[i].Length) throw new InvalidDataException($"window cache '{path}' does not match text {i}: delete it to recompute");
+            dimension = (int)entry.Shape[1];
+            embeddings[i] = file.ReadSingles($"{i}.embeddings");
+            full[i] = file.ReadSingles($"{i}.full").Select(v => v != 0).ToArray();
+        }
+        return new CorpusWindows(ids, embeddings, full, dimension, FromCache: true);
+    }
+
+    /// <summary>SHA-256 over the window size, every text and every fingerprint file's bytes (tokenizer and encoder files).</summary>
+    static string Key(IReadOnlyList<string> texts, int windowSize, IEnumerable<string> files)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        void Add(string s) { var bytes = Encoding.UTF8.GetBytes(s); hash.AppendData(BitConverter.GetBytes(bytes.Length)); hash.AppendData(bytes); }
+        Add($"window_size={windowSize}");
+        foreach (var t in texts) Add(t);
+        foreach (var f in files.Order(StringComparer.Ordinal))
+        {
+            Add(Path.GetFileName(f));
+            using var stream = File.OpenRead(f);
+            hash.AppendData(SHA256.HashData(stream));
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset())[..24];
+    }
+}
