@@ -20,6 +20,7 @@ try
         (ReportOptions o) => ReportCommand.Run(o),
         (RougeOptions o) => RougeCommand.Run(o),
         (ToyOptions o) => ToyCommand.Run(o),
+        (ShipOptionsCli o) => ShipCommand.Run(o),
         _ => 2);
 }
 catch (Exception e) when (!debug)
