@@ -200,6 +200,9 @@ public sealed class ExecutionDevice : IDisposable
     public SessionOptions Options(string? optimizedModelPath = null)
     {
         var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        // ONNX Runtime's EliminateDropout rule deletes every Dropout whose mask output is unused, training_mode or not,
+        // which would silently turn off the dropout of a training graph run forward only.
+        options.AddSessionConfigEntry("optimization.disable_specified_optimizers", "EliminateDropout");
         if (Threads > 0) { options.IntraOpNumThreads = Threads; options.InterOpNumThreads = 1; }
         if (optimizedModelPath is not null) options.OptimizedModelFilePath = optimizedModelPath;
         if (Kind == DeviceKind.Cuda) options.AppendExecutionProvider_CUDA(0);

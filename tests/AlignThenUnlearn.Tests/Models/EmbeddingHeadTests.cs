@@ -109,10 +109,9 @@ public class EmbeddingHeadTests
         }
     }
 
-    [Fact]
-    public void Training_lowering_without_dropout_equals_inference_and_has_exact_gradients()
+    /// <summary>The training lowering in double with a probe loss sum(head(hidden) * probe), and its feeds.</summary>
+    static (global::Onnx.ModelProto Model, string Output, string Loss, Dictionary<string, HostTensor> Feeds) TrainingProbe(EmbeddingHead head, float dropout)
     {
-        var head = new EmbeddingHead(Tiny, DataType.Double);
         var (model, output) = Graph(head, training: true, DataType.Double);
         var b = new GraphBuilder(model.Graph);
         var probe = b.Input("probe", DataType.Double, "batch", "seq", Tiny.OutputSize);
@@ -121,8 +120,42 @@ public class EmbeddingHeadTests
         var feeds = RandomParameters(head, 2, asDouble: true);
         feeds["hidden"] = HostTensor.Of(Enumerable.Range(0, Batch * Seq * Tiny.InputSize).Select(i => Math.Cos(i * 0.3)).ToArray(), Batch, Seq, Tiny.InputSize);
         feeds["probe"] = HostTensor.Of(Enumerable.Range(0, Batch * Seq * Tiny.OutputSize).Select(i => Math.Sin(i * 1.3)).ToArray(), Batch, Seq, Tiny.OutputSize);
-        feeds[EmbeddingHead.DropoutRatio] = HostTensor.Of([0f]);   // dropout in training mode with ratio 0 keeps everything
-        GradCheck.Check(b.ToModel(), loss, feeds, head.Parameters.Select(p => p.Name).Append("hidden"), rtol: 1e-5, atol: 1e-8);
+        feeds[EmbeddingHead.DropoutRatio] = HostTensor.Of([dropout]);
+        return (b.ToModel(), output, loss, feeds);
+    }
+
+    [Fact]
+    public void Training_lowering_without_dropout_equals_inference_and_has_exact_gradients()
+    {
+        var head = new EmbeddingHead(Tiny, DataType.Double);
+        var (model, output, loss, feeds) = TrainingProbe(head, dropout: 0f);   // Dropout in training mode with ratio 0 keeps everything
+        var (inference, inferenceOutput) = Graph(head, training: false, DataType.Double);
+        var trained = GradCheck.Cpu.Run(model, feeds)[output].Doubles;
+        var inferred = GradCheck.Cpu.Run(inference, feeds.Where(f => f.Key is not ("probe" or EmbeddingHead.DropoutRatio)).ToDictionary())[inferenceOutput].Doubles;
+        for (int i = 0; i < trained.Length; i++) Assert.Equal(inferred[i], trained[i], 1e-12);
+        GradCheck.Check(model, loss, feeds, head.Parameters.Select(p => p.Name).Append("hidden"), rtol: 1e-5, atol: 1e-8);
+    }
+
+    [Fact]
+    public void Dropout_sits_where_pytorch_puts_it_and_its_gradients_follow_the_drawn_masks()
+    {
+        var head = new EmbeddingHead(Tiny, DataType.Double);
+        var (model, output, loss, feeds) = TrainingProbe(head, dropout: 0.3f);
+        // nn.TransformerDecoderLayer: attention-weight dropout in both attentions, dropout1..3 on the residual branches
+        // and the dropout after the feed-forward activation: six per layer.
+        Assert.Equal(6 * Tiny.Layers, model.Graph.Node.Count(n => n.OpType == "Dropout"));
+        var (inference, inferenceOutput) = Graph(head, training: false, DataType.Double);
+        var dropped = GradCheck.Cpu.Run(model, feeds)[output].Doubles;
+        var kept = GradCheck.Cpu.Run(inference, feeds.Where(f => f.Key is not ("probe" or EmbeddingHead.DropoutRatio)).ToDictionary())[inferenceOutput].Doubles;
+        Assert.True(dropped.Zip(kept).Max(p => Math.Abs(p.First - p.Second)) > 1e-3, "dropout at 0.3 changed nothing");
+        // A fresh session draws the same masks each time (seeded nodes), so central differences see the masks the
+        // backward graph used. A subset of parameters keeps the number of sessions small. Tolerance: the backward pass
+        // reuses LayerNormalization's mean and inverse deviation, which ONNX Runtime keeps in float even for double
+        // input (it has no double-statistics kernel), so gradients of size ~1 carry errors of ~1e-7; a wrong mask
+        // element would change a gradient by the size of a term, far more than 1e-6.
+        string[] wrt = ["hidden", "head.input_proj.weight", "head.layers.0.self_attn.in_proj_weight", "head.layers.1.multihead_attn.out_proj.bias",
+            "head.layers.1.linear1.weight", "head.layers.0.norm2.weight", "head.output_proj.bias"];
+        GradCheck.Check(model, loss, feeds, wrt, rtol: 1e-5, atol: 1e-6, freshSessions: true);
     }
 
     [Fact]
