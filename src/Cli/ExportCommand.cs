@@ -6,16 +6,16 @@ using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace AlignThenUnlearn.Cli;
 
-[Verb("export", HelpText = "Turn a Hugging Face snapshot (or a random checkpoint of a configuration) into an artifact folder that every other verb runs from.")]
+[Verb("export", HelpText = "Turn a Hugging Face snapshot (or a random checkpoint of a configuration) into an artifact folder that every other verb runs from; add a sentence encoder to it.")]
 public sealed class ExportOptionsCli
 {
-    [Option("hf", SetName = "hf", Required = true, HelpText = "Hugging Face folder: config.json, *.safetensors (+ index), tokenizer files.")]
+    [Option("hf", HelpText = "Hugging Face folder: config.json, *.safetensors (+ index), tokenizer files.")]
     public string? HfFolder { get; set; }
 
-    [Option("random", SetName = "random", Required = true, HelpText = "A config.json (e.g. models/tiny-phi3.json): export random weights of that configuration.")]
+    [Option("random", HelpText = "A config.json (e.g. models/tiny-phi3.json): export random weights of that configuration.")]
     public string? RandomConfig { get; set; }
 
-    [Option("encoder", SetName = "encoder", Required = true, HelpText = "Add a sentence encoder to the existing artifact folder --out: an encoder folder (model.onnx, vocab.txt) or 'minilm' (all-MiniLM-L6-v2, shipped with atu).")]
+    [Option("encoder", HelpText = "A sentence encoder for the artifact folder, checked by embedding a test sentence: a sentence-transformers ONNX folder (model.onnx or onnx/model.onnx, vocab.txt, its tokenizer and pooling configuration) or 'minilm' (all-MiniLM-L6-v2, shipped with atu). With --hf or --random it goes into the new folder; alone, into the existing folder --out.")]
     public string? Encoder { get; set; }
 
     [Option("device", Default = "auto", HelpText = "cpu, cuda or auto: where --encoder's test sentence is embedded.")]
@@ -24,7 +24,7 @@ public sealed class ExportOptionsCli
     [Option("seed", Default = 0UL, HelpText = "Seed of the random weights (with --random).")]
     public ulong Seed { get; set; }
 
-    [Option("out", Required = true, HelpText = "Artifact folder to create.")]
+    [Option("out", Required = true, HelpText = "Artifact folder to create (or, with --encoder alone, to add the encoder to).")]
     public string Out { get; set; } = "";
 
     [Option("dtype", Default = "f32", HelpText = "Run dtype of weights and graphs: f32 or f16.")]
@@ -36,7 +36,7 @@ public sealed class ExportOptionsCli
     [Option("max-seq-len", HelpText = "Longest sequence (past plus new tokens) the graphs serve (default: max_position_embeddings).")]
     public int? MaxSequenceLength { get; set; }
 
-    [Option("force", HelpText = "Replace an existing output folder.")]
+    [Option("force", HelpText = "Replace an existing output folder (with --encoder alone: an existing encoder).")]
     public bool Force { get; set; }
 }
 
@@ -44,13 +44,42 @@ public static class ExportCommand
 {
     public static int Run(ExportOptionsCli o)
     {
-        if (o.Encoder is not null)
+        bool exportsModel = o.HfFolder is not null || o.RandomConfig is not null;
+        if (o.HfFolder is not null && o.RandomConfig is not null || !exportsModel && o.Encoder is null)
+            throw new ArgumentException("give one of --hf and --random (optionally with --encoder), or --encoder alone to add an encoder to --out");
+        Runtime.ExecutionDevice Device() => Runtime.ExecutionDevice.Create(o.Device, notice: m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
+        if (!exportsModel)
         {
-            var device = Runtime.ExecutionDevice.Create(o.Device, notice: m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
-            var dimension = Runtime.EncoderInstaller.Install(o.Out, o.Encoder, device, o.Force);
+            var dimension = Runtime.EncoderInstaller.Install(o.Out, o.Encoder!, Device(), o.Force);
             AnsiConsole.MarkupLineInterpolated($"[green]added[/] encoder '{o.Encoder}' ({dimension}-d, mean pooling) to {o.Out}");
             return 0;
         }
+        // The encoder is checked before the model is exported, so a bad encoder leaves no half-made folder.
+        Runtime.EncoderInstaller.StagedEncoder? encoder = null;
+        if (o.Encoder is not null)
+        {
+            var staging = Path.GetFullPath(o.Out).TrimEnd(Path.DirectorySeparatorChar) + ".encoder.partial";
+            Directory.CreateDirectory(Path.GetDirectoryName(staging)!);
+            encoder = Runtime.EncoderInstaller.Stage(o.Encoder, staging, Device());
+        }
+        try
+        {
+            ExportModel(o);
+            if (encoder is not null)
+            {
+                Runtime.EncoderInstaller.Commit(encoder, o.Out);
+                AnsiConsole.MarkupLineInterpolated($"[green]added[/] encoder '{o.Encoder}' ({encoder.Dimension}-d, mean pooling)");
+            }
+            return 0;
+        }
+        finally
+        {
+            if (encoder is not null && Directory.Exists(encoder.Path)) Directory.Delete(encoder.Path, recursive: true);
+        }
+    }
+
+    static void ExportModel(ExportOptionsCli o)
+    {
         var options = new ExportOptions
         {
             ElementType = o.Dtype switch { "f32" => DataType.Float, "f16" => DataType.Float16, _ => throw new ArgumentException($"--dtype {o.Dtype}: expected f32 or f16") },
@@ -81,7 +110,6 @@ public static class ExportCommand
             foreach (var f in manifest.Files) table.AddRow(f.Path, f.Bytes.ToString("N0"), f.Sha256[..16] + "…");
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {o.Out}: {manifest.Family}, {manifest.Dtype}, {manifest.Files.Sum(f => f.Bytes):N0} bytes");
-            return 0;
         }
         finally
         {
