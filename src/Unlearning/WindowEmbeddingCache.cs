@@ -13,24 +13,34 @@ public sealed record CorpusWindows(IReadOnlyList<int[]> TokenIds, float[][] Embe
 /// LLM's weights, so they are computed once and kept on disk under a key that hashes all of those.</summary>
 public static class WindowEmbeddingCache
 {
+    /// <summary>Changes whenever the way windows are built or embedded changes, so older cache files are not reused.</summary>
+    const string FormatVersion = "windows-2";
+
+    /// <param name="llmTokenizerFiles">The LLM tokenizer's files (tokenizer.model / tokenizer.json, tokenizer_config.json):
+    /// part of the key, with the encoder's own files (<see cref="SentenceEncoder.Files"/>).</param>
+    /// <param name="progress">Fraction of the windows embedded, after every batch (not called when the cache answers).</param>
+    /// <param name="batchSize">Windows per encoder run; windows of all texts are batched together.</param>
     public static CorpusWindows Compute(IReadOnlyList<string> texts, LlmTokenizer llm, SentenceEncoder encoder, int windowSize,
-        string cacheFolder, IEnumerable<string> fingerprintFiles, Action<double>? progress = null)
+        string cacheFolder, IEnumerable<string> llmTokenizerFiles, Action<double>? progress = null, int batchSize = 256)
     {
-        var key = Key(texts, windowSize, fingerprintFiles);
+        var key = Key(texts, windowSize, encoder.Files.Concat(llmTokenizerFiles));
         var path = Path.Combine(cacheFolder, $"windows-{key}.safetensors");
         var tokenized = texts.Select(t => llm.Encode(t)).ToList();
         var ids = tokenized.Select(t => t.Ids.ToArray()).ToList();
         if (File.Exists(path)) return Read(path, ids);
 
+        var windows = tokenized.Select(t =>
+        {
+            var (pieceIds, pieceSpans) = encoder.Tokenizer.Pieces(t.Text);
+            return FutureWindows.Build(t.Offsets, pieceIds, pieceSpans, windowSize, encoder.Tokenizer.PadId);
+        }).ToList();
+        var flat = encoder.EmbedIds(windows.SelectMany(w => w.Windows).ToList(), batchSize, (done, total) => progress?.Invoke((double)done / total));
         var embeddings = new float[texts.Count][];
         var full = new bool[texts.Count][];
-        for (int i = 0; i < texts.Count; i++)
+        for (int i = 0, next = 0; i < texts.Count; next += ids[i].Length, i++)
         {
-            var (pieceIds, pieceSpans) = encoder.Tokenizer.Pieces(tokenized[i].Text);
-            var windows = FutureWindows.Build(tokenized[i].Offsets, pieceIds, pieceSpans, windowSize, encoder.Tokenizer.PadId);
-            embeddings[i] = encoder.EmbedIds(windows.Windows).SelectMany(e => e).ToArray();
-            full[i] = windows.Full;
-            progress?.Invoke((i + 1.0) / texts.Count);
+            embeddings[i] = flat[next..(next + ids[i].Length)].SelectMany(e => e).ToArray();
+            full[i] = windows[i].Full;
         }
         Directory.CreateDirectory(cacheFolder);
         var sources = new List<TensorSource>();
@@ -60,19 +70,21 @@ public static class WindowEmbeddingCache
         return new CorpusWindows(ids, embeddings, full, dimension, FromCache: true);
     }
 
-    /// <summary>SHA-256 over the window size, every text and every fingerprint file's bytes (tokenizer and encoder files).</summary>
+    /// <summary>SHA-256 over the format version, the window size, every text and every tokenizer and encoder file's bytes.</summary>
     static string Key(IReadOnlyList<string> texts, int windowSize, IEnumerable<string> files)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Add(string s) { var bytes = Encoding.UTF8.GetBytes(s); hash.AppendData(BitConverter.GetBytes(bytes.Length)); hash.AppendData(bytes); }
+        Add(FormatVersion);
         Add($"window_size={windowSize}");
         foreach (var t in texts) Add(t);
-        foreach (var f in files.Order(StringComparer.Ordinal))
+        // Names and contents, not paths: the same files in another folder give the same key.
+        var described = files.Select(f =>
         {
-            Add(Path.GetFileName(f));
             using var stream = File.OpenRead(f);
-            hash.AppendData(SHA256.HashData(stream));
-        }
+            return (Name: Path.GetFileName(f), Hash: Convert.ToHexStringLower(SHA256.HashData(stream)));
+        });
+        foreach (var (name, contentHash) in described.Order()) { Add(name); Add(contentHash); }
         return Convert.ToHexStringLower(hash.GetHashAndReset())[..24];
     }
 }

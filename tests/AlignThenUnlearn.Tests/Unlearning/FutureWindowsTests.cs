@@ -1,10 +1,11 @@
 using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Tests.Support;
 using AlignThenUnlearn.Unlearning;
 
 namespace AlignThenUnlearn.Tests.Unlearning;
 
 /// <summary>Windows worked out by hand on texts whose token boundaries differ between the LLM and the encoder.</summary>
-public class FutureWindowsTests
+public class FutureWindowsTests(MiniLmFolder minilm) : IClassFixture<MiniLmFolder>
 {
     const int Pad = 0;
 
@@ -65,5 +66,38 @@ public class FutureWindowsTests
             while (expected.Count < 2) expected.Add(Pad);
             Assert.Equal(expected, w.Windows[i]);
         }
+    }
+
+    [Fact]
+    public void Real_encoder_pieces_of_a_decomposed_accent_an_emoji_cjk_and_a_line_break()
+    {
+        // "Cafe\u0301 😀東京\nok!": C0 a1 f2 e3 U+0301 4, space 5, the emoji 6-7 (two UTF-16 units), 東 8, 京 9, \n 10, o11 k12 !13.
+        // Encoder (the real MiniLM WordPiece): cafe[0,5) (the stripped accent belongs to its e), [UNK][6,8) (the emoji is a
+        // word of its own because the ideograph after it is split off), 東[8,9), 京[9,10), ok[11,13), ![13,14).
+        const string text = "Cafe\u0301 😀東京\nok!";
+        var tokenizer = EncoderTokenizer.Load(minilm.Path, new EncoderSettings());
+        var (ids, spans) = tokenizer.Pieces(text);
+        int cafe = minilm.Vocab("cafe"), unk = minilm.Vocab("[UNK]"), tokyo1 = minilm.Vocab("東"), tokyo2 = minilm.Vocab("京"), ok = minilm.Vocab("ok"), bang = minilm.Vocab("!");
+        Assert.Equal([cafe, unk, tokyo1, tokyo2, ok, bang], ids);
+        Assert.Equal([(0, 5), (6, 8), (8, 9), (9, 10), (11, 13), (13, 14)], spans);
+
+        // LLM tokens as a byte-fallback SentencePiece model might cut the text: BOS, "Caf", "e + accent", " ", the emoji's
+        // four bytes (each spanning the whole character), "東京" as one token, "\n", "ok!".
+        TokenSpan[] llm = [new(0, 0), new(0, 3), new(3, 5), new(5, 6), new(6, 8), new(6, 8), new(6, 8), new(6, 8), new(8, 10), new(10, 11), new(11, 14)];
+        int pad = tokenizer.PadId;
+        var w = FutureWindows.Build(llm, ids, spans, size: 3, pad);
+        int[][] expected =
+        [
+            [cafe, unk, tokyo1],     // BOS ends at 0
+            [cafe, unk, tokyo1],     // "Caf" ends at 3, inside cafe
+            [unk, tokyo1, tokyo2],   // the accented e ends at 5 with cafe: cafe is not after it
+            [unk, tokyo1, tokyo2],   // the space
+            [tokyo1, tokyo2, ok], [tokyo1, tokyo2, ok], [tokyo1, tokyo2, ok], [tokyo1, tokyo2, ok],   // the emoji's bytes
+            [ok, bang, pad],         // "東京" ends at 10, after both ideographs
+            [ok, bang, pad],         // "\n"
+            [pad, pad, pad],         // "ok!" ends the text
+        ];
+        Assert.Equal(expected, w.Windows);
+        Assert.Equal([true, true, true, true, true, true, true, true, false, false, false], w.Full);
     }
 }
