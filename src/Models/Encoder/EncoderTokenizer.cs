@@ -71,7 +71,7 @@ public sealed class EncoderTokenizer
 
     /// <summary>BertNormalizer. A removed character (control, format, accent) joins the span of the character kept
     /// before it, as Hugging Face's alignments do; a character that normalizes to several (a decomposed Hangul
-    /// syllable) gives each of them its own span.</summary>
+    /// syllable) gives all of them its own span.</summary>
     List<Char> Normalize(string text)
     {
         var output = new List<Char>(text.Length);
