@@ -238,10 +238,20 @@ public sealed class ExecutionDevice : IDisposable
     /// <summary>Runs a session on host tensors and returns the requested outputs (all by default).</summary>
     public static Dictionary<string, HostTensor> Run(InferenceSession session, IReadOnlyDictionary<string, HostTensor> inputs, IEnumerable<string>? outputs = null)
     {
-        var feeds = inputs.Select(kv => ToOrt(kv.Key, kv.Value)).ToList();
         var names = (outputs ?? session.OutputMetadata.Keys).ToList();
-        using var results = session.Run(feeds, names);
-        return results.ToDictionary(r => r.Name, FromOrt);
+        var values = new List<OrtValue>();
+        try
+        {
+            foreach (var (name, tensor) in inputs)
+            {
+                try { values.Add(HostValues.ToOrtValue(tensor)); }
+                catch (NotSupportedException e) { throw new NotSupportedException($"input '{name}': {e.Message}", e); }
+            }
+            using var run = new RunOptions();
+            using var results = session.Run(run, inputs.Keys.ToList(), values, names);
+            return names.Zip(results).ToDictionary(p => p.First, p => HostValues.ToHostTensor(p.Second));
+        }
+        finally { foreach (var v in values) v.Dispose(); }
     }
 
     /// <summary>Opens, runs and closes a session in one call (tests and one-off graphs).</summary>
@@ -250,30 +260,4 @@ public sealed class ExecutionDevice : IDisposable
         using var session = Open(model);
         return Run(session, inputs, outputs);
     }
-
-    static NamedOnnxValue ToOrt(string name, HostTensor t)
-    {
-        var dims = t.Shape.Select(d => checked((int)d)).ToArray();
-        return t.Data switch
-        {
-            float[] f => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<float>(f, dims)),
-            double[] d => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<double>(d, dims)),
-            long[] l => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<long>(l, dims)),
-            int[] i => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<int>(i, dims)),
-            bool[] b => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<bool>(b, dims)),
-            _ => throw new NotSupportedException($"input '{name}': element type {t.Data.GetType().GetElementType()} is not supported"),
-        };
-    }
-
-    static HostTensor FromOrt(DisposableNamedOnnxValue v) => v.Value switch
-    {
-        Tensor<float> f => Read(f),
-        Tensor<double> d => Read(d),
-        Tensor<long> l => Read(l),
-        Tensor<int> i => Read(i),
-        Tensor<bool> b => Read(b),
-        _ => throw new NotSupportedException($"output '{v.Name}' has an element type this runner does not read"),
-    };
-
-    static HostTensor Read<T>(Tensor<T> t) => new(t.ToArray(), t.Dimensions.ToArray().Select(d => (long)d).ToArray());
 }

@@ -16,6 +16,22 @@ static class HostValues
         _ => throw new NotSupportedException($"element type {t.Data.GetType().GetElementType()!.Name} is not supported"),
     };
 
+    /// <summary>A host copy of a tensor value in host memory.</summary>
+    public static HostTensor ToHostTensor(OrtValue v)
+    {
+        var info = v.GetTensorTypeAndShape();
+        Array data = info.ElementDataType switch
+        {
+            TensorElementType.Float => v.GetTensorDataAsSpan<float>().ToArray(),
+            TensorElementType.Double => v.GetTensorDataAsSpan<double>().ToArray(),
+            TensorElementType.Int64 => v.GetTensorDataAsSpan<long>().ToArray(),
+            TensorElementType.Int32 => v.GetTensorDataAsSpan<int>().ToArray(),
+            TensorElementType.Bool => v.GetTensorDataAsSpan<bool>().ToArray(),
+            var other => throw new NotSupportedException($"reading {other} values into host tensors"),
+        };
+        return new HostTensor(data, info.Shape);
+    }
+
     public static double[] ToDoubles(OrtValue v) => v.GetTensorTypeAndShape().ElementDataType switch
     {
         TensorElementType.Float => Array.ConvertAll(v.GetTensorDataAsSpan<float>().ToArray(), x => (double)x),
