@@ -60,7 +60,7 @@ public static class EvalCommand
             : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts))));
 
         var device = o.CreateDevice();
-        using var generator = GreedyGenerator.Open(artifact, device, o.Weights, m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
+        using var generator = GreedyGenerator.Open(artifact, device, o.Weights, ModelRunOptions.Notice);
         var model = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer));
         var evaluator = new RwkuEvaluator(model, model, MmluPrompts.AnswerTokenIds(tokenizer), new RwkuEvaluationOptions
         {

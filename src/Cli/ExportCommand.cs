@@ -47,7 +47,7 @@ public static class ExportCommand
         bool exportsModel = o.HfFolder is not null || o.RandomConfig is not null;
         if (o.HfFolder is not null && o.RandomConfig is not null || !exportsModel && o.Encoder is null)
             throw new ArgumentException("give one of --hf and --random (optionally with --encoder), or --encoder alone to add an encoder to --out");
-        Runtime.ExecutionDevice Device() => Runtime.ExecutionDevice.Create(o.Device, notice: m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
+        Runtime.ExecutionDevice Device() => Runtime.ExecutionDevice.Create(o.Device, notice: ModelRunOptions.Notice);
         if (!exportsModel)
         {
             var dimension = Runtime.EncoderInstaller.Install(o.Out, o.Encoder!, Device(), o.Force);

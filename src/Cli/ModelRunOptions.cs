@@ -20,6 +20,8 @@ public abstract class ModelRunOptions
     public int Threads { get; set; }
 
     /// <summary>The chosen device; a fallback notice goes to <paramref name="notice"/> (the console by default).</summary>
-    public ExecutionDevice CreateDevice(Action<string>? notice = null) =>
-        ExecutionDevice.Create(Device, Threads, notice ?? (m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]")));
+    public ExecutionDevice CreateDevice(Action<string>? notice = null) => ExecutionDevice.Create(Device, Threads, notice ?? Notice);
+
+    /// <summary>How the verbs show a one-line notice (a device fallback, say).</summary>
+    public static void Notice(string message) => AnsiConsole.MarkupLineInterpolated($"[yellow]{message}[/]");
 }
