@@ -73,10 +73,14 @@ public sealed class CheckpointDirectory
     }
 
     /// <summary>Writes the checkpoint of <paramref name="step"/>, then points <c>latest</c> at it, then prunes. Returns its folder.</summary>
-    public string Save(long step, ParameterStore store, Optimizer optimizer, System.Text.Json.Nodes.JsonObject state)
+    public string Save(long step, ParameterStore store, Optimizer optimizer, System.Text.Json.Nodes.JsonObject state) =>
+        Save(step, store, new Dictionary<string, Optimizer> { [""] = optimizer }, state);
+
+    /// <summary>As above, with several named optimizers (see <see cref="TrainingCheckpoint.OptimizerFileOf"/>).</summary>
+    public string Save(long step, ParameterStore store, IReadOnlyDictionary<string, Optimizer> optimizers, System.Text.Json.Nodes.JsonObject state)
     {
         var folder = Path.Combine(Root, FolderName(step));
-        TrainingCheckpoint.Write(folder, store, optimizer, state);
+        TrainingCheckpoint.Write(folder, store, optimizers, state);
         PointLatestAt(folder);
         Prune(folder);
         return folder;

@@ -24,10 +24,12 @@ public sealed class Optimizer : IDisposable
     /// <summary>Updates applied so far (AdamW's bias correction uses the next one's number).</summary>
     public long StepsTaken { get; private set; }
 
-    public Optimizer(ParameterStore store, OptimizerSettings settings)
+    /// <param name="parameters">The parameters it updates; default: the store's trainable ones now.</param>
+    public Optimizer(ParameterStore store, OptimizerSettings settings, IEnumerable<string>? parameters = null)
     {
         (_device, _store, Settings) = (store.Device, store, settings);
-        Parameters = store.Trainable;
+        Parameters = parameters?.ToList() ?? store.Trainable;
+        foreach (var p in Parameters) _ = store[p];   // names a parameter the store lacks
         if (Parameters.Count == 0) throw new ArgumentException("the parameter store has no trainable parameters to optimize");
         var specs = Parameters.Select(n => new OptimizerParameter(n, store[n].Shape)).ToList();
         var model = settings switch
@@ -43,14 +45,22 @@ public sealed class Optimizer : IDisposable
                 _spareParameters[p] = store.AllocateLike(p);
                 foreach (var s in settings.StateOf(p))
                 {
-                    var current = store.AllocateLike(p);
-                    _device.Fill<float>(current, values => values.Clear());   // torch starts moments and momentum buffers at zero
-                    _state[s] = (current, store.AllocateLike(p));
+                    _state[s] = (store.AllocateLike(p), store.AllocateLike(p));
                 }
             }
+            Reset();
             _session = _device.Open(model);
         }
         catch { DisposeBuffers(); throw; }
+    }
+
+    /// <summary>Starts afresh: state tensors zero (as torch creates moments and momentum buffers) and no steps taken, so
+    /// the next AdamW step has bias correction 1 again. Align-then-Unlearn's reference restarts the head's Adam this way
+    /// at every realignment stage.</summary>
+    public void Reset()
+    {
+        foreach (var (current, _) in _state.Values) _device.Fill<float>(current, values => values.Clear());
+        StepsTaken = 0;
     }
 
     /// <summary>The current state tensors, named as the graph names them (<c>w.exp_avg</c>, ...).</summary>

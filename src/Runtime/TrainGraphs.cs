@@ -32,4 +32,23 @@ public static class TrainGraphs
         }
         return model;
     }
+
+    /// <summary>The graph with every Dropout node's <c>seed</c> attribute derived from <paramref name="seed"/> and the
+    /// node's position. ONNX Runtime seeds a Dropout kernel's generator once, when the session is created, and advances
+    /// it with every run, so a session continued after a restart would draw other masks than the one that was
+    /// interrupted. A run that opens its dropout session afresh at each checkpoint with seeds from (run seed, chunk)
+    /// therefore draws the same masks whether or not it was resumed in between.</summary>
+    public static GradientGraph WithDropoutSeed(GradientGraph graph, ulong seed)
+    {
+        var model = graph.Model.Clone();
+        var mixer = new SplitMix64(seed);
+        foreach (var node in model.Graph.Node.Where(n => n.OpType == "Dropout" && n.Domain is "" or "ai.onnx"))
+        {
+            var value = (long)(mixer.Next() >> 33);   // 31 bits: non-negative
+            var attribute = node.Attribute.FirstOrDefault(a => a.Name == "seed");
+            if (attribute is null) node.Attribute.Add(Attr.Int("seed", value));
+            else attribute.I = value;
+        }
+        return graph with { Model = model };
+    }
 }

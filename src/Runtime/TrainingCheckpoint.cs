@@ -6,35 +6,49 @@ using AlignThenUnlearn.Models.Checkpoints;
 namespace AlignThenUnlearn.Runtime;
 
 /// <summary>One checkpoint of a training run: a folder with <c>parameters.safetensors</c> (every parameter of the
-/// store), <c>optimizer.safetensors</c> (the optimizer's state tensors and steps) and <c>state.json</c> (step,
-/// random state, data position, schedule and whatever the caller adds). The folder is staged and renamed into
-/// place (<see cref="StagedFolder"/>), so it exists complete or not at all.</summary>
+/// store), one file per optimizer with its state tensors and steps (<c>optimizer.safetensors</c> for a run with one,
+/// <c>optimizer-NAME.safetensors</c> for named ones, as Align-then-Unlearn's head and LLM optimizers) and
+/// <c>state.json</c> (step, random state, data position, schedule and whatever the caller adds). The folder is staged
+/// and renamed into place (<see cref="StagedFolder"/>), so it exists complete or not at all.</summary>
 public static class TrainingCheckpoint
 {
     public const string ParametersFile = "parameters.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "state.json";
-    static readonly string[] Files = [ParametersFile, OptimizerFile, StateFile];
+    static readonly string[] Files = [ParametersFile, StateFile];
 
-    public static void Write(string folder, ParameterStore store, Optimizer optimizer, JsonObject state)
+    /// <summary>The file of an optimizer's state: <see cref="OptimizerFile"/> for the unnamed one.</summary>
+    public static string OptimizerFileOf(string name) => name.Length == 0 ? OptimizerFile : $"optimizer-{name}.safetensors";
+
+    public static void Write(string folder, ParameterStore store, Optimizer optimizer, JsonObject state) =>
+        Write(folder, store, new Dictionary<string, Optimizer> { [""] = optimizer }, state);
+
+    public static void Write(string folder, ParameterStore store, IReadOnlyDictionary<string, Optimizer> optimizers, JsonObject state)
     {
         using var staged = StagedFolder.Create(folder, force: false);
         store.Save(staged.PathOf(ParametersFile));
-        optimizer.SaveState(staged.PathOf(OptimizerFile));
+        foreach (var (name, optimizer) in optimizers) optimizer.SaveState(staged.PathOf(OptimizerFileOf(name)));
         AtomicFile.WriteAllBytes(staged.PathOf(StateFile), JsonSerializer.SerializeToUtf8Bytes(state, new JsonSerializerOptions { WriteIndented = true }));   // flushed to disk like the tensors
         staged.Commit();
     }
 
-    public static bool IsComplete(string folder) => Files.All(f => File.Exists(Path.Combine(folder, f)));
+    /// <summary>Parameters, state and at least one optimizer file: a folder is written whole (staged), so this tells a
+    /// checkpoint from a folder someone else left.</summary>
+    public static bool IsComplete(string folder) =>
+        Files.All(f => File.Exists(Path.Combine(folder, f))) && Directory.Exists(folder)
+        && Directory.EnumerateFiles(folder, "optimizer*.safetensors").Any();
 
     /// <summary>Reads state.json and checks the checkpoint against this run (same parameter names and shapes, the
     /// optimizer's kind and tensors) before it overwrites the store's parameters and the optimizer's state; a
     /// checkpoint of another model changes nothing.</summary>
-    public static JsonObject Restore(string folder, ParameterStore store, Optimizer optimizer)
+    public static JsonObject Restore(string folder, ParameterStore store, Optimizer optimizer) =>
+        Restore(folder, store, new Dictionary<string, Optimizer> { [""] = optimizer });
+
+    public static JsonObject Restore(string folder, ParameterStore store, IReadOnlyDictionary<string, Optimizer> optimizers)
     {
-        if (!IsComplete(folder))
-            throw new IOException($"checkpoint '{folder}' is incomplete: it lacks {string.Join(", ", Files.Where(f => !File.Exists(Path.Combine(folder, f))))}");
+        var missing = Files.Concat(optimizers.Keys.Select(OptimizerFileOf)).Where(f => !File.Exists(Path.Combine(folder, f))).ToList();
+        if (missing.Count > 0) throw new IOException($"checkpoint '{folder}' is incomplete: it lacks {string.Join(", ", missing)}");
         var state = ReadState(folder);
         CheckSameModel(folder, store);
-        optimizer.LoadState(Path.Combine(folder, OptimizerFile));
+        foreach (var (name, optimizer) in optimizers) optimizer.LoadState(Path.Combine(folder, OptimizerFileOf(name)));
         store.Overwrite(Path.Combine(folder, ParametersFile));
         return state;
     }
