@@ -19,43 +19,62 @@ public static class UnlearningGraphs
     public const string WindowEmbeddings = "window_embeddings", WindowFull = "window_full", TokenMask = "token_mask",
         TargetEmbedding = "target_embedding", Tau = "tau", Loss = "loss", MeanCosine = "mean_cosine";
 
+    /// <summary>A head and the hidden-state index it reads (Hugging Face's <c>hidden_states[layer]</c>).</summary>
+    public sealed record HeadAt(int Layer, IPredictionHead Head);
+
     public sealed record Graph(GradientGraph Training, IReadOnlyList<ParameterSpec> LlmParameters, IReadOnlyList<ParameterSpec> HeadParameters);
 
-    public static Graph Alignment(DecoderConfig config, int layer, IPredictionHead head, int encoderDim)
+    public static Graph Alignment(DecoderConfig config, int layer, IPredictionHead head, int encoderDim) =>
+        Alignment(config, [new HeadAt(layer, head)], encoderDim);
+
+    /// <summary>Several heads (one per layer) share the windows; their losses are summed and <see cref="MeanCosine"/> is
+    /// the mean over heads.</summary>
+    public static Graph Alignment(DecoderConfig config, IReadOnlyList<HeadAt> heads, int encoderDim)
     {
-        var (model, b, hidden, decoder) = Llm(config, layer);
-        var prediction = head.Emit(b, hidden, training: true);
+        var (model, b, hidden, decoder) = Llm(config, heads);
         var reference = b.Input(WindowEmbeddings, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence, encoderDim);
         var full = b.Input(WindowFull, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
-        var cosine = Losses.CosineSimilarity(b, prediction, reference);
-        var meanCosine = Output(b, Losses.WeightedMean(b, cosine, full), MeanCosine);
-        var loss = Output(b, b.Neg(meanCosine), Loss);
-        return new Graph(Gradients.Build(model, loss, head.Parameters.Select(p => p.Name)), decoder.Parameters, head.Parameters);
+        var cosines = heads.Select((h, i) => Losses.WeightedMean(b, Losses.CosineSimilarity(b, h.Head.Emit(b, hidden[i], training: true), reference), full)).ToArray();
+        Output(b, MeanOf(b, cosines), MeanCosine);
+        var loss = Output(b, b.Neg(b.Sum(cosines)), Loss);
+        return new Graph(Gradients.Build(model, loss, heads.SelectMany(h => h.Head.Parameters).Select(p => p.Name)), decoder.Parameters,
+            heads.SelectMany(h => h.Head.Parameters).ToList());
     }
 
     /// <summary><paramref name="trainable"/> defaults to the embeddings and every layer the graph builds.</summary>
-    public static Graph Unlearning(DecoderConfig config, int layer, IPredictionHead head, int encoderDim, IEnumerable<string>? trainable = null)
+    public static Graph Unlearning(DecoderConfig config, int layer, IPredictionHead head, int encoderDim, IEnumerable<string>? trainable = null) =>
+        Unlearning(config, [new HeadAt(layer, head)], encoderDim, trainable);
+
+    /// <summary>Several heads: the margin losses are summed and <see cref="MeanCosine"/> is the mean over heads.</summary>
+    public static Graph Unlearning(DecoderConfig config, IReadOnlyList<HeadAt> heads, int encoderDim, IEnumerable<string>? trainable = null)
     {
-        var (model, b, hidden, decoder) = Llm(config, layer);
-        var prediction = head.Emit(b, hidden, training: false);
+        var (model, b, hidden, decoder) = Llm(config, heads);
         var target = b.Input(TargetEmbedding, DataType.Float, encoderDim);
         var tau = b.Input(Tau, DataType.Float);
         var mask = b.Input(TokenMask, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
-        Output(b, Losses.WeightedMean(b, Losses.CosineSimilarity(b, prediction, target), mask), MeanCosine);
-        var loss = Output(b, Losses.MarginLoss(b, prediction, target, tau, mask), Loss);
+        var predictions = heads.Select((h, i) => h.Head.Emit(b, hidden[i], training: false)).ToArray();
+        Output(b, MeanOf(b, predictions.Select(p => Losses.WeightedMean(b, Losses.CosineSimilarity(b, p, target), mask)).ToArray()), MeanCosine);
+        var loss = Output(b, b.Sum(predictions.Select(p => Losses.MarginLoss(b, p, target, tau, mask)).ToArray()), Loss);
         var wrt = trainable ?? decoder.Parameters.Select(p => p.Name);
-        return new Graph(Gradients.Build(model, loss, wrt), decoder.Parameters, head.Parameters);
+        return new Graph(Gradients.Build(model, loss, wrt), decoder.Parameters, heads.SelectMany(h => h.Head.Parameters).ToList());
     }
 
-    static (ModelProto Model, GraphBuilder B, string Hidden, DecoderGraph Decoder) Llm(DecoderConfig config, int layer)
+    /// <summary>The LLM's training lowering up to the deepest layer a head reads; the hidden state each head reads.</summary>
+    static (ModelProto Model, GraphBuilder B, string[] Hidden, DecoderGraph Decoder) Llm(DecoderConfig config, IReadOnlyList<HeadAt> heads)
     {
-        if (layer < 1 || layer > config.NumHiddenLayers)
-            throw new ArgumentException($"layer {layer}: the head reads hidden_states[1..{config.NumHiddenLayers}] of this model");
-        var decoder = DecoderBuilder.Build(config, DecoderGraphOptions.UpToHiddenState(layer));
+        if (heads.Count == 0) throw new ArgumentException("at least one head");
+        foreach (var layer in heads.Select(h => h.Layer))
+            if (layer < 1 || layer > config.NumHiddenLayers)
+                throw new ArgumentException($"layer {layer}: the head reads hidden_states[1..{config.NumHiddenLayers}] of this model");
+        if (heads.Select(h => h.Layer).Distinct().Count() != heads.Count) throw new ArgumentException("one head per layer");
+        var decoder = DecoderBuilder.Build(config, new DecoderGraphOptions { HiddenStates = heads.Select(h => h.Layer).ToArray(), Logits = false });
         var model = decoder.Model.Clone();
         var b = new GraphBuilder(model.Graph, Opset.DefaultDomainVersion(model));
-        return (model, b, decoder.HiddenStates[layer], decoder);
+        return (model, b, heads.Select(h => decoder.HiddenStates[h.Layer]).ToArray(), decoder);
     }
+
+    static string MeanOf(GraphBuilder b, string[] values) =>
+        values.Length == 1 ? values[0] : b.Div(b.Sum(values), b.Scalar(values.Length, DataType.Float));
 
     static string Output(GraphBuilder b, string value, string name)
     {

@@ -30,7 +30,7 @@ public static class ArtifactExporter
 {
     public const string WeightsFile = "weights.safetensors", InferenceGraphFile = "model.onnx", ForwardGraphFile = "forward.onnx";
     /// <summary>Tokenizer and generation files copied as they are from a snapshot into an artifact, and from an artifact into a shipped model.</summary>
-    internal static readonly string[] TokenizerFiles = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json"];
+    public static readonly string[] TokenizerFiles = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json"];
 
     public static ArtifactManifest Export(string hfFolder, string outFolder, ExportOptions options, Action<string, double>? progress = null)
     {

@@ -10,21 +10,23 @@ public sealed record EmbeddingHeadConfig(int InputSize, int DModel, int Heads, i
 /// <summary>The embedding prediction head of Align-then-Unlearn: Linear(llm_hidden -> d), a stack of PyTorch
 /// nn.TransformerDecoderLayer (post-norm, ReLU, batch first) whose self-attention is causal and whose cross-attention
 /// attends to the projected input itself with no mask, no positional encoding and no final norm, then Linear(d -> enc).
-/// Parameter names follow PyTorch's modules under <c>head.</c>: <c>layers.{i}.self_attn.in_proj_weight</c> (rows q, k, v),
+/// Parameter names follow PyTorch's modules under a prefix (<c>head.</c>; one per layer when several heads read several layers): <c>layers.{i}.self_attn.in_proj_weight</c> (rows q, k, v),
 /// <c>self_attn.out_proj</c>, <c>multihead_attn.*</c>, <c>linear1</c>, <c>linear2</c>, <c>norm1..3</c>.
 /// The training lowering has PyTorch's dropouts (attention weights, the three residual branches, the feed-forward
 /// activation) with the ratio as graph input <see cref="DropoutRatio"/>; the inference lowering has none.</summary>
-public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementType = DataType.Float) : IPredictionHead
+public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementType = DataType.Float, string prefix = EmbeddingHead.DefaultPrefix) : IPredictionHead
 {
-    public const string Prefix = "head.", DropoutRatio = "head_dropout";
+    public const string DefaultPrefix = "head.", DropoutRatio = "head_dropout";
     public EmbeddingHeadConfig Config { get; } = config;
+    /// <summary>Prepended to every parameter name (e.g. <c>head.</c>).</summary>
+    public string Prefix { get; } = prefix;
 
-    public IReadOnlyList<ParameterSpec> Parameters { get; } = Specs(config, elementType);
+    public IReadOnlyList<ParameterSpec> Parameters { get; } = Specs(config, elementType, prefix);
 
-    static IReadOnlyList<ParameterSpec> Specs(EmbeddingHeadConfig c, DataType type)
+    static IReadOnlyList<ParameterSpec> Specs(EmbeddingHeadConfig c, DataType type, string prefix)
     {
         var specs = new List<ParameterSpec>();
-        void Add(string name, params long[] shape) => specs.Add(new ParameterSpec(Prefix + name, shape, type));
+        void Add(string name, params long[] shape) => specs.Add(new ParameterSpec(prefix + name, shape, type));
         Add("input_proj.weight", c.DModel, c.InputSize); Add("input_proj.bias", c.DModel);
         for (int i = 0; i < c.Layers; i++)
         {
@@ -43,6 +45,30 @@ public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementTy
 
     public string Emit(GraphBuilder b, string hidden, bool training) => new Emitter(b, this, training).Head(hidden);
 
+    /// <summary>PyTorch's initial values for these modules: nn.Linear weights and biases uniform in +-1/sqrt(fan_in)
+    /// (kaiming_uniform with a = sqrt 5), nn.MultiheadAttention in-projections xavier_uniform with zero biases and a zero
+    /// out-projection bias, LayerNorm weight 1 and bias 0. Deterministic in <paramref name="seed"/> and each name.</summary>
+    public Dictionary<string, float[]> InitialValues(int seed)
+    {
+        var values = new Dictionary<string, float[]>();
+        foreach (var p in Parameters)
+        {
+            var name = p.Name[Prefix.Length..];
+            var random = new Random(unchecked(seed * 486187739 + RandomInit.StableHash(name)));
+            long fanIn = name.Contains(".norm") || p.Shape.Length == 1 ? 0 : p.Shape[1];
+            double bound = name switch
+            {
+                _ when name.EndsWith("in_proj_weight") => Math.Sqrt(6.0 / (p.Shape[0] / 3 + p.Shape[1])),   // xavier over one of q, k, v
+                _ when name.EndsWith("in_proj_bias") || name.EndsWith("out_proj.bias") || name.Contains(".norm") => 0,
+                _ when name.EndsWith(".bias") => 1 / Math.Sqrt(Parameters.Single(w => w.Name == p.Name[..^"bias".Length] + "weight").Shape[1]),
+                _ => 1 / Math.Sqrt(fanIn),
+            };
+            bool ones = name.Contains(".norm") && name.EndsWith(".weight");
+            values[p.Name] = Enumerable.Range(0, (int)p.ElementCount).Select(_ => ones ? 1f : (float)(bound * (2 * random.NextDouble() - 1))).ToArray();
+        }
+        return values;
+    }
+
     /// <summary>One emission: the graph, the lowering, and the shared values (dropout ratio, causal mask).</summary>
     sealed class Emitter(GraphBuilder b, EmbeddingHead head, bool training)
     {
@@ -55,7 +81,8 @@ public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementTy
             foreach (var p in head.Parameters) b.Input(p.Name, p.ElementType, p.Shape.Select(d => (Dim)d).ToArray());
             if (training)
             {
-                _ratio = b.Input(DropoutRatio, DataType.Float);
+                // Several heads in one graph share the ratio input and the training flag.
+                _ratio = b.Graph.Input.Any(i => i.Name == DropoutRatio) ? DropoutRatio : b.Input(DropoutRatio, DataType.Float);
                 _training = b.Initializer(Tensors.FromBool("head_training", [true]));
             }
             var memory = Linear(hidden, "input_proj");
@@ -77,8 +104,8 @@ public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementTy
         string Attention(string query, string keyValue, string p, bool causal)
         {
             int d = c.DModel, h = c.Heads, hd = d / h;
-            var w = Prefix + p + ".in_proj_weight";
-            var bias = Prefix + p + ".in_proj_bias";
+            var w = head.Prefix + p + ".in_proj_weight";
+            var bias = head.Prefix + p + ".in_proj_bias";
             var ws = b.Node("Split", [w, b.Ints(d, d, d)], 3, [Attr.Int("axis", 0)]);
             var bs = b.Node("Split", [bias, b.Ints(d, d, d)], 3, [Attr.Int("axis", 0)]);
             string Project(string x, int k) => b.Add(b.MatMul(x, b.Transpose(ws[k], 1, 0)), bs[k]);
@@ -90,7 +117,7 @@ public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementTy
             if (causal) scores = b.Where(CausalMask(query), scores, b.Scalar(TypeOf() == DataType.Double ? double.MinValue : float.MinValue, TypeOf()));
             var weights = Dropout(b.Softmax(scores, -1));
             var context = b.Reshape(b.Transpose(b.MatMul(weights, v), 0, 2, 1, 3), 0, 0, d);
-            return b.Add(b.MatMul(context, b.Transpose(Prefix + p + ".out_proj.weight", 1, 0)), Prefix + p + ".out_proj.bias");
+            return b.Add(b.MatMul(context, b.Transpose(head.Prefix + p + ".out_proj.weight", 1, 0)), head.Prefix + p + ".out_proj.bias");
         }
 
         string CausalMask(string x)
@@ -102,10 +129,10 @@ public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementTy
         }
 
         string Linear(string x, string module) =>
-            b.Add(b.MatMul(x, b.Transpose(Prefix + module + ".weight", 1, 0)), Prefix + module + ".bias");
+            b.Add(b.MatMul(x, b.Transpose(head.Prefix + module + ".weight", 1, 0)), head.Prefix + module + ".bias");
 
         string LayerNorm(string x, string module) =>
-            b.Op("LayerNormalization", [x, Prefix + module + ".weight", Prefix + module + ".bias"], Attr.Int("axis", -1), Attr.Float("epsilon", (float)c.LayerNormEps));
+            b.Op("LayerNormalization", [x, head.Prefix + module + ".weight", head.Prefix + module + ".bias"], Attr.Int("axis", -1), Attr.Float("epsilon", (float)c.LayerNormEps));
 
         /// <summary>Training: Dropout with the graph's ratio (each site its own fixed seed, so runs of one session repeat);
         /// inference: identity.</summary>

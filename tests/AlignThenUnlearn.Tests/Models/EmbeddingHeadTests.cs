@@ -73,7 +73,7 @@ public class EmbeddingHeadTests
 
     static double[][] Reference(EmbeddingHeadConfig c, Func<string, double[]> p, double[][] hidden)
     {
-        string P(string n) => EmbeddingHead.Prefix + n;
+        string P(string n) => EmbeddingHead.DefaultPrefix + n;
         var memory = hidden.Select(h => Lin(h, p(P("input_proj.weight")), p(P("input_proj.bias")), c.DModel)).ToArray();
         var x = memory;
         for (int i = 0; i < c.Layers; i++)
