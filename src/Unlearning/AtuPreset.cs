@@ -52,6 +52,8 @@ public sealed record AtuPreset
     public bool ResetHeadOptimizerEachStage { get; init; } = true;
     /// <summary>Forget-average thresholds (percent) whose first crossing names a kept checkpoint.</summary>
     public double[] CheckpointThresholds { get; init; } = [50, 35, 20];
+    /// <summary>A resumable checkpoint every this many steps inside a phase, besides the one at every phase's end (0: phase ends only).</summary>
+    public int CheckpointEvery { get; init; }
     public int Seed { get; init; }
 
     static readonly JsonSerializerOptions Json = new()
@@ -102,5 +104,11 @@ public sealed record AtuPreset
         Require(Stages.Length > 0, "stages must not be empty");
         Require(Stages.All(s => s.Tau is > -1 and <= 1 && s.UnlearnSteps >= 0 && s.RealignSteps >= 0), "every stage needs tau in (-1, 1] and non-negative step counts");
         Require(CheckpointThresholds.All(t => t is > 0 and <= 100), "checkpoint_thresholds are percentages in (0, 100]");
+        Require(CheckpointEvery >= 0, "checkpoint_every must be 0 (phase ends only) or positive");
+        Require(Alignment.Steps >= 0, "alignment.steps must not be negative");
+        foreach (var (phase, name) in new[] { (Alignment, "alignment"), (Realignment, "realignment"), (Unlearning, "unlearning") })
+            Require(phase.Optimizer != "adam" || phase.WeightDecay == 0, $"{name}: adam with weight_decay is L2 regularisation, which this engine does not offer; use adamw (decoupled) or weight_decay 0");
+        Require(ResetHeadOptimizerEachStage || Realignment.Optimizer == Alignment.Optimizer,
+            "realignment continues the alignment's head optimizer unless reset_head_optimizer_each_stage is true, so both need the same optimizer");
     }
 }

@@ -4,9 +4,10 @@ using System.Text.Json;
 
 namespace AlignThenUnlearn.Unlearning;
 
-/// <summary>One row of the stage table: what a stage did and what the probes said afterwards (scores in percent).</summary>
+/// <summary>One row of the stage table: what a stage did and what the probes said after its unlearning steps (scores in
+/// percent; null when the run scores no probes). Losses and the cosine are means over the phase's steps.</summary>
 public sealed record StageRecord(int Stage, double Tau, double UnlearnLoss, double RealignLoss, double MeanCosineToTarget,
-    double ForgetAverage, double NeighbourAverage, string? Checkpoint = null);
+    double? ForgetAverage, double? NeighbourAverage, string? Checkpoint = null);
 
 /// <summary>Names the checkpoints at which the forget average first drops below each threshold (the paper's
 /// Table 1 rows: 50, 35 and 20 percent, absolute).</summary>
@@ -45,7 +46,7 @@ public static class StageTable
         md.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         foreach (var r in rows)
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Stage} | {r.Tau:0.###} | {r.UnlearnLoss:0.0000} | {r.RealignLoss:0.0000} | {r.MeanCosineToTarget:0.000} | {r.ForgetAverage:0.0} | {r.NeighbourAverage:0.0} | {r.Checkpoint ?? ""} |"));
+                $"| {r.Stage} | {r.Tau:0.###} | {r.UnlearnLoss:0.0000} | {r.RealignLoss:0.0000} | {r.MeanCosineToTarget:0.000} | {r.ForgetAverage?.ToString("0.0", CultureInfo.InvariantCulture)} | {r.NeighbourAverage?.ToString("0.0", CultureInfo.InvariantCulture)} | {r.Checkpoint ?? ""} |"));
         return md.ToString();
     }
 }

@@ -1,0 +1,370 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Models.Checkpoints;
+using AlignThenUnlearn.Runtime;
+
+namespace AlignThenUnlearn.Unlearning;
+
+/// <summary>What the probes say about a model, in percent: the forget average (FB, QA, AA) and the neighbour average.</summary>
+public sealed record ProbeScores(double ForgetAverage, double NeighbourAverage);
+
+/// <summary>Where a run is, after each step: for progress displays.</summary>
+public sealed record AtuProgress(string Phase, int Stage, double Tau, long Step, long Steps, double Loss, double MeanCosine,
+    double StepsPerSecond, long StepsLeftInRun);
+
+/// <summary>The data of a run: the LLM (configuration and weights), the alignment corpus (the target's forget corpus
+/// and other targets'), the forget corpus, both with their window embeddings, and the target's embedding.</summary>
+public sealed record AtuInputs(DecoderConfig Config, string LlmWeights, CorpusWindows AlignmentCorpus, CorpusWindows ForgetCorpus,
+    float[] TargetEmbedding, string Target);
+
+public sealed record AtuRunOptions
+{
+    public required ExecutionDevice Device { get; init; }
+    /// <summary>The run folder: checkpoints, stage table, named checkpoints, log.</summary>
+    public required string Folder { get; init; }
+    /// <summary>Continue the run in <see cref="Folder"/> from its newest checkpoint.</summary>
+    public bool Resume { get; init; }
+    /// <summary>Stop after the alignment (`atu align`); a later run with <see cref="Resume"/> goes on from there.</summary>
+    public bool AlignmentOnly { get; init; }
+    /// <summary>Scores the probes of a model given as a full LLM weights file (null: the weights the run started from).
+    /// Null: no probes are scored, and no checkpoints are named.</summary>
+    public Func<string?, ProbeScores>? Evaluate { get; init; }
+    public Action<AtuProgress>? Progress { get; init; }
+    /// <summary>Told each line the run writes to its log.</summary>
+    public Action<string>? Log { get; init; }
+}
+
+/// <summary>What a run leaves: scores before unlearning, the stage table, the named checkpoints (threshold to folder)
+/// and the final model's folder (null after alignment only).</summary>
+public sealed record AtuRunResult(ProbeScores? Before, IReadOnlyList<StageRecord> Stages, IReadOnlyDictionary<double, string> Named, string? Final);
+
+/// <summary>Align-then-Unlearn (DESIGN.md section 1) as the reference runs it: align the head, then per stage unlearn at
+/// threshold tau (LLM moves, head frozen), score the probes, realign (head moves, LLM frozen); the checkpoints at which
+/// the forget average first drops below each threshold are kept under their names.
+///
+/// Resuming gives the run that was never interrupted: a checkpoint (every phase's end, and every
+/// <see cref="AtuPreset.CheckpointEvery"/> steps inside one) holds parameters, both optimizers, data positions and the
+/// stage table so far, and the dropout session is opened afresh at every checkpoint with seeds from (run seed, phase,
+/// chunk) (<see cref="TrainGraphs.WithDropoutSeed"/>), so its masks do not depend on where a run was resumed.</summary>
+public sealed class AtuRun : IDisposable
+{
+    public const string StagesJson = "stages.json", StagesMarkdown = "stages.md", LogFile = "run.log", PresetFile = "preset.json",
+        CheckpointsFolder = "checkpoints", FinalFolder = "final", ModelFile = "model.safetensors", HeadFile = "head.safetensors",
+        EvaluationFolder = "evaluation";
+    const string HeadOptimizer = "head", LlmOptimizer = "llm", StateFormat = "atu-run/1";
+
+    enum PhaseKind { Align, Unlearn, Realign }
+    sealed record Phase(int Number, PhaseKind Kind, int Stage, double Tau, int Steps)
+    {
+        public string Name => Kind switch { PhaseKind.Align => "align", PhaseKind.Unlearn => $"unlearn {Stage}", _ => $"realign {Stage}" };
+    }
+
+    readonly AtuPreset _preset;
+    readonly AtuInputs _inputs;
+    readonly AtuRunOptions _options;
+    readonly List<Phase> _phases = [];
+    readonly ParameterStore _store;
+    readonly UnlearningGraphs.Graph _alignment, _unlearning;
+    readonly IReadOnlyList<string> _headParameters, _llmParameters;
+    readonly WindowBatcher _alignData, _forgetData;
+    readonly TrainSession _unlearnSession;
+    readonly Optimizer _llmOptimizer;
+    Optimizer _headOptimizer;
+    readonly CheckpointDirectory _checkpoints;
+    readonly StreamWriter _log;
+
+    // The run's position and history: all of it is in every checkpoint.
+    int _phase, _saves;
+    long _phaseStep;
+    double _lossSum, _cosineSum;
+    bool _headOptimizerIsRealignment;
+    ProbeScores? _before;
+    readonly List<StageRecord> _records = [];
+
+    public AtuRun(AtuPreset preset, AtuInputs inputs, AtuRunOptions options)
+    {
+        (_preset, _inputs, _options) = (preset, inputs, options);
+        _phases.Add(new Phase(0, PhaseKind.Align, 0, 1, preset.Alignment.Steps));
+        foreach (var (stage, i) in preset.Stages.Select((s, i) => (s, i + 1)))
+        {
+            _phases.Add(new Phase(_phases.Count, PhaseKind.Unlearn, i, stage.Tau, stage.UnlearnSteps));
+            _phases.Add(new Phase(_phases.Count, PhaseKind.Realign, i, stage.Tau, stage.RealignSteps));
+        }
+        int dim = inputs.TargetEmbedding.Length;
+        if (inputs.AlignmentCorpus.Dimension != dim || inputs.ForgetCorpus.Dimension != dim)
+            throw new ArgumentException($"the window embeddings ({inputs.AlignmentCorpus.Dimension}, {inputs.ForgetCorpus.Dimension}) and the target embedding ({dim}) come from different encoders");
+
+        var heads = preset.Layers.Select(layer => new UnlearningGraphs.HeadAt(layer, new EmbeddingHead(
+            new EmbeddingHeadConfig(inputs.Config.HiddenSize, preset.Head.DModel, preset.Head.Heads, preset.Head.FeedForward, preset.Head.Layers, dim,
+                preset.Head.Dropout, preset.Head.LayerNormEps),
+            prefix: preset.Layers.Length == 1 ? EmbeddingHead.DefaultPrefix : $"head_l{layer}."))).ToList();
+        _alignment = UnlearningGraphs.Alignment(inputs.Config, heads, dim);
+        _unlearning = UnlearningGraphs.Unlearning(inputs.Config, heads, dim);
+        _headParameters = _alignment.HeadParameters.Select(p => p.Name).ToList();
+        _llmParameters = _unlearning.Training.Gradients.Keys.ToList();
+
+        Directory.CreateDirectory(options.Folder);
+        _log = new StreamWriter(Path.Combine(options.Folder, LogFile), append: true) { AutoFlush = true };
+        _store = new ParameterStore(options.Device);
+        try
+        {
+            _store.Load(inputs.LlmWeights, _unlearning.LlmParameters, _ => false);
+            foreach (var head in heads.Select(h => (EmbeddingHead)h.Head))
+                foreach (var (name, values) in head.InitialValues(preset.Seed))
+                    _store.Add(name, values, head.Parameters.Single(p => p.Name == name).Shape, trainable: false);
+            _alignData = new WindowBatcher(inputs.AlignmentCorpus, preset.Alignment.BatchSize, preset.Alignment.SequenceLength, Seed(1));
+            _forgetData = new WindowBatcher(inputs.ForgetCorpus, preset.Unlearning.BatchSize, preset.Unlearning.SequenceLength, Seed(2));
+            _unlearnSession = new TrainSession(options.Device, _unlearning.Training, _store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
+            _llmOptimizer = new Optimizer(_store, Settings(preset.Unlearning), _llmParameters);
+            _headOptimizer = new Optimizer(_store, Settings(preset.Alignment), _headParameters);
+            _checkpoints = new CheckpointDirectory(Path.Combine(options.Folder, CheckpointsFolder), keep: 2);
+        }
+        catch { Dispose(); throw; }
+    }
+
+    long Seed(int stream) => (long)(SplitMix64.Mix((ulong)_preset.Seed) ^ SplitMix64.Mix((ulong)stream)) & long.MaxValue;
+
+    /// <summary>The whole schedule (or the rest of it, when resuming); see the class summary.</summary>
+    public AtuRunResult Run()
+    {
+        Start();
+        var thresholds = new ThresholdCheckpoints(_preset.CheckpointThresholds);
+        foreach (var r in _records.Where(r => r.ForgetAverage is not null)) thresholds.Observe(r.Stage, r.ForgetAverage!.Value);
+        while (_phase < _phases.Count)
+        {
+            var phase = _phases[_phase];
+            if (_options.AlignmentOnly && phase.Kind != PhaseKind.Align) { Log("alignment done; `atu unlearn` continues this run"); break; }
+            Train(phase);
+            double loss = phase.Steps == 0 ? 0 : _lossSum / phase.Steps, cosine = phase.Steps == 0 ? 0 : _cosineSum / phase.Steps;
+            Log(string.Create(CultureInfo.InvariantCulture, $"{phase.Name}: {phase.Steps} steps, mean loss {loss:0.00000}, mean cosine {cosine:0.0000}"));
+            if (phase.Kind == PhaseKind.Unlearn) Score(phase, loss, cosine, thresholds);
+            if (phase.Kind == PhaseKind.Realign) _records[^1] = _records[^1] with { RealignLoss = loss };
+            WriteStageTable();
+            (_phase, _phaseStep, _lossSum, _cosineSum) = (_phase + 1, 0, 0, 0);
+            Checkpoint();
+        }
+        string? final = null;
+        if (_phase == _phases.Count)
+        {
+            final = Path.Combine(_options.Folder, FinalFolder);
+            KeepModel(final, force: true);
+            Log($"final model in {final}");
+        }
+        var named = thresholds.Crossed.ToDictionary(kv => kv.Key, kv => Path.Combine(_options.Folder, ThresholdCheckpoints.NameOf(kv.Key)));
+        return new AtuRunResult(_before, [.. _records], named, final);
+    }
+
+    /// <summary>A phase's steps, from where the run stands, with a checkpoint every <see cref="AtuPreset.CheckpointEvery"/> steps.</summary>
+    void Train(Phase phase)
+    {
+        bool unlearn = phase.Kind == PhaseKind.Unlearn;
+        if (phase.Kind == PhaseKind.Realign && _phaseStep == 0 && _preset.ResetHeadOptimizerEachStage) UseRealignmentOptimizer();
+        var settings = unlearn ? _preset.Unlearning : phase.Kind == PhaseKind.Align ? _preset.Alignment : _preset.Realignment;
+        var optimizer = unlearn ? _llmOptimizer : _headOptimizer;
+        var data = unlearn ? _forgetData : _alignData;
+        if (_phaseStep == 0 && phase.Steps > 0) Log($"{phase.Name}: {phase.Steps} steps" + (unlearn ? string.Create(CultureInfo.InvariantCulture, $" at tau {phase.Tau}") : ""));
+        int every = _preset.CheckpointEvery;
+        while (_phaseStep < phase.Steps)
+        {
+            long chunkEnd = every > 0 ? Math.Min(phase.Steps, (_phaseStep / every + 1) * every) : phase.Steps;
+            using var dropout = unlearn ? null : new TrainSession(_options.Device,
+                TrainGraphs.WithDropoutSeed(_alignment.Training, (ulong)Seed(1000 + phase.Number * 100_003 + (int)(_phaseStep / Math.Max(every, 1)))),
+                _store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
+            var session = unlearn ? _unlearnSession : dropout!;
+            var clock = Stopwatch.StartNew();
+            long first = _phaseStep;
+            for (; _phaseStep < chunkEnd; _phaseStep++)
+            {
+                var batch = new Dictionary<string, HostTensor>(data.Next())
+                {
+                    [UnlearningGraphs.TargetEmbedding] = HostTensor.Of(_inputs.TargetEmbedding, _inputs.TargetEmbedding.Length),
+                    [UnlearningGraphs.Tau] = HostTensor.Of([(float)phase.Tau]),
+                    [EmbeddingHead.DropoutRatio] = HostTensor.Of([(float)_preset.Head.Dropout]),
+                };
+                var result = session.Run(batch);
+                double cosine = result.Metrics[UnlearningGraphs.MeanCosine][0];
+                if (!double.IsFinite(result.Loss)) throw new TrainingDivergedException(_phaseStep + 1, $"{phase.Name}: the loss is {result.Loss}", _checkpoints.Latest);
+                double norm = optimizer.Step(session.Gradients, settings.LearningRate);
+                if (!double.IsFinite(norm)) throw new TrainingDivergedException(_phaseStep + 1, $"{phase.Name}: the gradient norm is {norm}", _checkpoints.Latest);
+                (_lossSum, _cosineSum) = (_lossSum + result.Loss, _cosineSum + cosine);
+                long done = _phaseStep + 1 - first;
+                _options.Progress?.Invoke(new AtuProgress(phase.Name, phase.Stage, phase.Tau, _phaseStep + 1, phase.Steps, result.Loss, cosine,
+                    done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), StepsLeft() - 1));
+                if (phase.Steps >= 10 && (_phaseStep + 1) % (phase.Steps / 10) == 0)
+                    Log(string.Create(CultureInfo.InvariantCulture, $"{phase.Name} step {_phaseStep + 1}/{phase.Steps}: loss {result.Loss:0.00000}, cosine {cosine:0.0000}, grad norm {norm:0.0000}"));
+            }
+            if (_phaseStep < phase.Steps) Checkpoint();
+        }
+    }
+
+    long StepsLeft() => _phases.Skip(_phase).Sum(p => (long)p.Steps) - _phaseStep;
+
+    /// <summary>The reference restarts the head's Adam at every realignment: a fresh optimizer with the realignment's settings.</summary>
+    void UseRealignmentOptimizer()
+    {
+        _headOptimizer.Dispose();
+        _headOptimizer = new Optimizer(_store, Settings(_preset.Realignment), _headParameters);
+        _headOptimizerIsRealignment = true;
+    }
+
+    /// <summary>After a stage's unlearning: scores the probes on the LLM as it now is, and keeps the model under the name
+    /// of every threshold its forget average crosses for the first time.</summary>
+    void Score(Phase phase, double loss, double cosine, ThresholdCheckpoints thresholds)
+    {
+        ProbeScores? scores = null;
+        string? names = null;
+        if (_options.Evaluate is not null)
+        {
+            var folder = Path.Combine(_options.Folder, EvaluationFolder);
+            KeepModel(folder, force: true);
+            scores = _options.Evaluate(Path.Combine(folder, ModelFile));
+            Log(string.Create(CultureInfo.InvariantCulture, $"stage {phase.Stage}: forget average {scores.ForgetAverage:0.0}, neighbour average {scores.NeighbourAverage:0.0}"));
+            var crossed = thresholds.Observe(phase.Stage, scores.ForgetAverage);
+            foreach (var t in crossed)
+            {
+                var named = Path.Combine(_options.Folder, ThresholdCheckpoints.NameOf(t));
+                KeepModel(named, force: true);
+                Log($"stage {phase.Stage}: forget average below {t.ToString(CultureInfo.InvariantCulture)} for the first time; model kept in {named}");
+            }
+            if (crossed.Count > 0) names = string.Join(", ", crossed.Select(ThresholdCheckpoints.NameOf));
+        }
+        _records.Add(new StageRecord(phase.Stage, phase.Tau, loss, 0, cosine, scores?.ForgetAverage, scores?.NeighbourAverage, names));
+    }
+
+    /// <summary>A folder with the LLM as it now is (every parameter, the frozen ones from the run's weights: what `atu eval`,
+    /// `atu ship` and the per-stage scoring read), the heads, and the stage table so far.</summary>
+    void KeepModel(string folder, bool force)
+    {
+        using var staged = StagedFolder.Create(folder, force);
+        using (var original = SafetensorsCheckpoint.Open(_inputs.LlmWeights))
+        {
+            var sources = DecoderBuilder.Parameters(_inputs.Config).Select(spec => _store.Contains(spec.Name)
+                ? FromStore(spec.Name)
+                : TensorSource.FromGenerator(spec.Name, SafetensorsDType.F32, spec.Shape, (first, values) => original.ReadSlice(spec.Name, first, values))).ToList();
+            SafetensorsWriter.Write(staged.PathOf(ModelFile), sources, new Dictionary<string, string> { ["format"] = "pt" });
+        }
+        SafetensorsWriter.Write(staged.PathOf(HeadFile), _headParameters.Select(FromStore).ToList(),
+            new Dictionary<string, string> { ["layers"] = string.Join(",", _preset.Layers) });
+        File.WriteAllText(staged.PathOf(StagesJson), StageTable.ToJson(_records));
+        staged.Commit();
+    }
+
+    /// <summary>A parameter of the store, read from the device when the writer comes to it (one tensor in host memory at a time).</summary>
+    TensorSource FromStore(string name)
+    {
+        float[]? values = null;
+        return TensorSource.FromGenerator(name, SafetensorsDType.F32, _store[name].Shape, (first, chunk) =>
+        {
+            values ??= _store.Read(name);
+            values.AsSpan((int)first, chunk.Length).CopyTo(chunk);
+            if (first + chunk.Length == values.Length) values = null;
+        });
+    }
+
+    /// <summary>Resumes from the newest checkpoint, or starts afresh (refusing a folder that holds another run, and
+    /// scoring the model before unlearning).</summary>
+    void Start()
+    {
+        var presetPath = Path.Combine(_options.Folder, PresetFile);
+        _checkpoints.RemoveLeftovers();
+        var newest = _checkpoints.NewestComplete();
+        if (newest is not null || File.Exists(presetPath))
+        {
+            if (!_options.Resume)
+                throw new IOException($"'{_options.Folder}' already holds a run" + (newest is null ? "" : $" (checkpoint '{Path.GetFileName(newest)}')") + "; resume it (--resume) or choose another folder");
+            var saved = File.ReadAllText(presetPath);
+            if (saved != _preset.ToJson())
+                throw new InvalidOperationException($"'{presetPath}' differs from this run's preset; a run resumes with the preset it started with");
+        }
+        else AtomicFile.WriteAllBytes(presetPath, System.Text.Encoding.UTF8.GetBytes(_preset.ToJson()));
+        if (newest is null)
+        {
+            Log($"run started: target '{_inputs.Target}', preset '{_preset.Name}', layers {string.Join(",", _preset.Layers)}, {_phases.Sum(p => (long)p.Steps)} steps on {_options.Device.Description}");
+            if (_options.Evaluate is not null)
+            {
+                _before = _options.Evaluate(null);
+                Log(string.Create(CultureInfo.InvariantCulture, $"before unlearning: forget average {_before.ForgetAverage:0.0}, neighbour average {_before.NeighbourAverage:0.0}"));
+            }
+            return;
+        }
+        var state = TrainingCheckpoint.ReadState(newest);
+        try
+        {
+            if (state["format"]?.GetValue<string>() != StateFormat) throw new InvalidOperationException($"format is not {StateFormat}");
+            if (state["target"]?.GetValue<string>() != _inputs.Target) throw new InvalidOperationException($"it unlearns '{state["target"]}', not '{_inputs.Target}'");
+            _phase = state["phase"]!.GetValue<int>();
+            _phaseStep = state["phase_step"]!.GetValue<long>();
+            _saves = state["saves"]!.GetValue<int>();
+            _lossSum = state["loss_sum"]!.GetValue<double>();
+            _cosineSum = state["cosine_sum"]!.GetValue<double>();
+            _before = state["before"] is JsonObject before ? new ProbeScores(before["forget"]!.GetValue<double>(), before["neighbour"]!.GetValue<double>()) : null;
+            _records.AddRange(StageTable.FromJson(state["records"]!.ToJsonString()));
+            _alignData.RestoreState(state["align_data"]!.AsObject());
+            _forgetData.RestoreState(state["forget_data"]!.AsObject());
+            if (state["head_optimizer_is_realignment"]!.GetValue<bool>()) UseRealignmentOptimizer();
+        }
+        catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or JsonException)
+        {
+            throw new ModelFormatException($"checkpoint '{newest}' does not belong to this run: {e.Message}");
+        }
+        TrainingCheckpoint.Restore(newest, _store, Optimizers);
+        Log($"resumed from {Path.GetFileName(newest)}: phase {(_phase < _phases.Count ? _phases[_phase].Name : "done")}, step {_phaseStep}");
+    }
+
+    Dictionary<string, Optimizer> Optimizers => new() { [HeadOptimizer] = _headOptimizer, [LlmOptimizer] = _llmOptimizer };
+
+    void Checkpoint()
+    {
+        var state = new JsonObject
+        {
+            ["format"] = StateFormat,
+            ["target"] = _inputs.Target,
+            ["phase"] = _phase,
+            ["phase_step"] = _phaseStep,
+            ["saves"] = _saves + 1,
+            ["loss_sum"] = _lossSum,
+            ["cosine_sum"] = _cosineSum,
+            ["before"] = _before is null ? null : new JsonObject { ["forget"] = _before.ForgetAverage, ["neighbour"] = _before.NeighbourAverage },
+            ["records"] = JsonNode.Parse(StageTable.ToJson(_records)),
+            ["align_data"] = _alignData.SaveState(),
+            ["forget_data"] = _forgetData.SaveState(),
+            ["head_optimizer_is_realignment"] = _headOptimizerIsRealignment,
+        };
+        _saves++;
+        _checkpoints.Save(_saves, _store, Optimizers, state);
+    }
+
+    void WriteStageTable()
+    {
+        AtomicFile.WriteAllBytes(Path.Combine(_options.Folder, StagesJson), System.Text.Encoding.UTF8.GetBytes(StageTable.ToJson(_records)));
+        var before = _before is null ? "" : string.Create(CultureInfo.InvariantCulture,
+            $"Before unlearning: forget average {_before.ForgetAverage:0.0}, neighbour average {_before.NeighbourAverage:0.0}.\n\n");
+        AtomicFile.WriteAllBytes(Path.Combine(_options.Folder, StagesMarkdown), System.Text.Encoding.UTF8.GetBytes(
+            $"# Align-then-Unlearn: {_inputs.Target}\n\n{before}{StageTable.ToMarkdown(_records)}"));
+    }
+
+    void Log(string line)
+    {
+        _log.WriteLine($"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ} {line}");
+        _options.Log?.Invoke(line);
+    }
+
+    /// <summary>The optimizer of a phase: adam is AdamW without weight decay (the preset refuses adam with weight decay).</summary>
+    static OptimizerSettings Settings(PhaseSettings phase) => phase.Optimizer switch
+    {
+        "adam" or "adamw" => new AdamWSettings(phase.LearningRate, WeightDecay: phase.WeightDecay, MaxGradNorm: phase.MaxGradNorm),
+        _ => new SgdSettings(phase.LearningRate, phase.Momentum, phase.WeightDecay, phase.MaxGradNorm),
+    };
+
+    public void Dispose()
+    {
+        _unlearnSession?.Dispose();
+        _llmOptimizer?.Dispose();
+        _headOptimizer?.Dispose();
+        _store?.Dispose();
+        _log?.Dispose();
+    }
+}

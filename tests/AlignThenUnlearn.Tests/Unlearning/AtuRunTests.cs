@@ -1,0 +1,161 @@
+using System.Security.Cryptography;
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Models.Checkpoints;
+using AlignThenUnlearn.Runtime;
+using AlignThenUnlearn.Tests.Support;
+using AlignThenUnlearn.Unlearning;
+
+namespace AlignThenUnlearn.Tests.Unlearning;
+
+/// <summary>The staged run on a tiny random decoder with the real all-MiniLM-L6-v2 encoder: it completes the schedule,
+/// writes the stage table, names the checkpoints where the forget average first crosses each threshold, and a run killed
+/// in the middle of a stage and resumed ends with exactly the files of a run that was never interrupted.</summary>
+public sealed class AtuRunTests : IDisposable
+{
+    readonly TinyChatModel _model = new();
+    readonly TempFolder _temp = new();
+    public void Dispose() { _model.Dispose(); _temp.Dispose(); }
+
+    static readonly string[] Forget = ["the cat sat on the mat in the sun", "a cat can hunt at night", "the other cat ran to the tree"];
+    static readonly string[] Others = ["cats hate rain on their coats", "the heron stood in the reeds", "an otter ate in the river"];
+
+    /// <summary>Scripted forget averages (before, then stage by stage) so that the thresholds are crossed at known stages.</summary>
+    static readonly double[] Forgetting = [60, 55, 45, 30, 10];
+
+    static AtuPreset Preset(int checkpointEvery, int[]? layers = null) => AtuPreset.Load("toy") with
+    {
+        Layers = layers ?? [1],
+        WindowTokens = 4,
+        Head = new HeadSettings { Layers = 1, DModel = 16, Heads = 2, FeedForward = 32 },
+        Alignment = new PhaseSettings { Optimizer = "adam", LearningRate = 3e-3, MaxGradNorm = 1, BatchSize = 2, SequenceLength = 8, Steps = 5 },
+        Realignment = new PhaseSettings { Optimizer = "adam", LearningRate = 3e-3, MaxGradNorm = 1, BatchSize = 2, SequenceLength = 8 },
+        Unlearning = new PhaseSettings { Optimizer = "sgd", LearningRate = 0.05, MaxGradNorm = 1, BatchSize = 2, SequenceLength = 8 },
+        // Taus below the random head's cosines to the target, so that every stage moves the LLM.
+        Stages = [new(-0.2, 4, 3), new(-0.4, 4, 3), new(-0.6, 3, 3), new(-0.8, 3, 0)],
+        CheckpointEvery = checkpointEvery,
+        Seed = 11,
+    };
+
+    AtuInputs Inputs(SentenceEncoder encoder, int window)
+    {
+        var cache = _temp.File("cache");
+        string[] tokenizerFiles = [Path.Combine(_model.Artifacts, "tokenizer.model")];
+        var forget = WindowEmbeddingCache.Compute(Forget, _model.Tokenizer, encoder, window, cache, tokenizerFiles);
+        var alignment = WindowEmbeddingCache.Compute([.. Forget, .. Others], _model.Tokenizer, encoder, window, cache, tokenizerFiles);
+        return new AtuInputs(_model.Config, _model.Model.PathOf(ArtifactExporter.WeightsFile), alignment, forget, encoder.Embed(["cat"])[0], "cat");
+    }
+
+    sealed class Killed : Exception;
+
+    /// <summary>Runs to the end, or until the progress of step <paramref name="killAt"/> (counted over the whole run) throws.</summary>
+    AtuRunResult? Run(AtuPreset preset, AtuInputs inputs, string folder, bool resume = false, int killAt = -1, List<string?>? evaluated = null)
+    {
+        int steps = 0;
+        using var run = new AtuRun(preset, inputs, new AtuRunOptions
+        {
+            Device = GradCheck.Cpu,
+            Folder = folder,
+            Resume = resume,
+            Evaluate = weights =>
+            {
+                evaluated?.Add(weights);
+                int stage = weights is null ? 0 : StageTable.FromJson(File.ReadAllText(Path.Combine(Path.GetDirectoryName(weights)!, AtuRun.StagesJson))).Count + 1;
+                return new ProbeScores(Forgetting[stage], 70 - stage);
+            },
+            Progress = _ => { if (++steps == killAt) throw new Killed(); },
+        });
+        try { return run.Run(); }
+        catch (Killed) { return null; }
+    }
+
+    static string Hash(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
+
+    [Fact]
+    public void A_run_killed_mid_stage_resumes_to_identical_results_and_names_the_threshold_checkpoints()
+    {
+        using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
+        var inputs = Inputs(encoder, 4);
+        var preset = Preset(checkpointEvery: 2);
+
+        var evaluated = new List<string?>();
+        var whole = Run(preset, inputs, _temp.File("whole"), evaluated: evaluated)!;
+        // Before, then once after each stage's unlearning, on a full weights file of the model.
+        Assert.Equal(5, evaluated.Count);
+        Assert.Null(evaluated[0]);
+        Assert.Equal(4, whole.Stages.Count);
+        Assert.Equal([-0.2, -0.4, -0.6, -0.8], whole.Stages.Select(s => s.Tau));
+        Assert.All(whole.Stages, s => Assert.True(s.UnlearnLoss > 0, $"stage {s.Stage}: unlearning loss {s.UnlearnLoss}"));
+        Assert.Equal([55.0, 45, 30, 10], whole.Stages.Select(s => s.ForgetAverage!.Value));
+        Assert.Equal(60, whole.Before!.ForgetAverage);
+        // First crossings: 50 at stage 2 (45), 35 at stage 3 (30), 20 at stage 4 (10).
+        Assert.Equal([null, "forget-below-50", "forget-below-35", "forget-below-20"], whole.Stages.Select(s => s.Checkpoint));
+        Assert.Equal(new[] { 20.0, 35, 50 }, whole.Named.Keys.Order());
+        foreach (var folder in whole.Named.Values.Append(whole.Final!))
+        {
+            using var weights = SafetensorsCheckpoint.Open(Path.Combine(folder, AtuRun.ModelFile));
+            Assert.Equal(DecoderBuilder.Parameters(_model.Config).Select(p => p.Name).Order(), weights.Names.Order());
+        }
+        // Unlearning moved the layers the head reads from; the layers after it are the original ones.
+        using (var original = SafetensorsCheckpoint.Open(inputs.LlmWeights))
+        using (var final = SafetensorsCheckpoint.Open(Path.Combine(whole.Final!, AtuRun.ModelFile)))
+        {
+            float[] Read(SafetensorsCheckpoint c, string name) { var v = new float[c.Entry(name).Shape.Aggregate(1L, (a, b) => a * b)]; c.ReadSlice(name, 0, v); return v; }
+            Assert.NotEqual(Read(original, "model.embed_tokens.weight"), Read(final, "model.embed_tokens.weight"));
+            Assert.NotEqual(Read(original, "model.layers.0.mlp.down_proj.weight"), Read(final, "model.layers.0.mlp.down_proj.weight"));
+            Assert.Equal(Read(original, "model.layers.1.mlp.down_proj.weight"), Read(final, "model.layers.1.mlp.down_proj.weight"));
+            Assert.Equal(Read(original, "lm_head.weight"), Read(final, "lm_head.weight"));
+        }
+        Assert.Contains("| 2 | -0.4 |", File.ReadAllText(Path.Combine(_temp.File("whole"), AtuRun.StagesMarkdown)));
+
+        // Killed in stage 2's realignment (step 5 of alignment, 4+3 of stage 1, 4 unlearning + 2 realignment of stage 2),
+        // between its checkpoints, then killed again in stage 3's unlearning after that resume; each resume continues.
+        var cut = _temp.File("cut");
+        Assert.Null(Run(preset, inputs, cut, killAt: 5 + 7 + 4 + 2));
+        Assert.Throws<IOException>(() => Run(preset, inputs, cut));   // a fresh run refuses a folder that holds one
+        Assert.Null(Run(preset, inputs, cut, resume: true, killAt: 1 + 4));
+        var resumed = Run(preset, inputs, cut, resume: true)!;
+
+        Assert.Equal(whole.Stages, resumed.Stages);
+        Assert.Equal(File.ReadAllText(Path.Combine(_temp.File("whole"), AtuRun.StagesJson)), File.ReadAllText(Path.Combine(cut, AtuRun.StagesJson)));
+        foreach (var name in new[] { "final", "forget-below-50", "forget-below-35", "forget-below-20" })
+            foreach (var file in new[] { AtuRun.ModelFile, AtuRun.HeadFile })
+                Assert.Equal(Hash(Path.Combine(_temp.File("whole"), name, file)), Hash(Path.Combine(cut, name, file)));
+        Assert.Contains("resumed from", File.ReadAllText(Path.Combine(cut, AtuRun.LogFile)));
+    }
+
+    [Fact]
+    public void Two_heads_on_two_layers_sum_their_losses()
+    {
+        using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
+        int dim = encoder.Dimension;
+        var config = new EmbeddingHeadConfig(_model.Config.HiddenSize, 16, 2, 32, 1, dim);
+        var (h1, h2) = (new EmbeddingHead(config, prefix: "head_l1."), new EmbeddingHead(config, prefix: "head_l2."));
+        var both = UnlearningGraphs.Unlearning(_model.Config, [new(1, h1), new(2, h2)], dim);
+        var first = UnlearningGraphs.Unlearning(_model.Config, [new(1, h1)], dim);
+        var second = UnlearningGraphs.Unlearning(_model.Config, [new(2, h2)], dim);
+        Assert.Equal(h1.Parameters.Concat(h2.Parameters).Select(p => p.Name), both.HeadParameters.Select(p => p.Name));
+
+        var inputs = Inputs(encoder, 4);
+        var batch = new Dictionary<string, HostTensor>(new WindowBatcher(inputs.ForgetCorpus, 2, 8, seed: 1).Next())
+        {
+            [UnlearningGraphs.TargetEmbedding] = HostTensor.Of(inputs.TargetEmbedding, dim),
+            [UnlearningGraphs.Tau] = HostTensor.Of([-1f]),   // every prediction above tau: the loss is the mean cosine + 1
+        };
+        using var store = new ParameterStore(GradCheck.Cpu);
+        store.Load(inputs.LlmWeights, both.LlmParameters, _ => true);
+        foreach (var head in new[] { h1, h2 })
+            foreach (var (name, values) in head.InitialValues(seed: 3)) store.Add(name, values, head.Parameters.Single(p => p.Name == name).Shape, trainable: false);
+        double Loss(UnlearningGraphs.Graph g, out double cosine)
+        {
+            using var session = new TrainSession(GradCheck.Cpu, g.Training, store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
+            var result = session.Run(batch);
+            cosine = result.Metrics[UnlearningGraphs.MeanCosine][0];
+            return result.Loss;
+        }
+        double l1 = Loss(first, out var c1), l2 = Loss(second, out var c2), l12 = Loss(both, out var c12);
+        Assert.Equal(l1 + l2, l12, 5);
+        Assert.Equal((c1 + c2) / 2, c12, 5);
+        Assert.Equal(c1 + 1, l1, 5);
+        Assert.NotEqual(c1, c2, 3);
+    }
+}
