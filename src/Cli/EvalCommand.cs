@@ -51,25 +51,21 @@ public static class EvalCommand
         if (File.Exists(resultsPath) && !o.Force) throw new IOException($"'{resultsPath}' already exists; pass --force to replace the reports in '{o.Out}'");
 
         var artifact = ArtifactModel.Open(o.Artifacts);
-        var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{o.Artifacts}' has no tokenizer files; RWKU's prompts are text");
-        if (tokenizer.ChatFormat == ChatFormat.None)
-            throw new NotSupportedException($"the tokenizer of '{o.Artifacts}' has no known chat format; RWKU prompts through the chat template");
+        var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var dataset = RwkuDataset.Open(o.Rwku);
         var targets = dataset.Select(o.Targets).Select(t => dataset.Load(t, includeMmlu: !o.NoMmlu)).ToList();
         var name = o.Name ?? (o.Weights is not null ? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
             : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts))));
 
         var device = o.CreateDevice();
-        using var generator = GreedyGenerator.Open(artifact, device, o.Weights, ModelRunOptions.Notice);
-        var model = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer));
-        var evaluator = new RwkuEvaluator(model, model, MmluPrompts.AnswerTokenIds(tokenizer), new RwkuEvaluationOptions
+        var options = new RwkuEvaluationOptions
         {
             ChatFormat = tokenizer.ChatFormat,
             BatchSize = o.BatchSize,
             MaxNewTokens = o.MaxNewTokens,
             Neighbor = !o.NoNeighbor,
             Mmlu = !o.NoMmlu,
-        });
+        };
 
         RunEvaluation run = null!;
         AnsiConsole.Progress()
@@ -77,12 +73,12 @@ public static class EvalCommand
             .Start(ctx =>
             {
                 var task = ctx.AddTask($"RWKU on {device.Description}", maxValue: 1);
-                run = evaluator.EvaluateRun(name, targets, new ProgressCallback<EvaluationProgress>(p =>
+                run = RwkuScoring.Evaluate(artifact, device, o.Weights, targets, options, name, o.Series, new RwkuScoring.Callback<EvaluationProgress>(p =>
                 {
                     task.MaxValue = p.Total;
                     task.Value = p.Done;
                     task.Description = Markup.Escape($"target {p.Target.Number} {p.Target.Name}");
-                }), o.Series);
+                }));
                 task.Value = task.MaxValue;
             });
         RwkuReports.WriteRun(o.Out, run);
@@ -90,11 +86,5 @@ public static class EvalCommand
         AnsiConsole.Write(ReportCommand.Table([run.Summary]));
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.ResultsFile}, {RwkuReports.TableFile}, {RwkuReports.ProbesFile} to {o.Out} ({run.Summary.Targets.Count} targets)");
         return 0;
-    }
-
-    /// <summary>Progress reported on the caller's thread (System.Progress would post it to the thread pool).</summary>
-    sealed class ProgressCallback<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

@@ -11,17 +11,7 @@ bool debug = args.Contains("--debug");
 args = args.Where(a => a != "--debug").ToArray();
 try
 {
-    return Parser.Default.ParseArguments<InfoOptions, ExportOptionsCli, ForwardOptions, GenerateOptions, EvalOptions, ReportOptions, RougeOptions, ToyOptions, ShipOptionsCli>(args).MapResult(
-        (InfoOptions o) => InfoCommand.Run(o),
-        (ExportOptionsCli o) => ExportCommand.Run(o),
-        (ForwardOptions o) => ForwardCommand.Run(o),
-        (GenerateOptions o) => GenerateCommand.Run(o),
-        (EvalOptions o) => EvalCommand.Run(o),
-        (ReportOptions o) => ReportCommand.Run(o),
-        (RougeOptions o) => RougeCommand.Run(o),
-        (ToyOptions o) => ToyCommand.Run(o),
-        (ShipOptionsCli o) => ShipCommand.Run(o),
-        _ => 2);
+    return Parser.Default.ParseArguments(args, Verbs.Types).MapResult(Verbs.Dispatch, _ => 2);
 }
 catch (Exception e) when (!debug)
 {

@@ -1,0 +1,192 @@
+using System.Globalization;
+using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Runtime;
+using AlignThenUnlearn.Unlearning;
+using CommandLine;
+using Spectre.Console;
+
+namespace AlignThenUnlearn.Cli;
+
+/// <summary>Options of the Align-then-Unlearn verbs (`atu align`, `atu unlearn`, `atu run`).</summary>
+public abstract class AtuOptions : ModelRunOptions
+{
+    [Option("rwku", Required = true, HelpText = "RWKU folder (per-target folders <n>_<Name>/): the target's passage.json is the forget corpus, its probes are scored after every stage.")]
+    public string Rwku { get; set; } = "";
+
+    [Option("target", Required = true, HelpText = "The RWKU target number to unlearn.")]
+    public int Target { get; set; }
+
+    [Option("preset", Default = "paper", HelpText = "A built-in preset (paper, toy) or a preset JSON file: every value of the method.")]
+    public string Preset { get; set; } = "paper";
+
+    [Option("layer", HelpText = "Hidden-state index(es) the head(s) read, overriding the preset (several: one head per layer, losses summed).")]
+    public IEnumerable<int> Layers { get; set; } = [];
+
+    [Option("out", Required = true, HelpText = "Run folder: checkpoints, stage table, named checkpoints, log, reports.")]
+    public string Out { get; set; } = "";
+
+    [Option("cache", HelpText = "Folder of cached window embeddings (default: window-cache next to --out).")]
+    public string? Cache { get; set; }
+
+    [Option("resume", HelpText = "Continue the run in --out from its newest checkpoint.")]
+    public bool Resume { get; set; }
+}
+
+[Verb("align", HelpText = "Align-then-Unlearn, first part: train the embedding prediction head on the target's and other targets' corpora (the LLM frozen). `atu unlearn` continues the run.")]
+public sealed class AlignOptions : AtuOptions;
+
+[Verb("unlearn", HelpText = "Align-then-Unlearn, second part: the stage schedule (unlearn at tau, score the probes, realign) on a run `atu align` started; names the checkpoints where the forget average first drops below each threshold.")]
+public sealed class UnlearnOptions : AtuOptions
+{
+    [Option("no-eval", HelpText = "Score no probes after the stages (then no checkpoints are named).")]
+    public bool NoEval { get; set; }
+}
+
+[Verb("run", HelpText = "Align-then-Unlearn in one go: alignment, the stage schedule with probes after every stage, then RWKU (forget, neighbour, MMLU) on the model before, at each named checkpoint and at the end: report/combined.md (Table 1 layout) and the trade-off plot.")]
+public sealed class RunOptions : AtuOptions;
+
+/// <summary>What one Align-then-Unlearn run needs, whoever starts it (the verbs above, `atu toy`).</summary>
+public sealed record AtuJob(string Artifacts, string? Weights, string Rwku, int Target, AtuPreset Preset, string Out, string Cache,
+    bool Resume, bool AlignmentOnly, bool ScoreStages, bool Report);
+
+public static class AtuCommand
+{
+    public const string ReportFolder = "report";
+
+    public static int Run(AlignOptions o) => Run(o, alignmentOnly: true, scoreStages: false, report: false);
+
+    public static int Run(UnlearnOptions o)
+    {
+        if (!File.Exists(Path.Combine(o.Out, AtuRun.PresetFile)))
+            throw new InvalidOperationException($"'{o.Out}' holds no aligned run; start it with `atu align` (or run everything with `atu run`)");
+        o.Resume = true;
+        return Run(o, alignmentOnly: false, scoreStages: !o.NoEval, report: false);
+    }
+
+    public static int Run(RunOptions o) => Run(o, alignmentOnly: false, scoreStages: true, report: true);
+
+    static int Run(AtuOptions o, bool alignmentOnly, bool scoreStages, bool report)
+    {
+        var preset = AtuPreset.Load(o.Preset);
+        if (o.Layers.Any()) preset = preset with { Layers = o.Layers.ToArray() };
+        var cache = o.Cache ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(o.Out))!, "window-cache");
+        var result = Execute(new AtuJob(o.Artifacts, o.Weights, o.Rwku, o.Target, preset, o.Out, cache, o.Resume, alignmentOnly, scoreStages, report), o.CreateDevice());
+        if (result.Stages.Count > 0) AnsiConsole.Write(StageTableView(result.Stages));
+        return 0;
+    }
+
+    /// <summary>Runs the job with a progress bar: window embeddings (cached), the staged run, and the final report.</summary>
+    public static AtuRunResult Execute(AtuJob job, ExecutionDevice device)
+    {
+        var artifact = ArtifactModel.Open(job.Artifacts);
+        var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{job.Artifacts}' has no tokenizer files; the corpora are text");
+        var encoderFolder = Path.Combine(job.Artifacts, EncoderInstaller.Folder);
+        if (!Directory.Exists(encoderFolder))
+            throw new InvalidOperationException($"'{job.Artifacts}' has no sentence encoder; add one with `atu export --encoder minilm --out {job.Artifacts}`");
+        var dataset = RwkuDataset.Open(job.Rwku);
+        var target = dataset.Target(job.Target);
+        var data = dataset.Load(target, includeMmlu: job.Report);
+        var others = OtherTargets(dataset, target, job.Preset);
+        var forgetTexts = data.Passages.Select(p => p.Text).ToList();
+        var alignmentTexts = forgetTexts.Concat(others.SelectMany(t => dataset.Passages(t)).Select(p => p.Text)).ToList();
+        var tokenizerFiles = ArtifactExporter.TokenizerFiles.Select(artifact.PathOf).Where(File.Exists).ToList();
+        AnsiConsole.MarkupLineInterpolated($"unlearning [bold]{target.Name}[/] (target {target.Number}) from {job.Artifacts} on {device.Description}; alignment corpus: {(others.Count == 0 ? "the target's" : "the target's and " + string.Join(", ", others.Select(t => t.Name)) + "'s")}");
+
+        using var encoder = SentenceEncoder.Open(encoderFolder, device);
+        CorpusWindows forget = null!, alignment = null!;
+        WithProgress("window embeddings", 1, (task, _) =>
+        {
+            alignment = WindowEmbeddingCache.Compute(alignmentTexts, tokenizer, encoder, job.Preset.WindowTokens, job.Cache, tokenizerFiles, f => task.Value = f);
+            forget = WindowEmbeddingCache.Compute(forgetTexts, tokenizer, encoder, job.Preset.WindowTokens, job.Cache, tokenizerFiles);
+        });
+        var inputs = new AtuInputs(artifact.Config, job.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), alignment, forget,
+            encoder.Embed([target.Name])[0], target.Name);
+
+        var stageOptions = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, Mmlu = false };
+        var stageData = data with { Mmlu = [] };
+        AtuRunResult result = null!;
+        long total = job.Preset.Alignment.Steps + job.Preset.Stages.Sum(s => (long)s.UnlearnSteps + s.RealignSteps);
+        WithProgress("Align-then-Unlearn", total, (task, log) =>
+        {
+            using var run = new AtuRun(job.Preset, inputs, new AtuRunOptions
+            {
+                Device = device,
+                Folder = job.Out,
+                Resume = job.Resume,
+                AlignmentOnly = job.AlignmentOnly,
+                Evaluate = !job.ScoreStages ? null : weights =>
+                {
+                    var scores = RwkuScoring.Evaluate(artifact, device, weights, [stageData], stageOptions, "stage").Summary.Mean;
+                    return new ProbeScores(100 * (scores.ForgetAll ?? double.NaN), 100 * (scores.NeighborAll ?? double.NaN));
+                },
+                Progress = p =>
+                {
+                    task.Value = total - p.StepsLeftInRun;
+                    var tau = p.Phase.StartsWith("unlearn", StringComparison.Ordinal) ? $" tau {p.Tau:0.00}" : "";
+                    task.Description = Markup.Escape($"{p.Phase} step {p.Step}/{p.Steps}{tau} loss {p.Loss:0.0000} cos {p.MeanCosine:0.000} {p.StepsPerSecond:0.0} steps/s");
+                },
+                Log = log,
+            });
+            result = run.Run();
+        });
+        if (job.Report && result.Final is not null) WriteReport(job, artifact, device, data, result);
+        return result;
+    }
+
+    /// <summary>The targets whose corpora join the target's for alignment: the preset's number of them, drawn by its seed.</summary>
+    static List<RwkuTarget> OtherTargets(RwkuDataset dataset, RwkuTarget target, AtuPreset preset)
+    {
+        var candidates = dataset.Targets.Where(t => t.Number != target.Number).ToList();
+        if (candidates.Count == 0) return [];
+        var order = new DataOrder(candidates.Count, preset.Seed).Permutation(0);
+        return order.Take(Math.Min(preset.AlignmentExtraTargets, candidates.Count)).Select(i => candidates[i]).OrderBy(t => t.Number).ToList();
+    }
+
+    /// <summary>RWKU with MMLU on the model before, at each named checkpoint and at the end; one table and the plot.</summary>
+    static void WriteReport(AtuJob job, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, AtuRunResult result)
+    {
+        var tokenizer = RwkuScoring.ChatTokenizer(artifact);
+        var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat };
+        var models = new List<(string Name, string? Weights, string? Series)> { ("before", null, null) };
+        models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => ($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", (string?)Path.Combine(kv.Value, AtuRun.ModelFile), (string?)"ATU")));
+        models.Add(("ATU final", Path.Combine(result.Final!, AtuRun.ModelFile), "ATU"));
+        var folders = new List<string>();
+        WithProgress("RWKU report", models.Count, (task, _) =>
+        {
+            foreach (var (name, weights, series) in models)
+            {
+                var folder = Path.Combine(job.Out, ReportFolder, name.Replace(' ', '-'));
+                RwkuReports.WriteRun(folder, RwkuScoring.Evaluate(artifact, device, weights, [data], options, name, series));
+                folders.Add(folder);
+                task.Increment(1);
+            }
+        });
+        var runs = RwkuReports.Combine(folders, Path.Combine(job.Out, ReportFolder));
+        AnsiConsole.Write(ReportCommand.Table(runs));
+        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(job.Out, ReportFolder, RwkuReports.CombinedTableFile)} and {TradeoffPlot.FileName}");
+    }
+
+    /// <summary>A progress bar for one piece of work; log lines are printed above it.</summary>
+    public static void WithProgress(string description, double maxValue, Action<ProgressTask, Action<string>> work) =>
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(Markup.Escape(description), maxValue: Math.Max(maxValue, 1));
+                work(task, line => AnsiConsole.MarkupLine(Markup.Escape(line)));
+                task.Value = task.MaxValue;
+            });
+
+    public static Table StageTableView(IReadOnlyList<StageRecord> rows)
+    {
+        var table = new Table();
+        foreach (var column in new[] { "stage", "tau", "unlearn loss", "realign loss", "cos to target", "forget avg", "neighbour avg", "checkpoint" })
+            table.AddColumn(new TableColumn(column).RightAligned());
+        string F(double? v, string format) => v?.ToString(format, CultureInfo.InvariantCulture) ?? "–";
+        foreach (var r in rows)
+            table.AddRow(r.Stage.ToString(CultureInfo.InvariantCulture), F(r.Tau, "0.00"), F(r.UnlearnLoss, "0.0000"), F(r.RealignLoss, "0.0000"),
+                F(r.MeanCosineToTarget, "0.000"), F(r.ForgetAverage, "0.0"), F(r.NeighbourAverage, "0.0"), Markup.Escape(r.Checkpoint ?? ""));
+        return table;
+    }
+}

@@ -1,0 +1,35 @@
+using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Runtime;
+
+namespace AlignThenUnlearn.Cli;
+
+/// <summary>Scores a model (an artifact folder, optionally with trained weights) on RWKU targets: the wiring that
+/// `atu eval`, `atu run` and `atu toy` share.</summary>
+public static class RwkuScoring
+{
+    /// <summary>The artifact's tokenizer, which RWKU's prompts need with a known chat format.</summary>
+    public static LlmTokenizer ChatTokenizer(ArtifactModel artifact)
+    {
+        var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{artifact.Folder}' has no tokenizer files; RWKU's prompts are text");
+        if (tokenizer.ChatFormat == ChatFormat.None)
+            throw new NotSupportedException($"the tokenizer of '{artifact.Folder}' has no known chat format; RWKU prompts through the chat template");
+        return tokenizer;
+    }
+
+    public static RunEvaluation Evaluate(ArtifactModel artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets,
+        RwkuEvaluationOptions options, string name, string? series = null, IProgress<EvaluationProgress>? progress = null)
+    {
+        var tokenizer = ChatTokenizer(artifact);
+        using var generator = GreedyGenerator.Open(artifact, device, weights, ModelRunOptions.Notice);
+        var model = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer));
+        var evaluator = new RwkuEvaluator(model, model, MmluPrompts.AnswerTokenIds(tokenizer), options with { ChatFormat = tokenizer.ChatFormat });
+        return evaluator.EvaluateRun(name, targets, progress, series);
+    }
+
+    /// <summary>Progress reported on the caller's thread (System.Progress would post it to the thread pool).</summary>
+    public sealed class Callback<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}
