@@ -10,6 +10,7 @@ namespace AlignThenUnlearn.Tests.Evaluation;
 /// <summary>`atu eval`, `atu report` and `atu generate` end to end on a tiny random model with a Phi-3-shaped tokenizer
 /// and the RWKU-shaped fixture. Each reported answer is checked against the model run on that one prompt alone, each
 /// score against ROUGE-L / the MMLU argmax, and each table number against the probe file.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class EvalCommandTests(TinyChatModel tiny) : IClassFixture<TinyChatModel>, IDisposable
 {
     readonly TempFolder _temp = new();

@@ -8,6 +8,7 @@ namespace AlignThenUnlearn.Tests.Models;
 
 /// <summary>`atu export --random` then `atu forward`: the written safetensors holds the logits and every hidden state
 /// of the forward pass, equal to the reference decoder on the artifact's weights.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class ExportForwardCommandTests : IDisposable
 {
     readonly TempFolder _temp = new();

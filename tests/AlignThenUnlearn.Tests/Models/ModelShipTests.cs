@@ -11,6 +11,7 @@ namespace AlignThenUnlearn.Tests.Models;
 /// <summary>`atu ship`: the shipped ONNX model runs in ONNX Runtime GenAI and decodes greedily as the project's inference
 /// graph does on the trained weights; shipped safetensors hold the trained weights bit for bit under their original
 /// names; invalid weights and existing folders are refused, leaving nothing behind.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class ModelShipTests : IDisposable
 {
     readonly TempFolder _temp = new();

@@ -6,6 +6,7 @@ using AlignThenUnlearn.Tests.Support;
 namespace AlignThenUnlearn.Tests.Runtime;
 
 /// <summary>`atu export --encoder minilm` puts the checked encoder into an artifact folder and lists it in the manifest.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class EncoderInstallerTests : IDisposable
 {
     readonly TempFolder _temp = new();

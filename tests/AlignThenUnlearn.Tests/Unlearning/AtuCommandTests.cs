@@ -11,6 +11,7 @@ namespace AlignThenUnlearn.Tests.Unlearning;
 
 /// <summary>`atu align`, `atu unlearn` and `atu run` on a tiny random model (with the real MiniLM encoder added to its
 /// artifact folder) and the RWKU-shaped fixture.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class AtuCommandTests : IDisposable
 {
     readonly TinyChatModel _model = new();
