@@ -75,6 +75,7 @@ public sealed class AtuRun : IDisposable
     Optimizer _headOptimizer;
     readonly CheckpointDirectory _checkpoints;
     readonly StreamWriter _log;
+    readonly FileStream _lock;
 
     // The run's position and history: all of it is in every checkpoint.
     int _phase, _saves;
@@ -107,6 +108,7 @@ public sealed class AtuRun : IDisposable
         _llmParameters = _unlearning.Training.Gradients.Keys.ToList();
 
         Directory.CreateDirectory(options.Folder);
+        _lock = Lock(options.Folder);
         _log = new StreamWriter(Path.Combine(options.Folder, LogFile), append: true) { AutoFlush = true };
         _store = new ParameterStore(options.Device);
         try
@@ -123,6 +125,14 @@ public sealed class AtuRun : IDisposable
             _checkpoints = new CheckpointDirectory(Path.Combine(options.Folder, CheckpointsFolder), keep: 2);
         }
         catch { Dispose(); throw; }
+    }
+
+    /// <summary>Holds <c>.lock</c> in the run folder for the run's lifetime (an exclusive lock the OS drops when the process
+    /// dies), so a second process cannot train into the same checkpoints.</summary>
+    static FileStream Lock(string folder)
+    {
+        try { return new FileStream(Path.Combine(folder, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
+        catch (IOException e) { throw new IOException($"another process is running in '{folder}' ({e.Message})", e); }
     }
 
     long Seed(int stream) => (long)(SplitMix64.Mix((ulong)_preset.Seed) ^ SplitMix64.Mix((ulong)stream)) & long.MaxValue;
@@ -366,5 +376,6 @@ public sealed class AtuRun : IDisposable
         _headOptimizer?.Dispose();
         _store?.Dispose();
         _log?.Dispose();
+        _lock?.Dispose();
     }
 }

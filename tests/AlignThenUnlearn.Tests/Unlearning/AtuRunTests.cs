@@ -124,6 +124,17 @@ public sealed class AtuRunTests : IDisposable
     }
 
     [Fact]
+    public void A_second_process_cannot_run_in_a_folder_that_a_run_holds()
+    {
+        using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
+        var inputs = Inputs(encoder, 4);
+        var options = new AtuRunOptions { Device = GradCheck.Cpu, Folder = _temp.File("held") };
+        using (new AtuRun(Preset(0), inputs, options))
+            Assert.Contains("another process", Assert.Throws<IOException>(() => new AtuRun(Preset(0), inputs, options)).Message);
+        using var again = new AtuRun(Preset(0), inputs, options);   // released with the run
+    }
+
+    [Fact]
     public void Two_heads_on_two_layers_sum_their_losses()
     {
         using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
