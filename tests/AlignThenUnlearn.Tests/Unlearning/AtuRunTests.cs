@@ -135,6 +135,25 @@ public sealed class AtuRunTests : IDisposable
     }
 
     [Fact]
+    public void A_run_with_two_layers_trains_one_head_per_layer_and_the_layers_below_the_deeper_one()
+    {
+        using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
+        var inputs = Inputs(encoder, 4);
+        var result = Run(Preset(0, layers: [1, 2]) with { Stages = [new(-0.5, 3, 2)] }, inputs, _temp.File("two"))!;
+        using var heads = SafetensorsCheckpoint.Open(Path.Combine(result.Final!, AtuRun.HeadFile));
+        Assert.Contains("head_l1.output_proj.weight", heads.Names);
+        Assert.Contains("head_l2.output_proj.weight", heads.Names);
+        Assert.DoesNotContain(heads.Names, n => n.StartsWith(EmbeddingHead.DefaultPrefix, StringComparison.Ordinal));
+        using var original = SafetensorsCheckpoint.Open(inputs.LlmWeights);
+        using var final = SafetensorsCheckpoint.Open(Path.Combine(result.Final!, AtuRun.ModelFile));
+        float[] Read(SafetensorsCheckpoint c, string name) { var v = new float[c.Entry(name).Shape.Aggregate(1L, (a, b) => a * b)]; c.ReadSlice(name, 0, v); return v; }
+        // hidden_states[2] is the last layer's output after the final norm: both layers and the norm move, the LM head does not.
+        Assert.NotEqual(Read(original, "model.layers.1.mlp.down_proj.weight"), Read(final, "model.layers.1.mlp.down_proj.weight"));
+        Assert.NotEqual(Read(original, "model.norm.weight"), Read(final, "model.norm.weight"));
+        Assert.Equal(Read(original, "lm_head.weight"), Read(final, "lm_head.weight"));
+    }
+
+    [Fact]
     public void Two_heads_on_two_layers_sum_their_losses()
     {
         using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
