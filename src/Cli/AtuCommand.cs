@@ -117,7 +117,7 @@ public static class AtuCommand
                 AlignmentOnly = job.AlignmentOnly,
                 Evaluate = !job.ScoreStages ? null : weights =>
                 {
-                    var scores = RwkuScoring.Evaluate(artifact, device, weights, [stageData], stageOptions, "stage").Summary.Mean;
+                    var scores = RwkuScoring.Evaluate(artifact, device, weights ?? job.Weights, [stageData], stageOptions, "stage").Summary.Mean;   // null: the model the run started from
                     return new ProbeScores(100 * (scores.ForgetAll ?? double.NaN), 100 * (scores.NeighborAll ?? double.NaN));
                 },
                 Progress = p =>
@@ -148,7 +148,7 @@ public static class AtuCommand
     {
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat };
-        var models = new List<(string Name, string? Weights, string? Series)> { ("before", null, null) };
+        var models = new List<(string Name, string? Weights, string? Series)> { ("before", job.Weights, null) };
         models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => ($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", (string?)Path.Combine(kv.Value, AtuRun.ModelFile), (string?)"ATU")));
         models.Add(("ATU final", Path.Combine(result.Final!, AtuRun.ModelFile), "ATU"));
         var folders = new List<string>();
