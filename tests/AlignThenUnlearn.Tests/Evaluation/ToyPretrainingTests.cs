@@ -95,6 +95,20 @@ public sealed class ToyPretrainingTests(SmallToyWorld world) : IClassFixture<Sma
         }
     }
 
+    [Fact]
+    public void Repeats_list_each_passage_and_each_multiple_choice_question_that_many_times()
+    {
+        var tokenizer = Tokenizer;
+        int passages = WorldFolder.ReadCorpus(world.Root).Count, questions = WorldFolder.ReadTrainingQuestions(world.Root).Count;
+        int choices = WorldFolder.ReadTrainingChoices(world.Root).Count;
+        var once = ToyTrainingSet.Build(world.Root, tokenizer);
+        var repeated = ToyTrainingSet.Build(world.Root, tokenizer, corpusRepeats: 2, choiceRepeats: 3);
+        Assert.Equal(passages + questions + choices, once.Count);
+        Assert.Equal(2 * passages + questions + 3 * choices, repeated.Count);
+        Assert.Equal(once[0].Ids, repeated[passages].Ids);   // the second copy of the corpus starts with its first passage
+        Assert.Equal(once[^1].Ids, repeated[^1].Ids);
+    }
+
     // ---- batches ----
 
     [Fact]
