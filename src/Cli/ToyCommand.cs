@@ -2,33 +2,50 @@ using System.Globalization;
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Evaluation.ToyWorld;
 using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Runtime;
 using CommandLine;
+using Spectre.Console;
 
 namespace AlignThenUnlearn.Cli;
 
 /// <summary><c>atu toy</c> runs the embedded default end to end; <c>atu toy STAGE</c> runs one stage. The stage is a
 /// positional value rather than a nested verb because CommandLineParser does not nest verbs; the bare
 /// <c>atu toy</c> stays the full run.</summary>
-[Verb("toy", HelpText = "The embedded default: a fictitious world, a tiny model that knows it, and Align-then-Unlearn run on it. `atu toy` runs everything; `atu toy world` makes only the world.")]
+[Verb("toy", HelpText = "The embedded default: a fictitious world, a tiny model that knows it, and Align-then-Unlearn run on it. `atu toy` runs everything; `atu toy world` makes only the world; `atu toy pretrain` pre-trains the tiny model on a world.")]
 public sealed class ToyOptions
 {
-    [Value(0, MetaName = "stage", HelpText = "Run only this stage: world (the world's RWKU-style files, training set and tokenizer). Without it: the full run.")]
+    [Value(0, MetaName = "stage", HelpText = "Run only this stage: world (the world's RWKU-style files, training set and tokenizer) or pretrain (the tiny model, as an artifact folder). Without it: the full run.")]
     public string? Stage { get; set; }
 
-    [Option("seed", Default = 1, HelpText = "Seed of the world (the same seed gives the same files).")]
+    [Option("seed", Default = 1, HelpText = "Seed of the world (world), of the initial weights and data order (pretrain): the same seed gives the same files.")]
     public int Seed { get; set; }
 
-    [Option("out", HelpText = "Output folder (the world stage: the world folder, default toy/world).")]
+    [Option("out", HelpText = "Output folder (world: the world folder, default toy/world; pretrain: the artifact folder, default toy/model).")]
     public string? Out { get; set; }
 
-    [Option("force", HelpText = "Replace an existing output folder.")]
+    [Option("force", HelpText = "Replace an existing output folder (pretrain: and start afresh over an unfinished run).")]
     public bool Force { get; set; }
+
+    [Option("world", HelpText = "pretrain: the world folder to train on (default toy/world).")]
+    public string? World { get; set; }
+
+    [Option("steps", HelpText = "pretrain: optimizer steps (default: the tuned setting).")]
+    public long? Steps { get; set; }
+
+    [Option("resume", HelpText = "pretrain: continue an unfinished run from its newest checkpoint (kept in OUT.training/).")]
+    public bool Resume { get; set; }
+
+    [Option("device", Default = "auto", HelpText = "pretrain: cpu, cuda or auto (CUDA when its provider loads, else the CPU with a notice).")]
+    public string Device { get; set; } = "auto";
+
+    [Option("threads", Default = 1, HelpText = "pretrain: intra-op threads. 1 by default: with more, ONNX Runtime's CPU kernels do not give bit-identical weights from run to run (and on two shared cores they were no faster); 0: ONNX Runtime's default.")]
+    public int Threads { get; set; } = 1;
 }
 
 public static class ToyCommand
 {
-    public const string WorldStage = "world";
-    public const string DefaultWorldFolder = "toy/world";
+    public const string WorldStage = "world", PretrainStage = "pretrain";
+    public const string DefaultWorldFolder = "toy/world", DefaultModelFolder = "toy/model";
 
     public static int Run(ToyOptions o) => Run(o, Console.Out, Console.Error);
 
@@ -41,8 +58,10 @@ public static class ToyCommand
                 return 1;
             case WorldStage:
                 return World(o, stdout);
+            case PretrainStage:
+                return Pretrain(o);
             default:
-                stderr.WriteLine($"atu toy: unknown stage '{o.Stage}'; the stages are: {WorldStage}");
+                stderr.WriteLine($"atu toy: unknown stage '{o.Stage}'; the stages are: {WorldStage}, {PretrainStage}");
                 return 2;
         }
     }
@@ -62,6 +81,44 @@ public static class ToyCommand
         stdout.WriteLine($"wrote {output}: seed {o.Seed}, {N(data.World.People.Count)} people, {N(data.World.Works.Count)} works, {N(data.World.Cities.Count)} cities");
         stdout.WriteLine($"  corpus {N(data.Corpus.Count)} passages; probes: {N(probes.Count(p => p.Set == ProbeSet.Forget))} forget, {N(probes.Count(p => p.Set == ProbeSet.Neighbor))} neighbour, {N(data.Targets.Sum(t => t.Mmlu.Count))} multiple choice");
         stdout.WriteLine($"  training: {N(data.TrainingQuestions.Count)} questions, {N(data.TrainingChoices.Count)} multiple choice; tokenizer: {N(tokenizer.VocabularySize)} ids");
+        return 0;
+    }
+
+    static int Pretrain(ToyOptions o)
+    {
+        var world = o.World ?? DefaultWorldFolder;
+        var output = o.Out ?? DefaultModelFolder;
+        var settings = new ToyPretrainingSettings { Seed = o.Seed };
+        if (o.Steps is long steps)
+            settings = steps >= 1 ? settings with { Steps = steps } : throw new ArgumentException($"--steps {steps}: expected 1 or more");
+        using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        TrainingProgress? last = null;
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask($"pre-training on {device.Description}", maxValue: settings.Steps);
+                long first = -1;
+                double smoothed = double.NaN;   // batches differ (corpus, questions, multiple choice): the shown loss is averaged
+                ToyPretraining.Run(world, output, settings, device, o.Resume, o.Force, p =>
+                {
+                    if (first < 0) first = p.Step - 1;   // a resumed run starts after its checkpoint
+                    last = p;
+                    smoothed = double.IsNaN(smoothed) ? p.Loss : 0.95 * smoothed + 0.05 * p.Loss;
+                    double rate = (p.Step - first) / Math.Max(p.Elapsed.TotalSeconds, 1e-9);
+                    var eta = TimeSpan.FromSeconds((p.Steps - p.Step) / Math.Max(rate, 1e-9));
+                    task.Value = p.Step;
+                    task.Description = Markup.Escape(FormattableString.Invariant($"step {p.Step}/{p.Steps} loss {smoothed:F3} {rate:F2} steps/s ETA {(int)eta.TotalMinutes}:{eta.Seconds:D2}"));
+                }, stage =>
+                {
+                    task.Description = Markup.Escape(stage);
+                    AnsiConsole.MarkupLineInterpolated($"[grey]{stage}[/]");
+                });
+                task.Value = task.MaxValue;
+            });
+        AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture,
+            $"[green]wrote[/] {output}: {settings.Layers} layers, hidden {settings.HiddenSize}, {settings.Steps} steps, last step's loss {last?.Loss ?? double.NaN:F3}, {clock.Elapsed.TotalMinutes:F1} min");
         return 0;
     }
 }
