@@ -20,10 +20,10 @@ public sealed class ToyOptions
     [Option("seed", Default = 1, HelpText = "Seed of the world (world), of the initial weights and data order (pretrain): the same seed gives the same files.")]
     public int Seed { get; set; }
 
-    [Option("out", HelpText = "Output folder (world: the world folder, default toy/world; pretrain: the artifact folder, default toy/model).")]
+    [Option("out", HelpText = "Output folder (the full run: default toy; world: the world folder, default toy/world; pretrain: the artifact folder, default toy/model).")]
     public string? Out { get; set; }
 
-    [Option("force", HelpText = "Replace an existing output folder (pretrain: and start afresh over an unfinished run).")]
+    [Option("force", HelpText = "Replace an existing output folder (the full run: start afresh instead of reusing finished stages; pretrain: and over an unfinished run).")]
     public bool Force { get; set; }
 
     [Option("world", HelpText = "pretrain: the world folder to train on (default toy/world).")]
@@ -35,17 +35,23 @@ public sealed class ToyOptions
     [Option("resume", HelpText = "pretrain: continue an unfinished run from its newest checkpoint (kept in OUT.training/).")]
     public bool Resume { get; set; }
 
-    [Option("device", Default = "auto", HelpText = "pretrain: cpu, cuda or auto (CUDA when its provider loads, else the CPU with a notice).")]
+    [Option("people", Default = 5, HelpText = "The full run: how many people are unlearned, one at a time (chosen by the seed).")]
+    public int People { get; set; } = 5;
+
+    [Option("check", HelpText = "The full run: exit with code 3 when the acceptance figures of the toy run are not met (CI uses it).")]
+    public bool Check { get; set; }
+
+    [Option("device", Default = "auto", HelpText = "cpu, cuda or auto (CUDA when its provider loads, else the CPU with a notice).")]
     public string Device { get; set; } = "auto";
 
-    [Option("threads", Default = 1, HelpText = "pretrain: intra-op threads. 1 by default: with more, ONNX Runtime's CPU kernels do not give bit-identical weights from run to run (and on two shared cores they were no faster); 0: ONNX Runtime's default.")]
+    [Option("threads", Default = 1, HelpText = "Intra-op threads. 1 by default: with more, ONNX Runtime's CPU kernels do not give bit-identical weights from run to run (and on two shared cores they were no faster); 0: ONNX Runtime's default.")]
     public int Threads { get; set; } = 1;
 }
 
 public static class ToyCommand
 {
     public const string WorldStage = "world", PretrainStage = "pretrain";
-    public const string DefaultWorldFolder = "toy/world", DefaultModelFolder = "toy/model";
+    public const string DefaultRoot = "toy", DefaultWorldFolder = "toy/world", DefaultModelFolder = "toy/model";
 
     public static int Run(ToyOptions o) => Run(o, Console.Out, Console.Error);
 
@@ -54,8 +60,7 @@ public static class ToyCommand
         switch (o.Stage)
         {
             case null:
-                stderr.WriteLine("atu toy: the full run (world, pre-training, unlearning, report) is not yet available; `atu toy world --seed S --out DIR` makes the world.");
-                return 1;
+                return Full(o);
             case WorldStage:
                 return World(o, stdout);
             case PretrainStage:
@@ -66,15 +71,33 @@ public static class ToyCommand
         }
     }
 
+    static int Full(ToyOptions o)
+    {
+        if (o.People < 1) throw new ArgumentException($"--people {o.People}: expected 1 or more");
+        var root = o.Out ?? DefaultRoot;
+        if (o.Force && Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
+        var settings = new ToyPretrainingSettings { Seed = o.Seed };
+        if (o.Steps is long steps) settings = settings with { Steps = steps };
+        return ToyRun.Run(root, o.Seed, o.People, device, settings, o.Check);
+    }
+
+    /// <summary>Writes the world of <paramref name="seed"/> to <paramref name="output"/> (complete or not at all).</summary>
+    public static string WriteWorld(int seed, string output, bool force = false) => WriteWorld(WorldDataset.Build(WorldGenerator.Generate(seed)), output, force);
+
+    static string WriteWorld(WorldDataset data, string output, bool force)
+    {
+        using var staged = StagedFolder.Create(output, force);
+        WorldFolder.Write(data, staged.Staging);
+        staged.Commit();
+        return output;
+    }
+
     static int World(ToyOptions o, TextWriter stdout)
     {
         var output = o.Out ?? DefaultWorldFolder;
         var data = WorldDataset.Build(WorldGenerator.Generate(o.Seed));
-        using (var staged = StagedFolder.Create(output, o.Force))
-        {
-            WorldFolder.Write(data, staged.Staging);
-            staged.Commit();
-        }
+        WriteWorld(data, output, o.Force);
         var tokenizer = LlmTokenizer.Load(Path.Combine(output, WorldFolder.TokenizerFolderName));
         var probes = data.Targets.SelectMany(t => t.Probes).ToList();
         string N(int n) => n.ToString("N0", CultureInfo.InvariantCulture);
@@ -92,6 +115,13 @@ public static class ToyCommand
         if (o.Steps is long steps)
             settings = steps >= 1 ? settings with { Steps = steps } : throw new ArgumentException($"--steps {steps}: expected 1 or more");
         using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
+        Pretrain(world, output, settings, device, o.Resume, o.Force);
+        return 0;
+    }
+
+    /// <summary>Pre-trains with a progress bar (step, smoothed loss, steps/s, ETA); returns the artifact folder.</summary>
+    public static string Pretrain(string world, string output, ToyPretrainingSettings settings, ExecutionDevice device, bool resume, bool force)
+    {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         TrainingProgress? last = null;
         AnsiConsole.Progress()
@@ -101,7 +131,7 @@ public static class ToyCommand
                 var task = ctx.AddTask($"pre-training on {device.Description}", maxValue: settings.Steps);
                 long first = -1;
                 double smoothed = double.NaN;   // batches differ (corpus, questions, multiple choice): the shown loss is averaged
-                ToyPretraining.Run(world, output, settings, device, o.Resume, o.Force, p =>
+                ToyPretraining.Run(world, output, settings, device, resume, force, p =>
                 {
                     if (first < 0) first = p.Step - 1;   // a resumed run starts after its checkpoint
                     last = p;
@@ -119,6 +149,6 @@ public static class ToyCommand
             });
         AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture,
             $"[green]wrote[/] {output}: {settings.Layers} layers, hidden {settings.HiddenSize}, {settings.Steps} steps, last step's loss {last?.Loss ?? double.NaN:F3}, {clock.Elapsed.TotalMinutes:F1} min");
-        return 0;
+        return output;
     }
 }
