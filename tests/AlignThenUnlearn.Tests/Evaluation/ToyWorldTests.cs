@@ -314,7 +314,7 @@ public partial class ToyWorldTests(ToyWorldFolder world) : IClassFixture<ToyWorl
     }
 
     [Fact]
-    public void Atu_toy_world_writes_the_folder_and_bare_atu_toy_is_reserved_for_the_full_run()
+    public void Atu_toy_world_writes_the_folder_and_the_full_run_refuses_a_world_of_another_seed()
     {
         using var folder = new TempFolder();
         var output = folder.File("world");
@@ -328,9 +328,13 @@ public partial class ToyWorldTests(ToyWorldFolder world) : IClassFixture<ToyWorl
         Assert.Equal(0, RunToy("world", "--seed", "4", "--out", output, "--force").Exit);
         Assert.Equal(4, WorldFolder.ReadWorld(output).Seed);
 
-        var bare = RunToy();
-        Assert.Equal(1, bare.Exit);
-        Assert.Contains("not yet", bare.Err);
+        // The full run reuses a finished world only when it is the world of its seed (it would report on another world).
+        var root = folder.File("root");
+        Directory.CreateDirectory(root);
+        Directory.Move(output, Path.Combine(root, ToyRun.WorldFolderName));
+        var refused = Assert.Throws<InvalidOperationException>(() => RunToy("--seed", "5", "--out", root, "--device", "cpu"));
+        Assert.Contains("seed 4, not 5", refused.Message);
+        Assert.Throws<ArgumentException>(() => RunToy("--people", "0", "--out", root));
         Assert.Equal(2, RunToy("nonsense").Exit);
     }
 }
