@@ -98,7 +98,7 @@ public static class AtuCommand
         WithProgress("window embeddings", 1, (task, _) =>
         {
             alignment = WindowEmbeddingCache.Compute(alignmentTexts, tokenizer, encoder, job.Preset.WindowTokens, job.Cache, tokenizerFiles, f => task.Value = f);
-            forget = WindowEmbeddingCache.Compute(forgetTexts, tokenizer, encoder, job.Preset.WindowTokens, job.Cache, tokenizerFiles);
+            forget = alignment.First(forgetTexts.Count);   // the forget corpus leads the alignment corpus: no second encoding
         });
         var inputs = new AtuInputs(artifact.Config, job.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), alignment, forget,
             encoder.Embed([target.Name])[0], target.Name);

@@ -7,7 +7,11 @@ using AlignThenUnlearn.Runtime;
 namespace AlignThenUnlearn.Unlearning;
 
 /// <summary>A corpus tokenized by the LLM with every token's future-window embedding: the alignment targets.</summary>
-public sealed record CorpusWindows(IReadOnlyList<int[]> TokenIds, float[][] Embeddings, bool[][] Full, int Dimension, bool FromCache);
+public sealed record CorpusWindows(IReadOnlyList<int[]> TokenIds, float[][] Embeddings, bool[][] Full, int Dimension, bool FromCache)
+{
+    /// <summary>The windows of the first <paramref name="count"/> texts.</summary>
+    public CorpusWindows First(int count) => this with { TokenIds = TokenIds.Take(count).ToList(), Embeddings = Embeddings[..count], Full = Full[..count] };
+}
 
 /// <summary>Window embeddings depend only on the corpus, the two tokenizers, the encoder and the window size, never on the
 /// LLM's weights, so they are computed once and kept on disk under a key that hashes all of those.</summary>
