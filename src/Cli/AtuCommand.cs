@@ -71,6 +71,9 @@ public static class AtuCommand
         var preset = AtuPreset.Load(o.Preset);
         if (o.Layers.Any()) preset = preset with { Layers = o.Layers.ToArray() };
         var cache = o.Cache ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(o.Out))!, "window-cache");
+        (string, string?)[] inputs = [("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku), ("--preset", File.Exists(o.Preset) ? o.Preset : null)];
+        OutputPaths.RequireApart(("--out", o.Out), inputs);
+        OutputPaths.RequireApart(("--cache", cache), inputs);
         var result = Execute(new AtuJob(o.Artifacts, o.Weights, o.Rwku, o.Target, preset, o.Out, cache, o.Resume, alignmentOnly, scoreStages, report), o.CreateDevice());
         if (result.Stages.Count > 0) AnsiConsole.Write(StageTableView(result.Stages));
         return 0;

@@ -47,6 +47,8 @@ public static class EvalCommand
     public static int Run(EvalOptions o)
     {
         if (o.BatchSize < 1) throw new ArgumentException($"--batch-size {o.BatchSize}: expected 1 or more");
+        if (o.MaxNewTokens < 1) throw new ArgumentException($"--max-new-tokens {o.MaxNewTokens}: expected 1 or more (the minimum that can produce an answer; with none, every answer would be empty and score as forgotten)");
+        OutputPaths.RequireApart(("--out", o.Out), ("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku));
         var resultsPath = Path.Combine(o.Out, RwkuReports.ResultsFile);
         if (File.Exists(resultsPath) && !o.Force) throw new IOException($"'{resultsPath}' already exists; pass --force to replace the reports in '{o.Out}'");
 

@@ -47,6 +47,8 @@ public static class ExportCommand
         bool exportsModel = o.HfFolder is not null || o.RandomConfig is not null;
         if (o.HfFolder is not null && o.RandomConfig is not null || !exportsModel && o.Encoder is null)
             throw new ArgumentException("give one of --hf and --random (optionally with --encoder), or --encoder alone to add an encoder to --out");
+        OutputPaths.RequireApart(("--out", o.Out), ("--hf", o.HfFolder), ("--random", o.RandomConfig),
+            ("--encoder", o.Encoder is { } e && (Directory.Exists(e) || File.Exists(e)) ? e : null));   // not 'minilm', the name of the shipped encoder
         Runtime.ExecutionDevice Device() => Runtime.ExecutionDevice.Create(o.Device, notice: ModelRunOptions.Notice);
         if (!exportsModel)
         {
@@ -54,17 +56,18 @@ public static class ExportCommand
             AnsiConsole.MarkupLineInterpolated($"[green]added[/] encoder '{o.Encoder}' ({dimension}-d, mean pooling) to {o.Out}");
             return 0;
         }
+        // Temporary files (the staged encoder, a random checkpoint, the staged artifact) live beside the output; those of
+        // an interrupted run are removed first.
+        var (parent, name) = (Path.GetDirectoryName(Path.GetFullPath(o.Out))!, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Out))));
+        Directory.CreateDirectory(parent);
+        StagingArea.RemoveLeftovers(parent, name);
         // The encoder is checked before the model is exported, so a bad encoder leaves no half-made folder.
         Runtime.EncoderInstaller.StagedEncoder? encoder = null;
         if (o.Encoder is not null)
-        {
-            var staging = Path.GetFullPath(o.Out).TrimEnd(Path.DirectorySeparatorChar) + ".encoder.partial";
-            Directory.CreateDirectory(Path.GetDirectoryName(staging)!);
-            encoder = Runtime.EncoderInstaller.Stage(o.Encoder, staging, Device());
-        }
+            encoder = Runtime.EncoderInstaller.Stage(o.Encoder, StagingArea.NewPath(parent, name, "encoder"), Device());
         try
         {
-            ExportModel(o);
+            ExportModel(o, StagingArea.NewPath(parent, name, "random"));
             if (encoder is not null)
             {
                 Runtime.EncoderInstaller.Commit(encoder, o.Out);
@@ -78,7 +81,8 @@ public static class ExportCommand
         }
     }
 
-    static void ExportModel(ExportOptionsCli o)
+    /// <param name="randomCheckpoint">Where a random checkpoint (--random) is written first; removed afterwards.</param>
+    static void ExportModel(ExportOptionsCli o, string randomCheckpoint)
     {
         var options = new ExportOptions
         {
@@ -92,7 +96,7 @@ public static class ExportCommand
         if (o.RandomConfig is not null)
         {
             var config = HfConfig.Load(o.RandomConfig);
-            temporary = Directory.CreateTempSubdirectory("atu-random-checkpoint-").FullName;
+            temporary = randomCheckpoint;
             RandomCheckpoint.Write(config, temporary, o.Seed);
             source = temporary;
         }
@@ -113,7 +117,7 @@ public static class ExportCommand
         }
         finally
         {
-            if (temporary is not null) Directory.Delete(temporary, recursive: true);
+            if (temporary is not null && Directory.Exists(temporary)) Directory.Delete(temporary, recursive: true);
         }
     }
 }

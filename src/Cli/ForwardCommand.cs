@@ -30,6 +30,7 @@ public static class ForwardCommand
 {
     public static int Run(ForwardOptions o)
     {
+        OutputPaths.RequireApart(("--out", o.Out), ("--artifacts", o.Artifacts), ("--weights", o.Weights));
         if (File.Exists(o.Out) && !o.Force) throw new IOException($"'{o.Out}' already exists; pass --force to overwrite it");
         var model = ArtifactModel.Open(o.Artifacts);
         long[] ids;

@@ -16,7 +16,7 @@ public abstract class ModelRunOptions
     [Option("device", Default = "auto", HelpText = "cpu, cuda or auto (CUDA when its provider loads, else the CPU with a notice).")]
     public string Device { get; set; } = "auto";
 
-    [Option("threads", Default = 0, HelpText = "Intra-op threads (0: ONNX Runtime's default).")]
+    [Option("threads", Default = 0, HelpText = "Intra-op threads: 0 (ONNX Runtime's default) up to the number of logical processors.")]
     public int Threads { get; set; }
 
     /// <summary>The chosen device; a fallback notice goes to <paramref name="notice"/> (the console by default).</summary>

@@ -36,6 +36,7 @@ public static class ShipCommand
 {
     public static int Run(ShipOptionsCli o)
     {
+        OutputPaths.RequireApart(("--out", o.Out), ("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--card-json", o.CardJson));
         var card = o.CardJson is null ? new ModelCardFacts() : ModelCardFacts.Load(o.CardJson);
         if (o.Target is not null) card = card with { Target = o.Target };
         var options = new ShipOptions

@@ -62,7 +62,7 @@ public sealed class RwkuEvaluator(ITextGenerator generator, INextTokenScorer? sc
             if (answers.Count != batch.Count) throw new InvalidOperationException($"The generator answered {answers.Count} of {batch.Count} prompts");
             Advance(batch.Count);
             return answers;
-        });
+        }, i => $"the {probes[i].Set.ToString().ToLowerInvariant()} probe \"{probes[i].Query}\" (level {probes[i].Level}) of target {data.Target.Number} {data.Target.Name}");
         var outcomes = probes.Select((probe, i) =>
         {
             var prediction = RwkuPrompts.Answer(continuations[i]);
@@ -78,7 +78,7 @@ public sealed class RwkuEvaluator(ITextGenerator generator, INextTokenScorer? sc
                 if (logits.Count != batch.Count) throw new InvalidOperationException($"The scorer returned logits for {logits.Count} of {batch.Count} prompts");
                 Advance(batch.Count);
                 return logits.Select(ArgMax).ToList();
-            });
+            }, i => $"the MMLU question \"{data.Mmlu[i].Question}\" of target {data.Target.Number} {data.Target.Name}");
             mmlu.AddRange(data.Mmlu.Select((q, i) => new MmluOutcome(data.Target, q, choices[i])));
         }
 
@@ -89,12 +89,21 @@ public sealed class RwkuEvaluator(ITextGenerator generator, INextTokenScorer? sc
     int PromptCount(RwkuTargetData data) =>
         data.Probes.Count(p => p.Set == ProbeSet.Forget || options.Neighbor) + (options.Mmlu ? data.Mmlu.Count : 0);
 
-    List<TResult> InBatches<TResult>(List<string> prompts, Func<List<string>, IReadOnlyList<TResult>> run)
+    /// <param name="describe">Names the prompt of an index, for the error when the model's logits on it are not finite.</param>
+    List<TResult> InBatches<TResult>(List<string> prompts, Func<List<string>, IReadOnlyList<TResult>> run, Func<int, string> describe)
     {
         if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, "batch size must be at least 1");
         var results = new List<TResult>(prompts.Count);
         for (int start = 0; start < prompts.Count; start += options.BatchSize)
-            results.AddRange(run(prompts.GetRange(start, Math.Min(options.BatchSize, prompts.Count - start))));
+        {
+            int count = Math.Min(options.BatchSize, prompts.Count - start);
+            try { results.AddRange(run(prompts.GetRange(start, count))); }
+            catch (NonFiniteLogitsException e) when (e.Prompt >= 0 && e.Prompt < count)
+            {
+                // A broken model would otherwise answer with whatever token wins a comparison with NaN, and that reads as forgetting.
+                throw new InvalidDataException($"the model's logits are not finite (NaN or infinity) on {describe(start + e.Prompt)}; its weights or configuration are broken, so it gets no score", e);
+            }
+        }
         return results;
     }
 

@@ -27,7 +27,8 @@ public static class HfConfig
     /// <summary>Reads <paramref name="path"/>: a <c>config.json</c> or a folder holding one.</summary>
     public static DecoderConfig Load(string path)
     {
-        var file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
+        var file = Directory.Exists(path) && Path.GetFileName(Path.TrimEndingDirectorySeparator(path)) != FileName ? Path.Combine(path, FileName) : path;
+        if (Directory.Exists(file)) throw new ModelFormatException($"model configuration '{file}' is a directory, not a JSON file");
         if (!File.Exists(file)) throw new FileNotFoundException($"model configuration '{file}' does not exist", file);
         return Parse(File.ReadAllText(file), file);
     }
@@ -67,6 +68,13 @@ public static class HfConfig
             throw config.Error($"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
         if (headDim is null && hidden % heads != 0)
             throw config.Error($"hidden_size {hidden} is not a multiple of num_attention_heads {heads} and no head_dim is given");
+        int headDimension = headDim ?? hidden / heads;
+        if (headDimension % 2 != 0)
+            throw config.Error($"the head dimension is {headDimension} ({(headDim is null ? $"hidden_size {hidden} / num_attention_heads {heads}" : "head_dim")}); rotary embeddings need an even one");
+        int vocab = config.RequiredPositive("vocab_size");
+        double rmsNormEps = config.Double("rms_norm_eps") ?? family.DefaultRmsNormEps;
+        if (!(rmsNormEps > 0)) throw config.Error($"'rms_norm_eps' is {rmsNormEps}; it must be positive (RMSNorm divides by sqrt(mean(x^2) + eps))");
+        var torchDtype = config.String("torch_dtype") is { } t ? config.DType("torch_dtype", t) : config.String("dtype") is { } d ? config.DType("dtype", d) : null;
 
         RejectUnsupported(config, family);
         return new DecoderConfig
@@ -77,18 +85,18 @@ public static class HfConfig
             NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads,
             IntermediateSize = config.RequiredPositive("intermediate_size"),
-            VocabSize = config.RequiredPositive("vocab_size"),
+            VocabSize = vocab,
             HeadDim = headDim,
-            RmsNormEps = config.Double("rms_norm_eps") ?? family.DefaultRmsNormEps,
+            RmsNormEps = rmsNormEps,
             RopeTheta = RopeTheta(config),
             MaxPositionEmbeddings = config.Positive("max_position_embeddings") ?? family.DefaultMaxPositionEmbeddings,
             TieWordEmbeddings = config.Bool("tie_word_embeddings") ?? false,
             AttentionBias = family.QkvBias,
             SlidingWindow = SlidingWindow(config, family),
-            BosTokenId = config.TokenId("bos_token_id"),
-            EosTokenIds = config.TokenIds("eos_token_id"),
-            PadTokenId = config.TokenId("pad_token_id"),
-            TorchDtype = config.String("torch_dtype") ?? config.String("dtype"),
+            BosTokenId = config.TokenId("bos_token_id", vocab),
+            EosTokenIds = config.TokenIds("eos_token_id", vocab),
+            PadTokenId = config.TokenId("pad_token_id", vocab),
+            TorchDtype = torchDtype,
         };
     }
 
@@ -116,9 +124,10 @@ public static class HfConfig
             if (!IsPlainRope(parameters))
                 throw config.Error($"rope_parameters {config.Raw("rope_parameters")} is not supported (only rope_type 'default': plain RoPE)");
             if (parameters.ValueKind == JsonValueKind.Object && parameters.TryGetProperty("rope_theta", out var theta) && theta.ValueKind == JsonValueKind.Number)
-                return theta.GetDouble();
+                return theta.GetDouble() > 0 ? theta.GetDouble() : throw config.Error($"'rope_parameters.rope_theta' is {theta.GetRawText()}; it must be positive (inv_freq = theta^(-2j/d))");
         }
-        return config.Double("rope_theta") ?? 10000;
+        var ropeTheta = config.Double("rope_theta") ?? 10000;
+        return ropeTheta > 0 ? ropeTheta : throw config.Error($"'rope_theta' is {ropeTheta}; it must be positive (inv_freq = theta^(-2j/d))");
     }
 
     /// <summary>Null, or an object whose type is "default" (Hugging Face's name for unscaled RoPE) and that sets nothing but theta.</summary>
@@ -245,17 +254,23 @@ public static class HfConfig
 
         public int RequiredPositive(string key) => Positive(key) ?? throw Error($"has no '{key}'");
 
-        public int? TokenId(string key) => Integer(key) is int i
-            ? i >= 0 ? i : throw Error($"'{key}' is {i}; token ids are not negative")
+        public int? TokenId(string key, int vocabSize) => Integer(key) is int i
+            ? i >= 0 && i < vocabSize ? i : throw Error($"'{key}' is {i}; token ids lie in 0..{vocabSize - 1} (vocab_size {vocabSize})")
             : null;
 
         /// <summary>An id or a list of ids (Llama-3 lists several end-of-turn tokens).</summary>
-        public int[] TokenIds(string key)
+        public int[] TokenIds(string key, int vocabSize)
         {
             if (Value(key) is not { } v) return [];
-            if (v.ValueKind != JsonValueKind.Array) return [TokenId(key)!.Value];
+            if (v.ValueKind != JsonValueKind.Array) return [TokenId(key, vocabSize)!.Value];
             var ids = v.EnumerateArray().Select(item => Integer(key, item)).ToArray();
-            return ids.Any(i => i < 0) ? throw Error($"'{key}' {v.GetRawText()} holds a negative token id") : ids;
+            return ids.Any(i => i < 0 || i >= vocabSize) ? throw Error($"'{key}' {v.GetRawText()} holds a token id outside 0..{vocabSize - 1} (vocab_size {vocabSize})") : ids;
         }
+
+        /// <summary>The torch dtypes a checkpoint's weights can be stored in (Hugging Face's names and their aliases).</summary>
+        static readonly string[] KnownDTypes = ["float32", "float", "float16", "half", "bfloat16"];
+
+        public string DType(string key, string value) => KnownDTypes.Contains(value) ? value
+            : throw Error($"'{key}' is \"{value}\"; expected one of {string.Join(", ", KnownDTypes)}");
     }
 }

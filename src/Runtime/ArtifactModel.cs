@@ -19,7 +19,7 @@ public sealed class ArtifactModel
     public static ArtifactModel Open(string folder)
     {
         var manifest = ArtifactManifest.Load(folder);
-        manifest.Verify(folder, hashes: false);
+        manifest.Verify(folder);
         var config = HfConfig.Load(Path.Combine(folder, HfConfig.FileName));
         bool hasTokenizer = File.Exists(Path.Combine(folder, TokenizerFolder.SentencePieceFile)) || File.Exists(Path.Combine(folder, TokenizerFolder.TokenizerJsonFile));
         return new ArtifactModel(folder, manifest, config, hasTokenizer ? TokenizerFolder.Load(folder) : null);

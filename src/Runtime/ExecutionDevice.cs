@@ -24,10 +24,14 @@ public sealed class ExecutionDevice : IDisposable
 
     ExecutionDevice(DeviceKind kind, int threads, string description) => (Kind, Threads, Description) = (kind, threads, description);
 
-    /// <summary>Parses <c>cpu</c>, <c>cuda</c> or <c>auto</c>. <c>auto</c> falls back to the CPU and
+    /// <summary>Parses <c>cpu</c>, <c>cuda</c> or <c>auto</c>; <paramref name="threads"/> is 0 (the runtime's default) up to
+    /// the number of logical processors. <c>auto</c> falls back to the CPU and
     /// reports why through <paramref name="notice"/>; <c>cuda</c> fails if CUDA cannot be loaded.</summary>
     public static ExecutionDevice Create(string device = "cpu", int threads = 0, Action<string>? notice = null)
     {
+        // More intra-op threads than logical processors only costs memory (ONNX Runtime creates every one of them).
+        if (threads < 0 || threads > Environment.ProcessorCount)
+            throw new ArgumentException($"--threads {threads}: expected 0 (ONNX Runtime's default) to {Environment.ProcessorCount} (the logical processors of this machine)");
         switch (device.ToLowerInvariant())
         {
             case "cpu": return new ExecutionDevice(DeviceKind.Cpu, threads, "CPU");

@@ -68,8 +68,12 @@ public sealed class GreedyGenerator : IDisposable
         {
             var group = new LeftPaddedBatch(prompts.Skip(first).Take(count).ToList());
             var rowCallback = onToken is null ? null : new Action<int, int>((row, token) => onToken(first + row, token));
-            results.AddRange(maxNewTokens == 0 ? group.Continuations()
-                : mode == DecodingMode.KvCache ? WithCache(group, maxNewTokens, stops, rowCallback) : Recomputing(group, maxNewTokens, stops, rowCallback));
+            try
+            {
+                results.AddRange(maxNewTokens == 0 ? group.Continuations()
+                    : mode == DecodingMode.KvCache ? WithCache(group, maxNewTokens, stops, rowCallback) : Recomputing(group, maxNewTokens, stops, rowCallback));
+            }
+            catch (NonFiniteLogitsException e) { throw e.Shifted(first); }
         }
         return results;
     }
@@ -90,6 +94,7 @@ public sealed class GreedyGenerator : IDisposable
             for (int row = 0; row < group.Size; row++)
             {
                 var logits = step.LastLogits(row);
+                if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(logits)) throw new NonFiniteLogitsException(first + row, 0);
                 results.Add(candidateIds is null ? logits : [.. candidateIds.Select(id => logits[id])]);
             }
         }
@@ -284,7 +289,9 @@ public sealed class GreedyGenerator : IDisposable
             for (int b = 0; b < Size; b++)
             {
                 if (_done[b]) continue;
-                int token = ArgMax(step.LastLogits(b));
+                var logits = step.LastLogits(b);
+                if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(logits)) throw new NonFiniteLogitsException(b, _generated[b].Count);
+                int token = ArgMax(logits);
                 _last[b] = token;
                 if (stops.Contains(token)) { _stopped[b] = _done[b] = true; continue; }
                 _generated[b].Add(token);

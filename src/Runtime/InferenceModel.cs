@@ -17,7 +17,7 @@ namespace AlignThenUnlearn.Runtime;
 /// as it does the artifact's, nothing is copied when the dtypes agree, and graph optimisations see the trained values
 /// (SessionOptions.AddInitializer would skip constant folding's view of them and is ignored for initializers that the
 /// CUDA provider places on the GPU). A file whose dtype differs from the artifact's run dtype (f32 training weights for an
-/// f16 artifact) is first converted into a temporary file, deleted on disposal.</summary>
+/// f16 artifact) is first converted into a temporary file beside it, deleted on disposal (or by the next run after a kill).</summary>
 public sealed class InferenceModel : IDisposable
 {
     public InferenceSession Session { get; }
@@ -60,11 +60,19 @@ public sealed class InferenceModel : IDisposable
             try
             {
                 ArtifactExporter.CheckTensors(checkpoint, specs);
+                // ONNX Runtime maps these bytes as they are: their finiteness is checked here, where they enter.
+                foreach (var spec in specs) checkpoint.RequireFinite(spec.Name);
                 var runDType = runType == DataType.Float ? SafetensorsDType.F32 : SafetensorsDType.F16;
                 if (specs.Any(s => checkpoint.Entry(s.Name).DType != runDType))
                 {
-                    notice?.Invoke($"converting '{weightsPath}' to the artifact's {artifact.Manifest.Dtype} in a temporary file");
-                    temporary = Directory.CreateTempSubdirectory("atu-weights-").FullName;
+                    notice?.Invoke($"converting '{weightsPath}' to the artifact's {artifact.Manifest.Dtype} in a temporary file beside it");
+                    // Not the system's temporary folder (often small, and never cleaned after a kill): a staging entry
+                    // beside the trained weights, removed on disposal or, after a kill, by the next run.
+                    var (parent, name) = (Path.GetDirectoryName(Path.GetFullPath(weightsPath))!, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(weightsPath))));
+                    StagingArea.RemoveLeftovers(parent, name);
+                    StagingArea.RequireFreeSpace(parent, specs.Sum(s => s.ElementCount * runDType.ByteSize()), $"the {artifact.Manifest.Dtype} copy of '{weightsPath}'");
+                    temporary = StagingArea.NewPath(parent, name, "converted");
+                    Directory.CreateDirectory(temporary);
                     converted = Path.Combine(temporary, ArtifactExporter.WeightsFile);
                     ArtifactExporter.WriteWeights(checkpoint, specs, converted, runType);
                     checkpoint.Dispose();

@@ -13,7 +13,11 @@ static class RwkuJson
             throw at.Error("level", $"is {level} but {file.FileName} holds level-{file.Level} probes");
         var type = file.Kind == ProbeKind.Adversarial ? at.String(row, "type") : at.OptionalString(row, "type") ?? "";
         string? neighbor = file.Set == ProbeSet.Neighbor ? at.OptionalString(row, "neighbor") : null;
-        return new RwkuProbe(file.Set, level, at.String(row, "query"), at.String(row, "answer"), type, at.String(row, "subject"), neighbor);
+        var answer = at.String(row, "answer");
+        // Checked here, before any answer is generated: recall against a reference without words is undefined.
+        if (string.IsNullOrWhiteSpace(answer) || RougeL.Sentences(answer).Count == 0)
+            throw at.Error("answer", $"is \"{answer}\", which has no words to score an answer against; a probe needs a reference answer");
+        return new RwkuProbe(file.Set, level, at.String(row, "query"), answer, type, at.String(row, "subject"), neighbor);
     });
 
     public static List<RwkuPassage> ReadPassages(string path) =>
@@ -41,8 +45,10 @@ static class RwkuJson
         JsonDocument document;
         try
         {
-            using var stream = File.OpenRead(path);
-            document = JsonDocument.Parse(stream);
+            var bytes = File.ReadAllBytes(path);
+            if (FirstInvalidUtf8(bytes) is int offset)
+                throw new DatasetFormatException(path, null, null, $"is not UTF-8 text: the byte 0x{bytes[offset]:X2} at byte offset {offset} begins no valid UTF-8 character");
+            document = JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {
@@ -63,6 +69,20 @@ static class RwkuJson
             }
             return rows;
         }
+    }
+
+    /// <summary>The offset of the first byte that is not part of a valid UTF-8 sequence, or null.</summary>
+    static int? FirstInvalidUtf8(ReadOnlySpan<byte> bytes)
+    {
+        var chars = new char[4096];
+        int done = 0;
+        while (done < bytes.Length)
+        {
+            var status = System.Text.Unicode.Utf8.ToUtf16(bytes[done..], chars, out int read, out _, replaceInvalidSequences: false);
+            done += read;
+            if (status is System.Buffers.OperationStatus.InvalidData or System.Buffers.OperationStatus.NeedMoreData) return done;
+        }
+        return null;
     }
 
     static string Describe(JsonElement value) => value.ValueKind switch

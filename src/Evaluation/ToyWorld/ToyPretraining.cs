@@ -271,6 +271,8 @@ public static class ToyPretraining
         bool resume = false, bool force = false, Action<TrainingProgress>? progress = null, Action<string>? stage = null)
     {
         var tokenizer = OpenWorld(worldFolder);
+        OutputPaths.RequireApart(("--out", artifactsOut), ("--world", worldFolder));
+        OutputPaths.RequireApart(("the training folder", TrainingFolder(artifactsOut)), ("--world", worldFolder));
         if ((Directory.Exists(artifactsOut) || File.Exists(artifactsOut)) && !force)
             throw new IOException($"'{artifactsOut}' already exists; choose another output folder or pass --force to replace it");
         var training = TrainingFolder(artifactsOut);

@@ -35,6 +35,7 @@ public static class ArtifactExporter
     public static ArtifactManifest Export(string hfFolder, string outFolder, ExportOptions options, Action<string, double>? progress = null)
     {
         if (!Directory.Exists(hfFolder)) throw new DirectoryNotFoundException($"Hugging Face folder '{hfFolder}' does not exist");
+        OutputPaths.RequireApart(("--out", outFolder), ("--hf", hfFolder));
         if (options.ElementType is not (DataType.Float or DataType.Float16)) throw new ArgumentException($"export dtype must be f32 or f16, not {options.ElementType}");
         var configPath = Path.Combine(hfFolder, HfConfig.FileName);
         var config = HfConfig.Load(configPath);
@@ -48,7 +49,7 @@ public static class ArtifactExporter
         var specs = DecoderBuilder.Parameters(config, options.ElementType);
         CheckTensors(checkpoint, specs);
 
-        using var staged = StagedFolder.Create(outFolder, options.Force);
+        using var staged = StagedFolder.Create(outFolder, options.Force, specs.Sum(s => s.ElementCount * (options.ElementType == DataType.Float ? 4L : 2L)));
         File.Copy(configPath, staged.PathOf(HfConfig.FileName));
         var copiedTokenizer = TokenizerFiles.Where(f => File.Exists(Path.Combine(hfFolder, f))).ToList();
         foreach (var f in copiedTokenizer) File.Copy(Path.Combine(hfFolder, f), staged.PathOf(f));

@@ -53,8 +53,9 @@ public static class ModelShipper
     public static ShipResult Ship(string artifactsFolder, string weightsPath, string outFolder, ShipOptions options)
     {
         if (!Directory.Exists(artifactsFolder)) throw new DirectoryNotFoundException($"artifact folder '{artifactsFolder}' does not exist (create one with `atu export`)");
+        OutputPaths.RequireApart(("--out", outFolder), ("--artifacts", artifactsFolder), ("--weights", weightsPath));
         var manifest = ArtifactManifest.Load(artifactsFolder);
-        manifest.Verify(artifactsFolder, hashes: false);
+        manifest.Verify(artifactsFolder);
         var configPath = Path.Combine(artifactsFolder, HfConfig.FileName);
         var config = HfConfig.Load(configPath);
         var generationIds = GenerationIds.Of(config, Path.Combine(artifactsFolder, TokenizerFolder.GenerationConfigFile));

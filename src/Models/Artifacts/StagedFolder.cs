@@ -12,14 +12,21 @@ public sealed class StagedFolder : IDisposable
 
     StagedFolder(string target, string staging) => (Target, Staging) = (target, staging);
 
-    public static StagedFolder Create(string target, bool force)
+    /// <param name="expectedBytes">What will be written, checked against the free space before anything is.</param>
+    public static StagedFolder Create(string target, bool force, long expectedBytes = 0)
     {
         var full = System.IO.Path.GetFullPath(target).TrimEnd(System.IO.Path.DirectorySeparatorChar);
-        if ((Directory.Exists(full) || File.Exists(full)) && !force)
+        // A folder cannot replace a file in one rename; refusing up front leaves the file as it was.
+        if (File.Exists(full))
+            throw new IOException($"'{target}' is a file, and the output is a folder; it is not replaced (also not with --force): remove it or choose another output");
+        if (Directory.Exists(full) && !force)
             throw new IOException($"'{target}' already exists; choose another output folder or pass --force to replace it");
         var parent = System.IO.Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(parent);
-        var staging = System.IO.Path.Combine(parent, $".{System.IO.Path.GetFileName(full)}.partial-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        var name = System.IO.Path.GetFileName(full);
+        StagingArea.RemoveLeftovers(parent, name);
+        StagingArea.RequireFreeSpace(parent, expectedBytes, $"'{target}'");
+        var staging = StagingArea.NewPath(parent, name, "partial");
         Directory.CreateDirectory(staging);
         return new StagedFolder(full, staging);
     }
@@ -38,7 +45,7 @@ public sealed class StagedFolder : IDisposable
     public void Commit()
     {
         string? old = null;
-        if (Directory.Exists(Target) || File.Exists(Target))
+        if (Directory.Exists(Target))
         {
             old = Staging + ".old";
             Directory.Move(Target, old);

@@ -154,6 +154,8 @@ public sealed class SafetensorsCheckpoint : IDisposable
     public void ReadSlice(string name, long firstElement, Span<float> destination) => FileOf(name).ReadSlice(name, firstElement, destination);
     public void ReadSlice(string name, long firstElement, Span<Half> destination) => FileOf(name).ReadSlice(name, firstElement, destination);
     public void ReadBytes(string name, Span<byte> destination) => FileOf(name).ReadBytes(name, destination);
+    /// <summary>Refuses a floating-point tensor holding NaN or infinity, naming the file, tensor and element (no copy).</summary>
+    public void RequireFinite(string name) => FileOf(name).RequireFinite(name);
     public float[] ReadSingles(string name) => FileOf(name).ReadSingles(name);
 
     public void Dispose()

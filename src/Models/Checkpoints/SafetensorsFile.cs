@@ -121,6 +121,67 @@ public sealed class SafetensorsFile : IDisposable
             throw new ArgumentOutOfRangeException(nameof(firstElement),
                 $"elements [{firstElement}, {firstElement + destination.Length}) are outside tensor '{name}' of {entry.ElementCount} elements in '{Path}'");
         ForEachWindow(entry, firstElement, destination.Length, 1, destination, Convert<T>());
+        // Weights enter here: a NaN or infinity (or a value beyond float16's range, read as Half) is refused where it is
+        // read, in the caller's span, before it can make a model compute NaN that would read as a score.
+        if (typeof(T) == typeof(float)) RequireFinite(entry, firstElement, MemoryMarshal.Cast<T, float>(destination), "");
+        else if (typeof(T) == typeof(Half)) RequireFinite(entry, firstElement, MemoryMarshal.Cast<T, Half>(destination), " (read as float16)");
+    }
+
+    void RequireFinite<T>(SafetensorsEntry entry, long firstElement, ReadOnlySpan<T> values, string how) where T : System.Numerics.IFloatingPointIeee754<T>
+    {
+        if (System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(values)) return;
+        int i = IndexOfNonFinite(values);
+        throw NonFinite(entry, firstElement + i, values[i].ToString() + how);
+    }
+
+    ModelFormatException NonFinite(SafetensorsEntry entry, long element, string value) =>
+        new($"weights file '{Path}': tensor '{entry.Name}' holds {value} at element {element}; weights must be finite (a diverged or damaged checkpoint)");
+
+    /// <summary>Throws, naming the file, the tensor and the element, when a value of a floating-point tensor is NaN or
+    /// infinite. The stored bytes are checked where they are mapped, window by window; nothing is copied.</summary>
+    public void RequireFinite(string name)
+    {
+        var entry = Entry(name);
+        if (!entry.DType.IsFloatingPoint()) return;
+        long checkedElements = 0;
+        ForEachWindow<byte>(entry, 0, checked((int)entry.ElementCount), 0, [], (dtype, stored, _) =>
+        {
+            int bad = FirstNonFinite(dtype, stored);
+            if (bad >= 0)
+            {
+                Span<float> value = stackalloc float[1];
+                ElementConversion.ToSingle(dtype, stored.Slice(bad * dtype.ByteSize(), dtype.ByteSize()), value);
+                throw NonFinite(entry, checkedElements + bad, value[0].ToString());
+            }
+            checkedElements += stored.Length / dtype.ByteSize();
+        });
+    }
+
+    /// <summary>The index of the first NaN or infinite element of <paramref name="stored"/>, or -1.</summary>
+    static int FirstNonFinite(SafetensorsDType dtype, ReadOnlySpan<byte> stored)
+    {
+        switch (dtype)
+        {
+            case SafetensorsDType.F32:
+                var singles = MemoryMarshal.Cast<byte, float>(stored);
+                return System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(singles) ? -1 : IndexOfNonFinite(singles);
+            case SafetensorsDType.F16:
+                var halves = MemoryMarshal.Cast<byte, Half>(stored);
+                return System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(halves) ? -1 : IndexOfNonFinite(halves);
+            default:
+                // BF16: the upper half of a float32; all exponent bits set is infinity or NaN.
+                var words = MemoryMarshal.Cast<byte, ushort>(stored);
+                for (int i = 0; i < words.Length; i++)
+                    if ((words[i] & 0x7F80) == 0x7F80) return i;
+                return -1;
+        }
+    }
+
+    static int IndexOfNonFinite<T>(ReadOnlySpan<T> values) where T : System.Numerics.IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < values.Length; i++)
+            if (!T.IsFinite(values[i])) return i;
+        return -1;
     }
 
     private void CheckDestination<T>(SafetensorsEntry entry)
