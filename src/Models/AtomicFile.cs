@@ -21,6 +21,8 @@ public sealed class AtomicFile : IDisposable
     public static AtomicFile Create(string path)
     {
         var full = System.IO.Path.GetFullPath(path);
+        // Renaming a file over a folder fails only after the whole file is written; say so before.
+        if (Directory.Exists(full)) throw new IOException($"'{path}' is a folder, and the output is a file; it is not replaced (also not with --force): choose another output");
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
         var temporary = $"{full}.{Guid.NewGuid():N}.tmp";
         return new AtomicFile(full, temporary, new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 20));

@@ -283,6 +283,8 @@ public static class ToyPretraining
             Directory.Delete(training, recursive: true);
         }
 
+        RecordOrCompareSettings(training, checkpoints, settings, worldFolder, resume);
+
         stage?.Invoke("tokenizing the training set");
         var config = settings.ModelConfig(tokenizer);
         var sequences = ToyTrainingSet.Build(worldFolder, tokenizer, settings.CorpusRepeats, settings.ChoiceRepeats);
@@ -324,6 +326,31 @@ public static class ToyPretraining
         }
         Directory.Delete(training, recursive: true);
         return artifactsOut;
+    }
+
+    /// <summary>The file in the training folder that records the settings of the run in progress.</summary>
+    public const string SettingsFile = "settings.json";
+
+    /// <summary>A fresh run records every setting that changes its weights (the whole <see cref="ToyPretrainingSettings"/>
+    /// and a fingerprint of the world's training files and tokenizer); a resume is refused when any differs, so that
+    /// `--resume` with another --steps or another world cannot continue silently.</summary>
+    static void RecordOrCompareSettings(string training, string checkpoints, ToyPretrainingSettings settings, string worldFolder, bool resume)
+    {
+        var current = System.Text.Json.JsonSerializer.SerializeToNode(settings)!.AsObject();
+        var tokenizerFolder = Path.Combine(worldFolder, WorldFolder.TokenizerFolderName);
+        current["world"] = RecordedSettings.Fingerprint(
+            new[] { WorldFolder.CorpusFile, WorldFolder.TrainingQuestionsFile, WorldFolder.TrainingChoicesFile }.Select(f => Path.Combine(worldFolder, f))
+                .Concat(Directory.GetFiles(tokenizerFolder).Order(StringComparer.Ordinal)));
+        var path = Path.Combine(training, SettingsFile);
+        if (resume && File.Exists(path))
+        {
+            RecordedSettings.RequireSame(path, current, $"the pre-training run in '{training}'");
+            return;
+        }
+        if (resume && Directory.Exists(checkpoints) && Directory.EnumerateFileSystemEntries(checkpoints).Any())
+            throw new InvalidOperationException($"the pre-training run in '{training}' records no settings ({SettingsFile}; an older atu started it), so a resume cannot be checked; start afresh with --force");
+        Directory.CreateDirectory(training);
+        RecordedSettings.Record(path, current);
     }
 
     /// <summary>The world's tokenizer, after checking that the folder holds a world.</summary>

@@ -131,7 +131,7 @@ public sealed class SafetensorsFile : IDisposable
     {
         if (System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(values)) return;
         int i = IndexOfNonFinite(values);
-        throw NonFinite(entry, firstElement + i, values[i].ToString() + how);
+        throw NonFinite(entry, firstElement + i, values[i].ToString(null, System.Globalization.CultureInfo.InvariantCulture) + how);
     }
 
     ModelFormatException NonFinite(SafetensorsEntry entry, long element, string value) =>
@@ -151,7 +151,7 @@ public sealed class SafetensorsFile : IDisposable
             {
                 Span<float> value = stackalloc float[1];
                 ElementConversion.ToSingle(dtype, stored.Slice(bad * dtype.ByteSize(), dtype.ByteSize()), value);
-                throw NonFinite(entry, checkedElements + bad, value[0].ToString());
+                throw NonFinite(entry, checkedElements + bad, value[0].ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
             checkedElements += stored.Length / dtype.ByteSize();
         });
