@@ -336,7 +336,9 @@ public static class ToyPretraining
     /// `--resume` with another --steps or another world cannot continue silently.</summary>
     static void RecordOrCompareSettings(string training, string checkpoints, ToyPretrainingSettings settings, string worldFolder, bool resume)
     {
-        var current = System.Text.Json.JsonSerializer.SerializeToNode(settings)!.AsObject();
+        var current = new System.Text.Json.Nodes.JsonObject();
+        foreach (var property in typeof(ToyPretrainingSettings).GetProperties().Where(p => p.CanWrite))   // the settings, not what derives from them
+            current[property.Name] = System.Text.Json.JsonSerializer.SerializeToNode(property.GetValue(settings));
         var tokenizerFolder = Path.Combine(worldFolder, WorldFolder.TokenizerFolderName);
         current["world"] = RecordedSettings.Fingerprint(
             new[] { WorldFolder.CorpusFile, WorldFolder.TrainingQuestionsFile, WorldFolder.TrainingChoicesFile }.Select(f => Path.Combine(worldFolder, f))

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Evaluation;
@@ -34,18 +33,6 @@ public sealed class HardeningTests(TinyChatModel tiny) : IClassFixture<TinyChatM
         using var stream = new FileStream(file, FileMode.Open, FileAccess.Write);
         stream.Position = offset;
         foreach (var v in values) stream.Write(BitConverter.GetBytes(v));
-    }
-
-    /// <summary>SHA-256 over every file's relative path and bytes: equal exactly when the folder is byte-identical.</summary>
-    static string FolderHash(string folder)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var file in Directory.GetFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
-        {
-            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetRelativePath(folder, file) + "\0"));
-            hash.AppendData(File.ReadAllBytes(file));
-        }
-        return Convert.ToHexString(hash.GetHashAndReset());
     }
 
     string CopyOfArtifacts(string name)
@@ -170,7 +157,7 @@ public sealed class HardeningTests(TinyChatModel tiny) : IClassFixture<TinyChatM
     {
         using var fixture = new RwkuFixture();
         var artifacts = CopyOfArtifacts("artifacts");
-        string hf = tiny.HfFolder, before = FolderHash(artifacts), hfBefore = FolderHash(hf), rwkuBefore = FolderHash(fixture.Root);
+        string hf = tiny.HfFolder, before = FolderContents.Hash(artifacts), hfBefore = FolderContents.Hash(hf), rwkuBefore = FolderContents.Hash(fixture.Root);
         var weights = Path.Combine(artifacts, ArtifactExporter.WeightsFile);
 
         Action[] attempts =
@@ -186,9 +173,9 @@ public sealed class HardeningTests(TinyChatModel tiny) : IClassFixture<TinyChatM
         ];
         foreach (var attempt in attempts)
             Assert.Contains("refused (also with --force)", Assert.Throws<IOException>(attempt).Message);
-        Assert.Equal(before, FolderHash(artifacts));
-        Assert.Equal(hfBefore, FolderHash(hf));
-        Assert.Equal(rwkuBefore, FolderHash(fixture.Root));
+        Assert.Equal(before, FolderContents.Hash(artifacts));
+        Assert.Equal(hfBefore, FolderContents.Hash(hf));
+        Assert.Equal(rwkuBefore, FolderContents.Hash(fixture.Root));
     }
 
     [Fact]

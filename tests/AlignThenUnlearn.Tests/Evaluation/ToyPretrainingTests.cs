@@ -271,6 +271,42 @@ public sealed class ToyPretrainingTests(SmallToyWorld world) : IClassFixture<Sma
         ArtifactModel.Open(output);
     }
 
+    [Fact]
+    public void A_resume_with_other_settings_or_another_world_is_refused_listing_the_differences()
+    {
+        var w = _temp.File("world");
+        CopyWorld(w);
+        var settings = Tiny with { Steps = 8, CheckpointEvery = 4 };
+        var output = _temp.File("model");
+        Assert.Throws<OperationCanceledException>(() =>
+            ToyPretraining.Run(w, output, settings, GradCheck.Cpu, progress: p => { if (p.Step == 6) throw new OperationCanceledException(); }));
+
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            ToyPretraining.Run(w, output, settings with { Steps = 12, LearningRate = 2e-2 }, GradCheck.Cpu, resume: true));
+        Assert.Contains("LearningRate: recorded 0.01, now 0.02; Steps: recorded 8, now 12.", e.Message);
+
+        var questions = Path.Combine(w, WorldFolder.TrainingQuestionsFile);
+        var original = File.ReadAllBytes(questions);
+        SmallToyWorld.Keep(w, WorldFolder.TrainingQuestionsFile, 23);
+        Assert.Contains("world: recorded", Assert.Throws<InvalidOperationException>(() => ToyPretraining.Run(w, output, settings, GradCheck.Cpu, resume: true)).Message);
+
+        File.WriteAllBytes(questions, original);   // the recorded settings again: the resume continues after step 4
+        var steps = new List<long>();
+        ToyPretraining.Run(w, output, settings, GradCheck.Cpu, resume: true, progress: p => steps.Add(p.Step));
+        Assert.Equal([5L, 6, 7, 8], steps);
+    }
+
+    [Fact]
+    public void An_output_overlapping_the_world_is_refused_with_force_and_the_world_stays_byte_identical()
+    {
+        var w = _temp.File("world");
+        CopyWorld(w);
+        var before = FolderContents.Hash(w);
+        foreach (var output in new[] { w, Path.Combine(w, "model"), _temp.Path })
+            Assert.Contains("refused (also with --force)", Assert.Throws<IOException>(() => ToyPretraining.Run(w, output, Tiny with { Steps = 1 }, GradCheck.Cpu, force: true)).Message);
+        Assert.Equal(before, FolderContents.Hash(w));
+    }
+
     /// <summary>The files a world's loader reads (training files, tokenizer), copied to <paramref name="target"/>.</summary>
     void CopyWorld(string target)
     {
