@@ -147,16 +147,40 @@ public sealed class SafetensorsCheckpoint : IDisposable
         fileOf.TryGetValue(name, out var file) ? file : throw new ModelFormatException($"checkpoint '{Path}' holds no tensor '{name}'");
 
     public SafetensorsEntry Entry(string name) => FileOf(name).Entry(name);
-    public void Read(string name, Span<float> destination) => FileOf(name).Read(name, destination);
-    public void Read(string name, Span<Half> destination) => FileOf(name).Read(name, destination);
+    // A checkpoint holds weights, and weights enter through these reads: a NaN or an infinity (or a value beyond float16's
+    // range, read as float16) is refused where it is read, in the caller's span, before a model computes NaN with it
+    // (which would read as a score).
+    public void Read(string name, Span<float> destination) => ReadSlice(name, 0, destination, whole: true);
+    public void Read(string name, Span<Half> destination) => ReadSlice(name, 0, destination, whole: true);
     public void Read(string name, Span<long> destination) => FileOf(name).Read(name, destination);
     public void Read(string name, Span<int> destination) => FileOf(name).Read(name, destination);
-    public void ReadSlice(string name, long firstElement, Span<float> destination) => FileOf(name).ReadSlice(name, firstElement, destination);
-    public void ReadSlice(string name, long firstElement, Span<Half> destination) => FileOf(name).ReadSlice(name, firstElement, destination);
+    public void ReadSlice(string name, long firstElement, Span<float> destination) => ReadSlice(name, firstElement, destination, whole: false);
+    public void ReadSlice(string name, long firstElement, Span<Half> destination) => ReadSlice(name, firstElement, destination, whole: false);
+
+    void ReadSlice(string name, long firstElement, Span<float> destination, bool whole)
+    {
+        var file = FileOf(name);
+        if (whole) file.Read(name, destination);
+        else file.ReadSlice(name, firstElement, destination);
+        file.RequireFinite(name, firstElement, destination);
+    }
+
+    void ReadSlice(string name, long firstElement, Span<Half> destination, bool whole)
+    {
+        var file = FileOf(name);
+        if (whole) file.Read(name, destination);
+        else file.ReadSlice(name, firstElement, destination);
+        file.RequireFinite(name, firstElement, destination);
+    }
     public void ReadBytes(string name, Span<byte> destination) => FileOf(name).ReadBytes(name, destination);
     /// <summary>Refuses a floating-point tensor holding NaN or infinity, naming the file, tensor and element (no copy).</summary>
     public void RequireFinite(string name) => FileOf(name).RequireFinite(name);
-    public float[] ReadSingles(string name) => FileOf(name).ReadSingles(name);
+    public float[] ReadSingles(string name)
+    {
+        var values = FileOf(name).ReadSingles(name);
+        FileOf(name).RequireFinite(name, 0, values);
+        return values;
+    }
 
     public void Dispose()
     {

@@ -121,11 +121,13 @@ public sealed class SafetensorsFile : IDisposable
             throw new ArgumentOutOfRangeException(nameof(firstElement),
                 $"elements [{firstElement}, {firstElement + destination.Length}) are outside tensor '{name}' of {entry.ElementCount} elements in '{Path}'");
         ForEachWindow(entry, firstElement, destination.Length, 1, destination, Convert<T>());
-        // Weights enter here: a NaN or infinity (or a value beyond float16's range, read as Half) is refused where it is
-        // read, in the caller's span, before it can make a model compute NaN that would read as a score.
-        if (typeof(T) == typeof(float)) RequireFinite(entry, firstElement, MemoryMarshal.Cast<T, float>(destination), "");
-        else if (typeof(T) == typeof(Half)) RequireFinite(entry, firstElement, MemoryMarshal.Cast<T, Half>(destination), " (read as float16)");
     }
+
+    /// <summary>Throws, naming the file, the tensor and the element, when <paramref name="values"/> (elements
+    /// [<paramref name="firstElement"/>, ...) of tensor <paramref name="name"/>, as read from this file) hold NaN or infinity.</summary>
+    public void RequireFinite(string name, long firstElement, ReadOnlySpan<float> values) => RequireFinite(Entry(name), firstElement, values, "");
+    /// <inheritdoc cref="RequireFinite(string, long, ReadOnlySpan{float})"/>
+    public void RequireFinite(string name, long firstElement, ReadOnlySpan<Half> values) => RequireFinite(Entry(name), firstElement, values, " (read as float16)");
 
     void RequireFinite<T>(SafetensorsEntry entry, long firstElement, ReadOnlySpan<T> values, string how) where T : System.Numerics.IFloatingPointIeee754<T>
     {
