@@ -121,6 +121,7 @@ public static class RwkuSuiteReports
         Number(json, "fluency_entropy", scores.Fluency);
         Number(json, "mia_forget_loss", scores.ForgetLoss);
         Number(json, "mia_retain_loss", scores.RetainLoss);
+        Number(json, "mia_loss_gap", scores.ForgetLoss - scores.RetainLoss); // forget minus retain: rises as the target is forgotten
         Number(json, "mia_forget_zlib", scores.ForgetZlib);
         Number(json, "mia_retain_zlib", scores.RetainZlib);
         Number(json, "mia_forget_minkpp_0.2", scores.ForgetMinKPlusPlus20);
