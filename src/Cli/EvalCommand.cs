@@ -60,6 +60,7 @@ public static class EvalCommand
         if (File.Exists(resultsPath) && !o.Force) throw new IOException($"'{resultsPath}' already exists; pass --force to replace the reports in '{o.Out}'");
 
         if (o.Suite is not null) return RunSuite(o, resultsPath);
+        if (o.Tasks is not null) throw new ArgumentException($"--tasks {o.Tasks}: tasks are chosen within a suite; add --suite rwku");
         var artifact = ArtifactModel.Open(o.Artifacts);
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var dataset = RwkuDataset.Open(o.Rwku);

@@ -131,5 +131,6 @@ public sealed class EvalSuiteCommandTests(TinyChatModel tiny) : IClassFixture<Ti
 
         Assert.Throws<ArgumentException>(() => EvalCommand.Run(new EvalOptions { Artifacts = tiny.Artifacts, Rwku = fixture.Root, Out = _temp.File("x"), Suite = "rwku", Tasks = "bbh,gsm8k" }));
         Assert.Throws<ArgumentException>(() => EvalCommand.Run(new EvalOptions { Artifacts = tiny.Artifacts, Rwku = fixture.Root, Out = _temp.File("y"), Suite = "tofu" }));
+        Assert.Contains("--suite rwku", Assert.Throws<ArgumentException>(() => EvalCommand.Run(new EvalOptions { Artifacts = tiny.Artifacts, Rwku = fixture.Root, Out = _temp.File("z"), Tasks = "bbh" })).Message);
     }
 }
