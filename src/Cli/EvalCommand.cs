@@ -40,6 +40,15 @@ public sealed class EvalOptions : ModelRunOptions
     [Option("max-new-tokens", Default = RwkuPrompts.MaxNewTokens, HelpText = "Tokens generated per probe (RWKU: 30).")]
     public int MaxNewTokens { get; set; } = RwkuPrompts.MaxNewTokens;
 
+    [Option("suite", HelpText = "rwku: RWKU's whole evaluation (forget, neighbour, MMLU, BBH, TruthfulQA, TriviaQA, fluency, MIA); results.md in Table 2's layout, utility.json beside results.json.")]
+    public string? Suite { get; set; }
+
+    [Option("tasks", HelpText = "With --suite rwku: the tasks, comma-separated, of forget,neighbor,mmlu,bbh,truthfulqa,triviaqa,fluency,mia (default: all).")]
+    public string? Tasks { get; set; }
+
+    [Option("icu", HelpText = "Put RWKU's in-context unlearning prompt about the target before every prompt (RWKU's use_prompt).")]
+    public bool Icu { get; set; }
+
 }
 
 public static class EvalCommand
@@ -52,6 +61,8 @@ public static class EvalCommand
         var resultsPath = Path.Combine(o.Out, RwkuReports.ResultsFile);
         if (File.Exists(resultsPath) && !o.Force) throw new IOException($"'{resultsPath}' already exists; pass --force to replace the reports in '{o.Out}'");
 
+        if (o.Suite is not null) return RunSuite(o, resultsPath);
+        if (o.Tasks is not null) throw new ArgumentException($"--tasks {o.Tasks}: tasks are chosen within a suite; add --suite rwku");
         var artifact = ArtifactModel.Open(o.Artifacts);
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var dataset = RwkuDataset.Open(o.Rwku);
@@ -67,6 +78,7 @@ public static class EvalCommand
             MaxNewTokens = o.MaxNewTokens,
             Neighbor = !o.NoNeighbor,
             Mmlu = !o.NoMmlu,
+            Icu = o.Icu,
         };
 
         RunEvaluation run = null!;
@@ -87,6 +99,62 @@ public static class EvalCommand
 
         AnsiConsole.Write(ReportCommand.Table([run.Summary]));
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.ResultsFile}, {RwkuReports.TableFile}, {RwkuReports.ProbesFile} to {o.Out} ({run.Summary.Targets.Count} targets)");
+        return 0;
+    }
+
+    /// <summary><c>--suite rwku</c>: the probe evaluation and the utility/MIA evaluation of the tasks asked, on one model.</summary>
+    static int RunSuite(EvalOptions o, string resultsPath)
+    {
+        if (!string.Equals(o.Suite, "rwku", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--suite {o.Suite}: the only suite is rwku");
+        var tasks = o.Tasks is null ? RwkuTasks.All : RwkuTaskNames.Parse(o.Tasks);
+        if (o.NoNeighbor) tasks &= ~RwkuTasks.Neighbor;
+        if (o.NoMmlu) tasks &= ~RwkuTasks.Mmlu;
+        var artifact = ArtifactModel.Open(o.Artifacts);
+        var tokenizer = RwkuScoring.ChatTokenizer(artifact);
+        var dataset = RwkuDataset.Open(o.Rwku);
+        var selected = dataset.Select(o.Targets);
+        bool probes = (tasks & (RwkuTasks.Forget | RwkuTasks.Neighbor | RwkuTasks.Mmlu)) != 0;
+        var targets = selected.Select(t => probes ? dataset.Load(t, includeMmlu: tasks.HasFlag(RwkuTasks.Mmlu)) : new RwkuTargetData(t, [], [], [])).ToList();
+        var utility = selected.Select(t => dataset.LoadUtility(t, tasks)).ToList();
+        var name = o.Name ?? (o.Weights is not null ? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
+            : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts))));
+
+        var device = o.CreateDevice();
+        var options = new RwkuEvaluationOptions
+        {
+            ChatFormat = tokenizer.ChatFormat,
+            BatchSize = o.BatchSize,
+            MaxNewTokens = o.MaxNewTokens,
+            Forget = tasks.HasFlag(RwkuTasks.Forget),
+            Neighbor = tasks.HasFlag(RwkuTasks.Neighbor),
+            Mmlu = tasks.HasFlag(RwkuTasks.Mmlu),
+            Icu = o.Icu,
+        };
+        var utilityOptions = new RwkuUtilityOptions { ChatFormat = tokenizer.ChatFormat, BatchSize = o.BatchSize, Tasks = tasks & RwkuTasks.Utility, Icu = o.Icu };
+
+        SuiteEvaluation run = null!;
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var probeTask = ctx.AddTask($"RWKU probes on {device.Description}", maxValue: 1);
+                var utilityTask = ctx.AddTask("RWKU utility and MIA", autoStart: false, maxValue: 1);
+                RwkuScoring.Callback<EvaluationProgress> Report(ProgressTask task, string what) => new(p =>
+                {
+                    if (!task.IsStarted) task.StartTask();
+                    task.MaxValue = p.Total;
+                    task.Value = p.Done;
+                    task.Description = Markup.Escape($"{what}: target {p.Target.Number} {p.Target.Name}");
+                });
+                run = RwkuScoring.EvaluateSuite(artifact, device, o.Weights, targets, options, utility, utilityOptions, name, o.Series,
+                    Report(probeTask, "probes"), Report(utilityTask, "utility"));
+                probeTask.Value = probeTask.MaxValue;
+                utilityTask.Value = utilityTask.MaxValue;
+            });
+        RwkuSuiteReports.Write(o.Out, run);
+
+        AnsiConsole.Write(new Text(RwkuSuiteReports.Table(run)));
+        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.ResultsFile}, {RwkuSuiteReports.UtilityFile}, {RwkuReports.TableFile}, {RwkuReports.ProbesFile} to {o.Out} ({targets.Count} targets; {RwkuTaskNames.Format(tasks)})");
         return 0;
     }
 }

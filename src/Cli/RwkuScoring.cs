@@ -27,6 +27,24 @@ public static class RwkuScoring
         return evaluator.EvaluateRun(name, targets, progress, series);
     }
 
+    /// <summary>RWKU's whole evaluation on one opened model: the probes (forget, neighbour, MMLU), then the utility and
+    /// MIA tasks of <paramref name="utilityOptions"/>.</summary>
+    public static SuiteEvaluation EvaluateSuite(ArtifactModel artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets,
+        RwkuEvaluationOptions options, IReadOnlyList<RwkuUtilityData> utility, RwkuUtilityOptions utilityOptions, string name, string? series = null,
+        IProgress<EvaluationProgress>? probeProgress = null, IProgress<EvaluationProgress>? utilityProgress = null)
+    {
+        var tokenizer = ChatTokenizer(artifact);
+        using var generator = GreedyGenerator.Open(artifact, device, weights, ModelRunOptions.Notice);
+        var probeModel = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer));
+        var probes = new RwkuEvaluator(probeModel, probeModel, MmluPrompts.AnswerTokenIds(tokenizer), options with { ChatFormat = tokenizer.ChatFormat })
+            .EvaluateRun(name, targets, probeProgress, series);
+        var answers = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer, UtilityPrompts.AnswerTerminators));
+        var model = new RwkuUtilityModel(new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer, UtilityPrompts.BbhTerminators)), answers, answers);
+        var scores = new RwkuUtilityEvaluator(model, utilityOptions with { ChatFormat = tokenizer.ChatFormat }).EvaluateRun(utility, utilityProgress);
+        var tasks = utilityOptions.Tasks | (options.Forget ? RwkuTasks.Forget : 0) | (options.Neighbor ? RwkuTasks.Neighbor : 0) | (options.Mmlu ? RwkuTasks.Mmlu : 0);
+        return new SuiteEvaluation(probes, scores, tasks);
+    }
+
     /// <summary>Progress reported on the caller's thread (System.Progress would post it to the thread pool).</summary>
     public sealed class Callback<T>(Action<T> report) : IProgress<T>
     {

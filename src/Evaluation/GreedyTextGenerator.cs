@@ -11,7 +11,7 @@ namespace AlignThenUnlearn.Evaluation;
 /// continuation alone would lose the space a SentencePiece token carries at the start of the output; after RWKU's
 /// strip the two agree, but this way the unstripped text agrees too.)</summary>
 public sealed class GreedyTextGenerator(GreedyGenerator generator, LlmTokenizer tokenizer, IReadOnlyCollection<int> stopIds,
-    DecodingMode mode = DecodingMode.KvCache) : ITextGenerator, INextTokenScorer
+    DecodingMode mode = DecodingMode.KvCache) : ITextGenerator, INextTokenScorer, ITokenScorer
 {
     public IReadOnlyCollection<int> StopIds => stopIds;
 
@@ -24,6 +24,10 @@ public sealed class GreedyTextGenerator(GreedyGenerator generator, LlmTokenizer 
 
     public IReadOnlyList<float[]> NextTokenLogits(IReadOnlyList<string> prompts, IReadOnlyList<int> candidateTokenIds) =>
         generator.NextTokenLogits(Encode(prompts), candidateTokenIds);
+
+    public IReadOnlyList<TokenLogProbs> ScoreTexts(IReadOnlyList<string> texts) => generator.ScoreTokens(Encode(texts));
+
+    public int TokenCount(string text) => tokenizer.EncodeToIds(text).Length;
 
     List<IReadOnlyList<int>> Encode(IReadOnlyList<string> prompts) => [.. prompts.Select(p => (IReadOnlyList<int>)tokenizer.EncodeToIds(p))];
 

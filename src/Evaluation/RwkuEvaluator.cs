@@ -8,7 +8,11 @@ public sealed record RwkuEvaluationOptions
     /// <summary>Prompts handed to the generator at once (RWKU uses 16).</summary>
     public int BatchSize { get; init; } = 16;
     public int MaxNewTokens { get; init; } = RwkuPrompts.MaxNewTokens;
+    /// <summary>Whether the forget probes are scored.</summary>
+    public bool Forget { get; init; } = true;
     public bool Neighbor { get; init; } = true;
+    /// <summary>RWKU's in-context unlearning prompt (<c>use_prompt</c>) before every user message.</summary>
+    public bool Icu { get; init; }
     /// <summary>Whether MMLU is scored (needs an <see cref="INextTokenScorer"/>).</summary>
     public bool Mmlu { get; init; } = true;
 }
@@ -55,8 +59,8 @@ public sealed class RwkuEvaluator(ITextGenerator generator, INextTokenScorer? sc
             progress?.Report(new EvaluationProgress(done, total, data.Target));
         }
 
-        var probes = data.Probes.Where(p => p.Set == ProbeSet.Forget || options.Neighbor).ToList();
-        var continuations = InBatches(probes.Select(p => RwkuPrompts.Render(p, options.ChatFormat)).ToList(), batch =>
+        var probes = data.Probes.Where(Scored).ToList();
+        var continuations = InBatches(probes.Select(p => RwkuPrompts.For(p).WithIcu(options.Icu, p.Subject).Render(options.ChatFormat)).ToList(), batch =>
         {
             var answers = generator.Generate(batch, options.MaxNewTokens);
             if (answers.Count != batch.Count) throw new InvalidOperationException($"The generator answered {answers.Count} of {batch.Count} prompts");
@@ -72,7 +76,7 @@ public sealed class RwkuEvaluator(ITextGenerator generator, INextTokenScorer? sc
         var mmlu = new List<MmluOutcome>();
         if (options.Mmlu && data.Mmlu.Count > 0)
         {
-            var choices = InBatches(data.Mmlu.Select(q => MmluPrompts.Render(q, options.ChatFormat)).ToList(), batch =>
+            var choices = InBatches(data.Mmlu.Select(q => MmluPrompts.For(q).WithIcu(options.Icu, q.Subject).Render(options.ChatFormat)).ToList(), batch =>
             {
                 var logits = scorer!.NextTokenLogits(batch, answerTokenIds!);
                 if (logits.Count != batch.Count) throw new InvalidOperationException($"The scorer returned logits for {logits.Count} of {batch.Count} prompts");
@@ -86,8 +90,9 @@ public sealed class RwkuEvaluator(ITextGenerator generator, INextTokenScorer? sc
         return new TargetEvaluation(new TargetScores(data.Target.Number, data.Target.Name, scores, counts), outcomes, mmlu);
     }
 
-    int PromptCount(RwkuTargetData data) =>
-        data.Probes.Count(p => p.Set == ProbeSet.Forget || options.Neighbor) + (options.Mmlu ? data.Mmlu.Count : 0);
+    int PromptCount(RwkuTargetData data) => data.Probes.Count(Scored) + (options.Mmlu ? data.Mmlu.Count : 0);
+
+    bool Scored(RwkuProbe probe) => probe.Set == ProbeSet.Forget ? options.Forget : options.Neighbor;
 
     /// <param name="describe">Names the prompt of an index, for the error when the model's logits on it are not finite.</param>
     List<TResult> InBatches<TResult>(List<string> prompts, Func<List<string>, IReadOnlyList<TResult>> run, Func<int, string> describe)

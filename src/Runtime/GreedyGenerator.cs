@@ -101,6 +101,30 @@ public sealed class GreedyGenerator : IDisposable
         return results;
     }
 
+    /// <summary>Every token's log-probability given the tokens before it (from the second token on), with mu and sigma
+    /// of the distribution it was drawn from (<see cref="TokenLogProbs"/>): one pass over each group of sequences, the
+    /// statistics taken from the logits of every position.</summary>
+    public IReadOnlyList<TokenLogProbs> ScoreTokens(IReadOnlyList<IReadOnlyList<int>> sequences)
+    {
+        Check(sequences, 0);
+        var results = new List<TokenLogProbs>(sequences.Count);
+        foreach (var (first, count) in Groups(sequences, 0))
+        {
+            var group = new LeftPaddedBatch(sequences.Skip(first).Take(count).ToList());
+            using var step = Run(group.Width, group.Ids, group.Mask, group.Positions, past: null, keepCache: false);
+            for (int row = 0; row < group.Size; row++)
+            {
+                var ids = sequences[first + row];
+                int n = ids.Count, pad = group.Width - n;
+                double[] logProbs = new double[n - 1], mu = new double[n - 1], sigma = new double[n - 1];
+                for (int i = 0; i + 1 < n; i++)
+                    (logProbs[i], mu[i], sigma[i]) = TokenLogProbs.Statistics(step.Logits(row, pad + i), ids[i + 1]);
+                results.Add(new TokenLogProbs([.. ids], logProbs, mu, sigma));
+            }
+        }
+        return results;
+    }
+
     IReadOnlyList<Continuation> WithCache(LeftPaddedBatch batch, int maxNewTokens, HashSet<int> stops, Action<int, int>? onToken)
     {
         var step = Run(batch.Width, batch.Ids, batch.Mask, batch.Positions, past: null, keepCache: true);
@@ -226,9 +250,12 @@ public sealed class GreedyGenerator : IDisposable
         }
 
         /// <summary>The logits of the last column of <paramref name="row"/>, widened to float.</summary>
-        public float[] LastLogits(int row)
+        public float[] LastLogits(int row) => Logits(row, columns - 1);
+
+        /// <summary>The logits of one column of <paramref name="row"/>, widened to float.</summary>
+        public float[] Logits(int row, int column)
         {
-            long offset = ((long)row * columns + columns - 1) * vocab;
+            long offset = ((long)row * columns + column) * vocab;
             var raw = Value(DecoderGraph.LogitsName).GetTensorMutableRawData();
             if (type == TensorElementType.Float)
                 return MemoryMarshal.Cast<byte, float>(raw).Slice(checked((int)offset), vocab).ToArray();

@@ -37,7 +37,7 @@ public static class ProbesJsonLines
         }
     }
 
-    static void Head(Utf8JsonWriter json, string run, RwkuTarget target, string set, string kind)
+    internal static void Head(Utf8JsonWriter json, string run, RwkuTarget target, string set, string kind)
     {
         json.WriteString("run", run);
         json.WriteNumber("target", target.Number);
@@ -46,7 +46,7 @@ public static class ProbesJsonLines
         json.WriteString("kind", kind);
     }
 
-    static string Line(JsonWriterOptions options, Action<Utf8JsonWriter> write)
+    internal static string Line(JsonWriterOptions options, Action<Utf8JsonWriter> write)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, options))

@@ -4,7 +4,7 @@ namespace AlignThenUnlearn.Evaluation;
 
 /// <summary>Reads RWKU's JSON files (each a top-level array of row objects) into records, checking every field
 /// the evaluation uses; a mismatch fails with the file, the row index and the field.</summary>
-static class RwkuJson
+static partial class RwkuJson
 {
     public static List<RwkuProbe> ReadProbes(string path, RwkuProbeFile file) => ReadRows(path, (row, at) =>
     {
@@ -97,7 +97,7 @@ static class RwkuJson
     };
 
     /// <summary>Field access for one row, failing with the file, row and field.</summary>
-    sealed class RowReader(string path, int row)
+    sealed partial class RowReader(string path, int row)
     {
         public DatasetFormatException Error(string field, string problem) => new(path, row, field, problem);
 

@@ -9,6 +9,9 @@ public sealed record RwkuPrompt(string UserMessage, string Suffix)
 {
     /// <summary>The full prompt text (without BOS: encoding adds it where the tokenizer does).</summary>
     public string Render(ChatFormat format) => ChatTemplate.Format(format, UserMessage) + Suffix;
+
+    /// <summary>The prompt with RWKU's in-context unlearning prompt about <paramref name="subject"/> before the message, when <paramref name="icu"/>.</summary>
+    public RwkuPrompt WithIcu(bool icu, string subject) => this with { UserMessage = UtilityPrompts.WithIcu(UserMessage, subject, icu) };
 }
 
 /// <summary>RWKU's prompts, word for word as its evaluation code (<c>eval_forget.py</c>, <c>eval_neighbor.py</c>,
@@ -57,12 +60,15 @@ public static class RwkuPrompts
     /// <c>&lt;0x0A&gt;</c>); Llama-3 also stops at <c>&lt;|eot_id|&gt;</c>. Byte-level tokenizers have no unknown token,
     /// and a string they do not hold adds no stop. This differs from <see cref="LlmTokenizer.StopIds"/>, which ends a
     /// chat turn where the model family does (what <c>atu generate</c> uses).</summary>
-    public static int[] StopIds(LlmTokenizer tokenizer)
+    public static int[] StopIds(LlmTokenizer tokenizer) => StopIds(tokenizer, TerminatorTokens);
+
+    /// <summary>The EOS and the ids <c>convert_tokens_to_ids</c> gives for <paramref name="terminators"/> (see above).</summary>
+    public static int[] StopIds(LlmTokenizer tokenizer, IReadOnlyList<string> terminators)
     {
         int? unknown = tokenizer is SentencePieceLlmTokenizer sentencePiece ? sentencePiece.Model.UnknownId : null;
         var stops = new List<int>();
         if (tokenizer.EosId is int eos) stops.Add(eos);
-        foreach (var token in TerminatorTokens)
+        foreach (var token in terminators)
         {
             if (tokenizer.TryGetId(token, out var id)) stops.Add(id);
             else if (unknown is int unk) stops.Add(unk);

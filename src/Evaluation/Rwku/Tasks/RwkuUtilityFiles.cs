@@ -1,0 +1,32 @@
+namespace AlignThenUnlearn.Evaluation;
+
+/// <summary>RWKU's utility and membership-inference files of a target, read like its other files (own folder first,
+/// else <c>All/</c>; rows selected and checked by <c>subject</c>).</summary>
+public sealed partial class RwkuDataset
+{
+    public const string BbhFile = "retain_bbh.json";
+    public const string TruthfulQaFile = "truthful.json";
+    public const string TriviaQaFile = "triviaqa.json";
+    public const string FluencyFile = "fluency.json";
+    public const string ForgetMiaFile = "forget_mia.json";
+    public const string RetainMiaFile = "retain_mia.json";
+
+    public IReadOnlyList<BbhQuestion> Bbh(RwkuTarget target) => RowsOf(target, BbhFile, RwkuJson.ReadBbh, q => q.Subject);
+
+    public IReadOnlyList<TruthfulQaQuestion> TruthfulQa(RwkuTarget target) => RowsOf(target, TruthfulQaFile, RwkuJson.ReadTruthfulQa, q => q.Subject);
+
+    public IReadOnlyList<TriviaQaQuestion> TriviaQa(RwkuTarget target) => RowsOf(target, TriviaQaFile, RwkuJson.ReadTriviaQa, q => q.Subject);
+
+    public IReadOnlyList<FluencyInstruction> Fluency(RwkuTarget target) => RowsOf(target, FluencyFile, RwkuJson.ReadFluency, q => q.Subject);
+
+    public IReadOnlyList<MiaText> Mia(RwkuTarget target, MiaSet set) =>
+        RowsOf(target, set == MiaSet.Forget ? ForgetMiaFile : RetainMiaFile, path => RwkuJson.ReadMia(path, set), t => t.Subject);
+
+    /// <summary>The utility and MIA data of a target for the tasks asked (files of tasks not asked are not read).</summary>
+    public RwkuUtilityData LoadUtility(RwkuTarget target, RwkuTasks tasks) => new(target,
+        tasks.HasFlag(RwkuTasks.Bbh) ? Bbh(target) : [],
+        tasks.HasFlag(RwkuTasks.TruthfulQa) ? TruthfulQa(target) : [],
+        tasks.HasFlag(RwkuTasks.TriviaQa) ? TriviaQa(target) : [],
+        tasks.HasFlag(RwkuTasks.Fluency) ? Fluency(target) : [],
+        tasks.HasFlag(RwkuTasks.Mia) ? [.. Mia(target, MiaSet.Forget), .. Mia(target, MiaSet.Retain)] : []);
+}
