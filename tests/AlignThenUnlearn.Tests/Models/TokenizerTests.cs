@@ -364,6 +364,29 @@ public class TokenizerTests
     }
 
     [Fact]
+    public void Decoding_cleans_up_tokenization_spaces_when_the_config_says_so()
+    {
+        // Hello, Ġworld, then the bytes of the rest (byte b is id b): the decoded text is exactly `raw`.
+        const string rest = " , I 'm sure you 've seen it . Is n't it ? They 're ' fine ' !";
+        int[] ids = [Hello, Gworld, .. System.Text.Encoding.UTF8.GetBytes(rest).Select(b => (int)b)];
+        const string raw = "Hello world" + rest;
+        // transformers' replacements in order: " ." " ?" " !" " ," " ' " " n't" " 'm" " 's" " 've" " 're". " ' " takes the
+        // quote before "fine" with both spaces ("'re ' fine" -> "'re'fine"); the one before "!" has no space after it.
+        const string cleaned = "Hello world, I'm sure you've seen it. Isn't it? They're'fine '!";
+        using var folder = Llama3Folder();
+        folder.Write("tokenizer_config.json", """{"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "clean_up_tokenization_spaces": true}""");
+        var tokenizer = LlmTokenizer.Load(folder.Path);
+        Assert.True(tokenizer.Specials.CleanUpTokenizationSpaces);
+        Assert.Equal(cleaned, tokenizer.Decode(ids));
+        Assert.Equal(raw, tokenizer.Decode(ids, cleanUpTokenizationSpaces: false));
+        // Without the key (transformers' default is false) nothing is cleaned unless asked.
+        using var plain = Llama3Folder();
+        var unclean = LlmTokenizer.Load(plain.Path);
+        Assert.Equal(raw, unclean.Decode(ids));
+        Assert.Equal(cleaned, unclean.Decode(ids, cleanUpTokenizationSpaces: true));
+    }
+
+    [Fact]
     public void Byte_level_tokenizer_json_with_byte_fallback_is_refused()
     {
         // byte_fallback makes it a SentencePiece-style BPE, whose pre-tokenizer can only be Metaspace.
