@@ -6,11 +6,13 @@ namespace AlignThenUnlearn.Models;
 
 /// <summary>Reads the tokenizer of a Hugging Face snapshot folder:
 /// <list type="bullet">
-/// <item><c>tokenizer.model</c> (SentencePiece BPE: Phi-3, Llama-2, Mistral) when present, with the added tokens
-/// and the dummy-prefix behaviour of <c>tokenizer.json</c> / <c>tokenizer_config.json</c>;</item>
-/// <item>otherwise a byte-level BPE <c>tokenizer.json</c> (Llama-3, Qwen2);</item>
+/// <item><c>tokenizer.model</c> (SentencePiece BPE: Phi-3, Llama-2, Mistral) when present, merged by SentencePiece's
+/// rule, with the added tokens and the dummy-prefix behaviour of <c>tokenizer.json</c> / <c>tokenizer_config.json</c>;</item>
+/// <item>otherwise <c>tokenizer.json</c>: a SentencePiece-style BPE (<c>byte_fallback</c>: Mistral, Llama-2
+/// derivatives shipped without <c>tokenizer.model</c>) merged by Hugging Face's rule, or a byte-level BPE (Llama-3,
+/// Qwen2);</item>
 /// <item><c>tokenizer_config.json</c>: <c>add_bos_token</c>, <c>add_eos_token</c>, <c>bos_token</c>,
-/// <c>eos_token</c>, <c>legacy</c>, <c>add_prefix_space</c>, "added_tokens_decoder";</item>
+/// <c>eos_token</c>, <c>legacy</c>, <c>add_prefix_space</c>, <c>clean_up_tokenization_spaces</c>, "added_tokens_decoder";</item>
 /// <item><c>generation_config.json</c>: "eos_token_id" (more ids that end generation).</item>
 /// </list>
 /// BOS: <c>add_bos_token</c> decides when the config has it (Phi-3-mini-4k-instruct's says false: its prompts start

@@ -52,7 +52,7 @@ public class SentencePieceBpeTests
 
     /// <summary>The same vocabulary as a Llama-2-style <c>tokenizer.json</c> only (Prepend "▁" and Replace " " by
     /// "▁" normalizers) or, with <paramref name="metaspace"/>, Mistral's newer Metaspace pre-tokenizer.</summary>
-    static TempFolder JsonFolder(string? metaspace = null)
+    internal static TempFolder JsonFolder(string? metaspace = null)
     {
         var vocabulary = new List<string> { "<unk>", "<s>", "</s>" };
         for (int b = 0; b < 256; b++) vocabulary.Add($"<0x{b:X2}>");
