@@ -193,7 +193,7 @@ public class SentencePieceBpeTests
     }
 
     [Fact]
-    public void Long_texts_encode_in_linear_time()
+    public void Long_texts_encode_fast()
     {
         var (model, json) = BothForms();
         // 2^16 a's: "▁" then the a's pair up from the left into aa, then aaaa: 2^14 tokens of aaaa after ▁.
@@ -202,7 +202,7 @@ public class SentencePieceBpeTests
         var ids = model.EncodeToIds(run, addSpecialTokens: false);
         Assert.Equal([Id("▁"), .. Enumerable.Repeat(Id("aaaa"), 1 << 14)], ids);
         Assert.Equal(ids, json.EncodeToIds(run, addSpecialTokens: false));
-        // A quadratic loop would take minutes here; the priority queue takes well under a second.
+        // A quadratic loop would take minutes here; the priority queue takes a fraction of a second (the bound allows a loaded machine).
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"encoding took {watch.Elapsed}");
     }
 }
