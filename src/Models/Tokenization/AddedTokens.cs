@@ -31,7 +31,7 @@ public sealed class AddedTokenMatcher
         int plainStart = 0, i = 0;
         while (i < text.Length)
         {
-            var token = LongestMatchAt(text, i);
+            var token = LongestMatchAt(text, i, text.Length);
             if (token is null) { i++; continue; }
             int start = i, end = i + token.Content.Length;
             if (token.LStrip) while (start > plainStart && char.IsWhiteSpace(text[start - 1])) start--;
@@ -43,11 +43,12 @@ public sealed class AddedTokenMatcher
         if (plainStart < text.Length) yield return new TextSegment(plainStart, text.Length, null);
     }
 
-    AddedToken? LongestMatchAt(string text, int position)
+    /// <summary>The longest token that starts at <paramref name="position"/> and ends by <paramref name="end"/>.</summary>
+    public AddedToken? LongestMatchAt(string text, int position, int end)
     {
         if (!_byFirstChar.TryGetValue(text[position], out var candidates)) return null;
         foreach (var candidate in candidates)
-            if (position + candidate.Content.Length <= text.Length
+            if (position + candidate.Content.Length <= end
                 && string.CompareOrdinal(text, position, candidate.Content, 0, candidate.Content.Length) == 0)
                 return candidate;
         return null;

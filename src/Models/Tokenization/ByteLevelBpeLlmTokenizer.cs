@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
@@ -38,16 +37,8 @@ public sealed class ByteLevelBpeLlmTokenizer : LlmTokenizer
 
     protected override bool TryGetModelId(string piece, out int id) => _vocabulary.TryGetValue(piece, out id);
 
-    protected override string NormalizeInput(string text)
-    {
-        // This project runs with invariant globalization, where string.Normalize does nothing. Text made of
-        // characters that NFC leaves alone whatever follows them is already NFC; anything else is refused.
-        if (Nfc && FirstCharacterNfcMayChange(text) is int i)
-            throw new NotSupportedException(
-                $"This tokenizer NFC-normalizes its input, which needs Unicode data that invariant globalization lacks; " +
-                $"the text has U+{char.ConvertToUtf32(text, i):X4} at {i}, which NFC may change. Normalize the text to NFC before encoding.");
-        return text;
-    }
+    protected override string NormalizeInput(string text) =>
+        Nfc && !text.IsNormalized(NormalizationForm.FormC) ? text.Normalize(NormalizationForm.FormC) : text;
 
     protected override void EncodePlainText(string text, int start, int end, List<int> ids, List<TokenSpan> offsets)
     {
@@ -103,31 +94,6 @@ public sealed class ByteLevelBpeLlmTokenizer : LlmTokenizer
                 throw new ArgumentOutOfRangeException(nameof(ids), $"Token id {id} is neither in the vocabulary nor an added token.");
         return _model.Decode(ids, considerSpecialTokens: false);
     }
-
-    /// <summary>The index of the first character whose NFC form may differ from itself or depend on what follows:
-    /// combining marks, Hangul jamo (they compose with syllables), and the characters with NFC_Quick_Check=No
-    /// (singletons and composition exclusions; listed by ranges that may include a few harmless neighbours).</summary>
-    static int? FirstCharacterNfcMayChange(string text)
-    {
-        for (int i = 0; i < text.Length; i++)
-        {
-            int c = char.IsSurrogatePair(text, i) ? char.ConvertToUtf32(text, i) : text[i];
-            if (c < 0x300) { continue; } // Latin-1 and Latin Extended: all NFC-stable
-            var category = CharUnicodeInfo.GetUnicodeCategory(c);
-            if (category is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark or UnicodeCategory.EnclosingMark) return i;
-            if (NfcUnstableRanges.Any(r => c >= r.First && c <= r.Last)) return i;
-            if (c > 0xFFFF) i++;
-        }
-        return null;
-    }
-
-    static readonly (int First, int Last)[] NfcUnstableRanges =
-    [
-        (0x0340, 0x0344), (0x0374, 0x0374), (0x037E, 0x037E), (0x0387, 0x0387), (0x0958, 0x095F), (0x09DC, 0x09DF),
-        (0x0A33, 0x0A36), (0x0A59, 0x0A5E), (0x0B5C, 0x0B5D), (0x0F43, 0x0FB9), (0x1100, 0x11FF), (0x1F71, 0x1FFD),
-        (0x2000, 0x2001), (0x2126, 0x2126), (0x212A, 0x212B), (0x2329, 0x232A), (0x2ADC, 0x2ADC), (0xA960, 0xA97F),
-        (0xD7B0, 0xD7FF), (0xF900, 0xFAFF), (0xFB1D, 0xFB4E), (0x1D15E, 0x1D1C0), (0x2F800, 0x2FA1D),
-    ];
 }
 
 /// <summary>GPT-2's byte-level alphabet, which byte-level BPE vocabularies are written in: printable bytes stand

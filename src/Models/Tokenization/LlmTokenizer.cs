@@ -13,10 +13,13 @@ public sealed record TokenizerSpecials
     /// <summary>Further ids that end generation (<c>generation_config.json</c> "eos_token_id").</summary>
     public IReadOnlyList<int> ExtraStopIds { get; init; } = [];
     public ChatFormat ChatFormat { get; init; }
+    /// <summary>Whether decoding removes the spaces before punctuation and contractions (Hugging Face's
+    /// <c>clean_up_tokenization_spaces</c> in <c>tokenizer_config.json</c>; Llama-3's says true).</summary>
+    public bool CleanUpTokenizationSpaces { get; init; }
 }
 
-/// <summary>The tokenizer of a Llama-family decoder: the model's own tokenization (SentencePiece BPE or byte-level
-/// BPE, both run by Microsoft.ML.Tokenizers) plus Hugging Face's added tokens, BOS/EOS and the chat prompt.
+/// <summary>The tokenizer of a Llama-family decoder: the model's own tokenization (SentencePiece BPE, run by
+/// <see cref="SentencePieceBpe"/>, or byte-level BPE, run by Microsoft.ML.Tokenizers) plus Hugging Face's added tokens, BOS/EOS and the chat prompt.
 /// Encoding splits the text at added tokens first (<see cref="AddedTokenMatcher"/>) and hands each plain piece to
 /// the model, as Hugging Face does.</summary>
 public abstract class LlmTokenizer
@@ -99,8 +102,10 @@ public abstract class LlmTokenizer
     /// <summary>Decodes ids to text as Hugging Face's fast tokenizers do: added tokens decode to their content
     /// (special ones are dropped with <paramref name="skipSpecialTokens"/>), the ids between them are decoded by the
     /// model, and a SentencePiece dummy-prefix space is removed only at the very start of the output. Whitespace
-    /// that an added token swallowed while encoding does not come back.</summary>
-    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    /// that an added token swallowed while encoding does not come back. With <paramref name="cleanUpTokenizationSpaces"/>
+    /// (by default the checkpoint's <see cref="TokenizerSpecials.CleanUpTokenizationSpaces"/>) the result goes through
+    /// <see cref="CleanUpTokenization"/>, as Hugging Face's <c>decode</c> does.</summary>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null)
     {
         var text = new System.Text.StringBuilder();
         var run = new List<int>();
@@ -120,8 +125,23 @@ public abstract class LlmTokenizer
             else run.Add(id);
         }
         Flush();
-        return text.ToString();
+        var decoded = text.ToString();
+        return cleanUpTokenizationSpaces ?? Specials.CleanUpTokenizationSpaces ? CleanUpTokenization(decoded) : decoded;
     }
+
+    /// <summary>transformers' <c>clean_up_tokenization</c>: the space before ".", "?", "!", ",", and in " ' ", " n't",
+    /// " 'm", " 's", " 've", " 're" goes, replaced in this order (ordinal, each over the whole text).</summary>
+    public static string CleanUpTokenization(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        foreach (var (spaced, joined) in CleanUpReplacements) text = text.Replace(spaced, joined, StringComparison.Ordinal);
+        return text;
+    }
+
+    static readonly (string Spaced, string Joined)[] CleanUpReplacements =
+    [
+        (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
+    ];
 
     /// <summary>The id of an added token or of a piece of the model vocabulary.</summary>
     public bool TryGetId(string token, out int id)

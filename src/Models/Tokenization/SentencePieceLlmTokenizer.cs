@@ -1,5 +1,4 @@
 using System.Text;
-using Microsoft.ML.Tokenizers;
 
 namespace AlignThenUnlearn.Models;
 
@@ -17,66 +16,67 @@ public enum DummyPrefixPolicy
     Never,
 }
 
-/// <summary>A SentencePiece BPE <c>tokenizer.model</c> (Llama-2, Mistral, Phi-3) with byte fallback, run by
-/// Microsoft.ML.Tokenizers' <see cref="LlamaTokenizer"/>. This class does the normalization itself (whitespace
-/// escaping and the dummy prefix, per <see cref="DummyPrefixPolicy"/>) so that every token's span in the input is
-/// known; the library does the BPE merges and the byte fallback on the normalized text.</summary>
+/// <summary>How a plain-text piece becomes the string that <see cref="SentencePieceBpe"/> merges: SentencePiece's
+/// identity normalizer (<c>tokenizer.model</c>) or the normalizer and pre-tokenizer of a SentencePiece-style
+/// <c>tokenizer.json</c>.</summary>
+public sealed record SentencePieceNormalization
+{
+    public DummyPrefixPolicy DummyPrefix { get; init; } = DummyPrefixPolicy.EverySegment;
+    /// <summary>Hugging Face's Metaspace: no dummy prefix for a piece that already starts with a space (or "▁").
+    /// SentencePiece and the Prepend normalizer add it regardless.</summary>
+    public bool NoPrefixBeforeSpace { get; init; }
+    /// <summary>SentencePiece's <c>remove_extra_whitespaces</c>: leading and trailing spaces dropped, runs collapsed.</summary>
+    public bool RemoveExtraWhitespaces { get; init; }
+    /// <summary>Spaces become "▁" (SentencePiece's <c>escape_whitespaces</c>, a Replace normalizer or Metaspace).</summary>
+    public bool EscapeWhitespaces { get; init; } = true;
+    /// <summary>Hugging Face's Metaspace with <c>split</c>: each "▁" starts a word that is merged on its own, so no
+    /// token spans a "▁" after its first character.</summary>
+    public bool SplitBeforeSpaces { get; init; }
+}
+
+/// <summary>A SentencePiece BPE tokenizer with byte fallback (Llama-2, Mistral, Phi-3), from a <c>tokenizer.model</c>
+/// or a SentencePiece-style <c>tokenizer.json</c>. This class normalizes each plain-text piece (whitespace
+/// escaping, the dummy prefix, per <see cref="SentencePieceNormalization"/>) keeping, for every normalized
+/// character, the span of the input it came from; <see cref="SentencePieceBpe"/> does the merges and the byte
+/// fallback.</summary>
 public sealed class SentencePieceLlmTokenizer : LlmTokenizer
 {
     const char Meta = '▁'; // U+2581, SentencePiece's escaped space
-    readonly LlamaTokenizer _model;
-    readonly string?[] _pieces;     // by id (null: an id the model does not use)
-    readonly int[] _byteOfPiece;    // by id: the byte of a <0xXX> piece, else -1
-    readonly IReadOnlyDictionary<string, int> _vocabulary;
-    readonly bool _removeExtraWhitespaces;
+    readonly SentencePieceBpe _model;
+    readonly SentencePieceNormalization _normalization;
 
-    public SentencePieceLlmTokenizer(LlamaTokenizer model, TokenizerSpecials specials, DummyPrefixPolicy dummyPrefix)
+    public SentencePieceLlmTokenizer(SentencePieceBpe model, SentencePieceNormalization normalization, TokenizerSpecials specials)
         : base(specials)
     {
-        if (model.TreatWhitespaceAsSuffix)
-            throw new NotSupportedException("SentencePiece models with treat_whitespace_as_suffix are not supported (no Llama-family model uses it).");
         _model = model;
-        DummyPrefix = model.AddDummyPrefix ? dummyPrefix : DummyPrefixPolicy.Never;
-        _removeExtraWhitespaces = model.Normalizer is SentencePieceNormalizer { RemoveExtraWhiteSpaces: true };
-        _vocabulary = model.Vocabulary;
-        _pieces = new string?[_vocabulary.Values.Max() + 1];
-        _byteOfPiece = new int[_pieces.Length];
-        foreach (var (piece, id) in _vocabulary)
-        {
-            _pieces[id] = piece;
-            _byteOfPiece[id] = model.ByteFallback && IsBytePiece(piece) ? Convert.ToInt32(piece[3..5], 16) : -1;
-        }
+        _normalization = normalization;
     }
 
-    public DummyPrefixPolicy DummyPrefix { get; }
-    public LlamaTokenizer Model => _model;
-    protected override int ModelVocabularySize => _pieces.Length;
+    public DummyPrefixPolicy DummyPrefix => _normalization.DummyPrefix;
+    public SentencePieceNormalization Normalization => _normalization;
+    public SentencePieceBpe Model => _model;
+    protected override int ModelVocabularySize => _model.Count;
 
-    protected override bool TryGetModelId(string piece, out int id) => _vocabulary.TryGetValue(piece, out id);
+    protected override bool TryGetModelId(string piece, out int id) => _model.Vocabulary.TryGetValue(piece, out id);
 
     protected override void EncodePlainText(string text, int start, int end, List<int> ids, List<TokenSpan> offsets)
     {
         bool prefix = DummyPrefix == DummyPrefixPolicy.EverySegment || (DummyPrefix == DummyPrefixPolicy.TextStartOnly && start == 0);
         var (normalized, from, to) = Normalize(text, start, end, prefix);
         if (normalized.Length == 0) return;
-        var tokens = _model.EncodeToTokens(normalized, out _, addBeginningOfSentence: false, addEndOfSentence: false,
-            considerPreTokenization: false, considerNormalization: false);
-        var previous = new TokenSpan(start, start);
-        bool previousIsByte = false;
-        foreach (var token in tokens)
+        var spans = new List<TokenSpan>();
+        if (_normalization.SplitBeforeSpaces)
         {
-            var (s, length) = token.Offset.GetOffsetAndLength(normalized.Length);
-            var span = length > 0 ? new TokenSpan(from[s], to[s + length - 1])
-                : s < normalized.Length ? new TokenSpan(from[s], from[s]) : new TokenSpan(end, end);
-            bool isByte = _byteOfPiece[token.Id] >= 0;
-            // The library gives the later bytes of a multi-byte character an empty span; they stand for the same
-            // character as its first byte (Hugging Face gives all of them the character's span too).
-            if (isByte && length == 0 && previousIsByte) span = previous;
-            ids.Add(token.Id);
-            offsets.Add(span);
-            previous = span;
-            previousIsByte = isByte;
+            int word = 0;
+            for (int i = 1; i <= normalized.Length; i++)
+                if (i == normalized.Length || normalized[i] == Meta)
+                {
+                    _model.Encode(normalized, word, i, ids, spans);
+                    word = i;
+                }
         }
+        else _model.Encode(normalized, 0, normalized.Length, ids, spans);
+        foreach (var span in spans) offsets.Add(new TokenSpan(from[span.Start], to[span.End - 1]));
     }
 
     /// <summary>SentencePiece's identity normalizer on <c>text[start..end)</c>: optional trimming and collapsing of
@@ -84,13 +84,15 @@ public sealed class SentencePieceLlmTokenizer : LlmTokenizer
     /// came from (the dummy prefix comes from nothing: an empty span).</summary>
     (string Normalized, int[] From, int[] To) Normalize(string text, int start, int end, bool dummyPrefix)
     {
-        if (_removeExtraWhitespaces)
+        bool removeExtraWhitespaces = _normalization.RemoveExtraWhitespaces;
+        if (removeExtraWhitespaces)
         {
             while (start < end && text[start] == ' ') start++;
             while (end > start && text[end - 1] == ' ') end--;
         }
         if (start == end) return ("", [], []);
-        char space = _model.EscapeWhiteSpaces ? Meta : ' ';
+        if (_normalization.NoPrefixBeforeSpace && text[start] is ' ' or Meta) dummyPrefix = false;
+        char space = _normalization.EscapeWhitespaces ? Meta : ' ';
         var chars = new StringBuilder(end - start + 1);
         var from = new List<int>(end - start + 1);
         var to = new List<int>(end - start + 1);
@@ -98,7 +100,7 @@ public sealed class SentencePieceLlmTokenizer : LlmTokenizer
         for (int i = start; i < end; i++)
         {
             char c = text[i];
-            if (c == ' ' && _removeExtraWhitespaces && i > start && text[i - 1] == ' ') { to[^1] = i + 1; continue; }
+            if (c == ' ' && removeExtraWhitespaces && i > start && text[i - 1] == ' ') { to[^1] = i + 1; continue; }
             chars.Append(c == ' ' ? space : c);
             from.Add(i);
             to.Add(i + 1);
@@ -118,20 +120,15 @@ public sealed class SentencePieceLlmTokenizer : LlmTokenizer
         }
         foreach (var id in ids)
         {
-            var piece = (uint)id < (uint)_pieces.Length ? _pieces[id] : null;
-            if (piece is null)
-                throw new ArgumentOutOfRangeException(nameof(ids), $"Token id {id} is neither in the vocabulary (0..{_pieces.Length - 1}) nor an added token.");
-            if (_byteOfPiece[id] >= 0) { bytes.Add((byte)_byteOfPiece[id]); continue; }
+            var piece = _model.PieceOf(id)
+                ?? throw new ArgumentOutOfRangeException(nameof(ids), $"Token id {id} is neither in the vocabulary (0..{_model.Count - 1}) nor an added token.");
+            if (_model.ByteOf(id) is int b and >= 0) { bytes.Add((byte)b); continue; }
             FlushBytes();
-            text.Append(_model.EscapeWhiteSpaces ? piece.Replace(Meta, ' ') : piece);
+            text.Append(_normalization.EscapeWhitespaces ? piece.Replace(Meta, ' ') : piece);
         }
         FlushBytes();
         // The dummy prefix comes back as a leading space, which Hugging Face strips at the start of the output only.
         if (atOutputStart && DummyPrefix != DummyPrefixPolicy.Never && text.Length > 0 && text[0] == ' ') text.Remove(0, 1);
         return text.ToString();
     }
-
-    static bool IsBytePiece(string piece) =>
-        piece.Length == 6 && piece.StartsWith("<0x", StringComparison.Ordinal) && piece[5] == '>'
-        && Uri.IsHexDigit(piece[3]) && Uri.IsHexDigit(piece[4]);
 }

@@ -89,6 +89,120 @@ public sealed record SentencePieceModel
 
     public void Save(string path) => File.WriteAllBytes(path, ToBytes());
 
+    /// <summary>Reads a <c>tokenizer.model</c>. Fields absent from the file take the proto2 defaults of
+    /// <c>sentencepiece_model.proto</c>. Only what encoding with SentencePiece's BPE needs is kept; a model this
+    /// project cannot encode exactly (another model type, whitespace as suffix, a normalization rule table) is
+    /// refused with <see cref="NotSupportedException"/>, a malformed one with <see cref="InvalidDataException"/>.</summary>
+    public static SentencePieceModel Load(string path)
+    {
+        try
+        {
+            return FromBytes(File.ReadAllBytes(path));
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new InvalidDataException($"'{path}' is not a SentencePiece model (ModelProto): {e.Message}", e);
+        }
+        catch (NotSupportedException e)
+        {
+            throw new NotSupportedException($"'{path}': {e.Message}", e);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"'{path}': {e.Message}", e);
+        }
+    }
+
+    public static SentencePieceModel FromBytes(byte[] bytes)
+    {
+        var pieces = new List<SentencePieceEntry>();
+        int modelType = 1; // UNIGRAM
+        bool byteFallback = false, suffix = false, addDummyPrefix = true, removeExtraWhitespaces = true, escapeWhitespaces = true;
+        int bos = 1, eos = 2, pad = -1;
+        string normalizerName = "";
+        int charsMapLength = 0;
+        ReadMessage(ByteString.CopyFrom(bytes), (field, input) =>
+        {
+            switch (field)
+            {
+                case 1:
+                    string piece = "";
+                    float score = 0;
+                    var type = SentencePieceType.Normal;
+                    ReadMessage(input.ReadBytes(), (f, i) =>
+                    {
+                        switch (f)
+                        {
+                            case 1: piece = i.ReadString(); return true;
+                            case 2: score = i.ReadFloat(); return true;
+                            case 3: type = (SentencePieceType)i.ReadEnum(); return true;
+                            default: return false;
+                        }
+                    });
+                    pieces.Add(new SentencePieceEntry(piece, score, type));
+                    return true;
+                case 2:
+                    ReadMessage(input.ReadBytes(), (f, i) =>
+                    {
+                        switch (f)
+                        {
+                            case 3: modelType = i.ReadEnum(); return true;
+                            case 24: suffix = i.ReadBool(); return true;
+                            case 35: byteFallback = i.ReadBool(); return true;
+                            case 41: bos = i.ReadInt32(); return true;
+                            case 42: eos = i.ReadInt32(); return true;
+                            case 43: pad = i.ReadInt32(); return true;
+                            default: return false;
+                        }
+                    });
+                    return true;
+                case 3:
+                    ReadMessage(input.ReadBytes(), (f, i) =>
+                    {
+                        switch (f)
+                        {
+                            case 1: normalizerName = i.ReadString(); return true;
+                            case 2: charsMapLength = i.ReadBytes().Length; return true;
+                            case 3: addDummyPrefix = i.ReadBool(); return true;
+                            case 4: removeExtraWhitespaces = i.ReadBool(); return true;
+                            case 5: escapeWhitespaces = i.ReadBool(); return true;
+                            default: return false;
+                        }
+                    });
+                    return true;
+                default:
+                    return false;
+            }
+        });
+        if (modelType != 2) throw new NotSupportedException($"model_type is {modelType}; only BPE (2) models are supported.");
+        if (suffix) throw new NotSupportedException("treat_whitespace_as_suffix is set, which no Llama-family model uses and is not supported.");
+        if (charsMapLength > 0)
+            throw new NotSupportedException($"the normalizer '{normalizerName}' has a character map; only the identity normalizer (Llama-2, Mistral, Phi-3) is supported.");
+        var unknown = pieces.FindIndex(p => p.Type == SentencePieceType.Unknown);
+        if (unknown < 0) throw new InvalidDataException("no piece has type UNKNOWN.");
+        return new SentencePieceModel
+        {
+            Pieces = pieces,
+            ByteFallback = byteFallback,
+            UnknownId = unknown,
+            BeginningOfSentenceId = bos,
+            EndOfSentenceId = eos,
+            PadId = pad,
+            AddDummyPrefix = addDummyPrefix,
+            RemoveExtraWhitespaces = removeExtraWhitespaces,
+            EscapeWhitespaces = escapeWhitespaces,
+        };
+    }
+
+    /// <summary>Reads the fields of one message, handing each to <paramref name="readField"/>, which returns false
+    /// for the fields it skips.</summary>
+    static void ReadMessage(ByteString message, Func<int, CodedInputStream, bool> readField)
+    {
+        var input = message.CreateCodedInput();
+        for (uint tag; (tag = input.ReadTag()) != 0;)
+            if (!readField(WireFormat.GetTagFieldNumber(tag), input)) input.SkipLastField();
+    }
+
     static byte[] Message(Action<CodedOutputStream> write)
     {
         using var buffer = new MemoryStream();

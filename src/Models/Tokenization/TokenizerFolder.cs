@@ -6,11 +6,13 @@ namespace AlignThenUnlearn.Models;
 
 /// <summary>Reads the tokenizer of a Hugging Face snapshot folder:
 /// <list type="bullet">
-/// <item><c>tokenizer.model</c> (SentencePiece BPE: Phi-3, Llama-2, Mistral) when present, with the added tokens
-/// and the dummy-prefix behaviour of <c>tokenizer.json</c> / <c>tokenizer_config.json</c>;</item>
-/// <item>otherwise a byte-level BPE <c>tokenizer.json</c> (Llama-3, Qwen2);</item>
+/// <item><c>tokenizer.model</c> (SentencePiece BPE: Phi-3, Llama-2, Mistral) when present, merged by SentencePiece's
+/// rule, with the added tokens and the dummy-prefix behaviour of <c>tokenizer.json</c> / <c>tokenizer_config.json</c>;</item>
+/// <item>otherwise <c>tokenizer.json</c>: a SentencePiece-style BPE (<c>byte_fallback</c>: Mistral, Llama-2
+/// derivatives shipped without <c>tokenizer.model</c>) merged by Hugging Face's rule, or a byte-level BPE (Llama-3,
+/// Qwen2);</item>
 /// <item><c>tokenizer_config.json</c>: <c>add_bos_token</c>, <c>add_eos_token</c>, <c>bos_token</c>,
-/// <c>eos_token</c>, <c>legacy</c>, <c>add_prefix_space</c>, "added_tokens_decoder";</item>
+/// <c>eos_token</c>, <c>legacy</c>, <c>add_prefix_space</c>, <c>clean_up_tokenization_spaces</c>, "added_tokens_decoder";</item>
 /// <item><c>generation_config.json</c>: "eos_token_id" (more ids that end generation).</item>
 /// </list>
 /// BOS: <c>add_bos_token</c> decides when the config has it (Phi-3-mini-4k-instruct's says false: its prompts start
@@ -36,51 +38,63 @@ public static class TokenizerFolder
 
         var modelPath = Path.Combine(directory, SentencePieceFile);
         if (File.Exists(modelPath)) return LoadSentencePiece(modelPath, config, tokenizerJson, added, extraStops);
-        if (tokenizerJson is not null) return LoadByteLevel(Path.Combine(directory, TokenizerJsonFile), tokenizerJson, config, added, extraStops);
+        if (tokenizerJson is not null) return LoadTokenizerJson(Path.Combine(directory, TokenizerJsonFile), tokenizerJson, config, added, extraStops);
         throw new FileNotFoundException($"'{directory}' has neither {SentencePieceFile} nor {TokenizerJsonFile}.");
     }
 
     static SentencePieceLlmTokenizer LoadSentencePiece(string path, JsonObject? config, JsonObject? tokenizerJson,
         List<AddedToken> added, IReadOnlyList<int> extraStops)
     {
-        LlamaTokenizer model;
+        var proto = SentencePieceModel.Load(path);
+        SentencePieceBpe model;
         try
         {
-            using var stream = File.OpenRead(path);
-            model = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
+            model = SentencePieceBpe.FromSentencePiece(proto);
         }
-        catch (Exception e) when (e is ArgumentException or Google.Protobuf.InvalidProtocolBufferException)
+        catch (InvalidDataException e)
         {
-            throw new NotSupportedException($"'{path}' is not a SentencePiece BPE model that Microsoft.ML.Tokenizers' LlamaTokenizer can load: {e.Message}", e);
+            throw new InvalidDataException($"'{path}': {e.Message}", e);
         }
+        string? PieceOf(int id) => id >= 0 && id < proto.Pieces.Count ? proto.Pieces[id].Piece : null;
         // <unk>, <s> and </s> are added tokens in Hugging Face too: matched in text, decoded to their content.
-        foreach (var (content, id) in new[] { (model.UnknownToken, model.UnknownId), (model.BeginningOfSentenceToken, model.BeginningOfSentenceId), (model.EndOfSentenceToken, model.EndOfSentenceId) })
-            if (!added.Any(t => t.Id == id)) added.Add(new AddedToken(id, content));
+        foreach (var id in new[] { proto.UnknownId, proto.BeginningOfSentenceId, proto.EndOfSentenceId })
+            if (PieceOf(id) is string content && !added.Any(t => t.Id == id)) added.Add(new AddedToken(id, content));
         var lookup = Lookup(added, model.Vocabulary);
+        var bos = TokenContent(config?["bos_token"]) ?? PieceOf(proto.BeginningOfSentenceId);
+        var eos = TokenContent(config?["eos_token"]) ?? PieceOf(proto.EndOfSentenceId);
         var specials = new TokenizerSpecials
         {
             AddedTokens = added,
-            BosId = lookup(TokenContent(config?["bos_token"]) ?? model.BeginningOfSentenceToken, "bos_token"),
-            EosId = lookup(TokenContent(config?["eos_token"]) ?? model.EndOfSentenceToken, "eos_token"),
-            AddsBos = Bool(config?["add_bos_token"]) ?? true,
-            AddsEos = Bool(config?["add_eos_token"]) ?? false,
+            BosId = bos is null ? null : lookup(bos, "bos_token"),
+            EosId = eos is null ? null : lookup(eos, "eos_token"),
+            AddsBos = (Bool(config?["add_bos_token"]) ?? true) && bos is not null,
+            AddsEos = (Bool(config?["add_eos_token"]) ?? false) && eos is not null,
             ExtraStopIds = extraStops,
             ChatFormat = ChatTemplate.Detect(added.Select(t => t.Content), isSentencePiece: true),
+            CleanUpTokenizationSpaces = CleanUpOf(config),
         };
-        return new SentencePieceLlmTokenizer(model, specials, DummyPrefixOf(tokenizerJson, config));
+        var normalization = NormalizationOf(tokenizerJson, config) with
+        {
+            RemoveExtraWhitespaces = proto.RemoveExtraWhitespaces,
+            EscapeWhitespaces = proto.EscapeWhitespaces,
+        };
+        if (!proto.AddDummyPrefix) normalization = normalization with { DummyPrefix = DummyPrefixPolicy.Never };
+        return new SentencePieceLlmTokenizer(model, normalization, specials);
     }
 
     /// <summary>Where Hugging Face puts the dummy prefix: the fast tokenizer (<c>tokenizer.json</c>, what
-    /// <c>AutoTokenizer</c> loads) when present, else the slow <c>LlamaTokenizer</c>'s <c>legacy</c> rule.</summary>
-    static DummyPrefixPolicy DummyPrefixOf(JsonObject? tokenizerJson, JsonObject? config)
+    /// <c>AutoTokenizer</c> loads) when present, else the slow <c>LlamaTokenizer</c>'s <c>legacy</c> rule. A
+    /// Metaspace pre-tokenizer adds no prefix to a piece that starts with a space, and with <c>split</c> (true
+    /// when absent) merges each "▁"-started word on its own.</summary>
+    static SentencePieceNormalization NormalizationOf(JsonObject? tokenizerJson, JsonObject? config)
     {
         if (tokenizerJson is not null)
         {
             if (Components(tokenizerJson["normalizer"], "normalizers").Any(n => Str(n["type"]) == "Prepend" && Str(n["prepend"]) == "▁"))
-                return DummyPrefixPolicy.EverySegment;
+                return new SentencePieceNormalization { DummyPrefix = DummyPrefixPolicy.EverySegment };
             var metaspace = Components(tokenizerJson["pre_tokenizer"], "pretokenizers").FirstOrDefault(p => Str(p["type"]) == "Metaspace");
-            if (metaspace is null) return DummyPrefixPolicy.Never;
-            return Str(metaspace["prepend_scheme"]) switch
+            if (metaspace is null) return new SentencePieceNormalization { DummyPrefix = DummyPrefixPolicy.Never };
+            var policy = Str(metaspace["prepend_scheme"]) switch
             {
                 "always" => DummyPrefixPolicy.EverySegment,
                 "first" => DummyPrefixPolicy.TextStartOnly,
@@ -88,28 +102,78 @@ public static class TokenizerFolder
                 null => Bool(metaspace["add_prefix_space"]) == false ? DummyPrefixPolicy.Never : DummyPrefixPolicy.EverySegment,
                 var other => throw new NotSupportedException($"{TokenizerJsonFile}: Metaspace prepend_scheme '{other}' is not supported."),
             };
+            return new SentencePieceNormalization { DummyPrefix = policy, NoPrefixBeforeSpace = true, SplitBeforeSpaces = Bool(metaspace["split"]) ?? true };
         }
-        if (Bool(config?["add_prefix_space"]) == false) return DummyPrefixPolicy.Never;
-        return Bool(config?["legacy"]) ?? true ? DummyPrefixPolicy.EverySegment : DummyPrefixPolicy.TextStartOnly;
+        if (Bool(config?["add_prefix_space"]) == false) return new SentencePieceNormalization { DummyPrefix = DummyPrefixPolicy.Never };
+        return new SentencePieceNormalization { DummyPrefix = Bool(config?["legacy"]) ?? true ? DummyPrefixPolicy.EverySegment : DummyPrefixPolicy.TextStartOnly };
     }
 
-    static ByteLevelBpeLlmTokenizer LoadByteLevel(string path, JsonObject tokenizerJson, JsonObject? config,
+    /// <summary>Hugging Face's <c>clean_up_tokenization_spaces</c>; transformers' default is false.</summary>
+    static bool CleanUpOf(JsonObject? config) => Bool(config?["clean_up_tokenization_spaces"]) ?? false;
+
+    /// <summary>A SentencePiece-style <c>tokenizer.json</c> without <c>tokenizer.model</c> (Mistral, Llama-2
+    /// derivatives): a BPE with byte fallback under the normalizers Prepend("▁") and Replace(" ", "▁") and/or a
+    /// Metaspace pre-tokenizer. It runs on <see cref="SentencePieceBpe.FromMerges"/>, Hugging Face's rule, which on
+    /// a converted <c>tokenizer.model</c> gives the model's ids (see <see cref="SentencePieceBpe"/> for the ties
+    /// where SentencePiece and Hugging Face part).</summary>
+    static SentencePieceLlmTokenizer LoadSentencePieceJson(string path, JsonObject tokenizerJson, JsonObject model, JsonObject? config,
+        List<AddedToken> added, IReadOnlyList<int> extraStops)
+    {
+        if (Bool(model["ignore_merges"]) == true) throw new NotSupportedException($"{path}: ignore_merges with byte_fallback is not supported.");
+        bool escape = false;
+        foreach (var normalizer in Components(tokenizerJson["normalizer"], "normalizers"))
+        {
+            var type = Str(normalizer["type"]);
+            if (type == "Prepend" && Str(normalizer["prepend"]) == "▁") continue;
+            if (type == "Replace" && Str(normalizer["pattern"]?["String"]) == " " && Str(normalizer["content"]) == "▁") { escape = true; continue; }
+            throw new NotSupportedException($"{path}: normalizer {normalizer.ToJsonString()} is not supported in a SentencePiece-style BPE (Prepend \"▁\" and Replace \" \" -> \"▁\" only).");
+        }
+        foreach (var preTokenizer in Components(tokenizerJson["pre_tokenizer"], "pretokenizers"))
+        {
+            if (Str(preTokenizer["type"]) == "Metaspace" && Str(preTokenizer["replacement"]) == "▁") { escape = true; continue; }
+            throw new NotSupportedException(
+                $"{path}: pre-tokenizer {preTokenizer.ToJsonString()} is not supported in a SentencePiece-style BPE (Metaspace \"▁\" only; " +
+                "a byte-level BPE has a ByteLevel pre-tokenizer and no byte_fallback).");
+        }
+        var (vocabulary, merges) = VocabularyAndMerges(path, model);
+        SentencePieceBpe bpe;
+        try
+        {
+            bpe = SentencePieceBpe.FromMerges(vocabulary, merges, byteFallback: true, Str(model["unk_token"]), Bool(model["fuse_unk"]) ?? false);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
+        var specials = JsonSpecials(path, tokenizerJson, config, added, extraStops, bpe.Vocabulary, isSentencePiece: true);
+        var normalization = NormalizationOf(tokenizerJson, config) with { EscapeWhitespaces = escape };
+        return new SentencePieceLlmTokenizer(bpe, normalization, specials);
+    }
+
+    static LlmTokenizer LoadTokenizerJson(string path, JsonObject tokenizerJson, JsonObject? config,
         List<AddedToken> added, IReadOnlyList<int> extraStops)
     {
         var model = tokenizerJson["model"] as JsonObject ?? throw new InvalidDataException($"{path} has no \"model\".");
         var type = Str(model["type"]);
-        if (type != "BPE") throw new NotSupportedException($"{path}: model type '{type}' is not supported (byte-level BPE only).");
+        if (type != "BPE") throw new NotSupportedException($"{path}: model type '{type}' is not supported (BPE only).");
+        foreach (var option in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
+            if (model[option] is JsonValue v && v.GetValueKind() != System.Text.Json.JsonValueKind.Null && Str(v) != "")
+                throw new NotSupportedException($"{path}: BPE option '{option}' is not supported (null or \"\" only).");
+        if (model["dropout"] is JsonValue dropout && dropout.GetValueKind() != System.Text.Json.JsonValueKind.Null)
+            throw new NotSupportedException($"{path}: BPE option 'dropout' is not supported.");
+        return Bool(model["byte_fallback"]) == true
+            ? LoadSentencePieceJson(path, tokenizerJson, model, config, added, extraStops)
+            : LoadByteLevel(path, tokenizerJson, model, config, added, extraStops);
+    }
+
+    static ByteLevelBpeLlmTokenizer LoadByteLevel(string path, JsonObject tokenizerJson, JsonObject model, JsonObject? config,
+        List<AddedToken> added, IReadOnlyList<int> extraStops)
+    {
         var preTokenizers = Components(tokenizerJson["pre_tokenizer"], "pretokenizers").ToList();
-        var byteLevel = preTokenizers.FirstOrDefault(p => Str(p["type"]) == "ByteLevel");
-        if (Bool(model["byte_fallback"]) == true || byteLevel is null)
-            throw new NotSupportedException(
-                $"{path} holds a SentencePiece-style BPE (byte fallback, no ByteLevel pre-tokenizer) and the folder has no {SentencePieceFile}. " +
-                $"Microsoft.ML.Tokenizers' BpeTokenizer has no byte fallback; put the checkpoint's {SentencePieceFile} next to it.");
+        var byteLevel = preTokenizers.FirstOrDefault(p => Str(p["type"]) == "ByteLevel")
+            ?? throw new NotSupportedException($"{path}: a BPE without byte_fallback must be byte-level (a ByteLevel pre-tokenizer); this one has none.");
         if (Bool(byteLevel["add_prefix_space"]) == true)
             throw new NotSupportedException($"{path}: ByteLevel add_prefix_space true is not supported.");
-        foreach (var option in new[] { "continuing_subword_prefix", "end_of_word_suffix", "dropout" })
-            if (model[option] is JsonValue v && v.GetValueKind() != System.Text.Json.JsonValueKind.Null)
-                throw new NotSupportedException($"{path}: BPE option '{option}' is not supported.");
 
         var splits = new List<Regex>();
         foreach (var p in preTokenizers)
@@ -132,25 +196,42 @@ public static class TokenizerFolder
         var normalizers = Components(tokenizerJson["normalizer"], "normalizers").Select(n => Str(n["type"])).ToList();
         if (normalizers.Any(n => n != "NFC")) throw new NotSupportedException($"{path}: normalizer {string.Join(", ", normalizers)} is not supported (NFC only).");
 
+        var (vocabulary, merges) = VocabularyAndMerges(path, model);
+        var bpe = BpeTokenizer.Create(new BpeOptions(vocabulary) { Merges = merges.Select(m => $"{m.Left} {m.Right}"), ByteLevel = true });
+        var specials = JsonSpecials(path, tokenizerJson, config, added, extraStops, bpe.Vocabulary, isSentencePiece: false);
+        return new ByteLevelBpeLlmTokenizer(bpe, splits, ignoreMerges: Bool(model["ignore_merges"]) ?? false,
+            nfc: normalizers.Contains("NFC"), specials);
+    }
+
+    /// <summary>The vocabulary and merges of a <c>tokenizer.json</c> BPE model; a merge is a pair or, in older
+    /// files, one string "left right".</summary>
+    static (List<KeyValuePair<string, int>> Vocabulary, List<(string Left, string Right)> Merges) VocabularyAndMerges(string path, JsonObject model)
+    {
         var vocabulary = (model["vocab"] as JsonObject ?? throw new InvalidDataException($"{path}: model has no vocab."))
             .Select(kv => new KeyValuePair<string, int>(kv.Key, (int)kv.Value!)).ToList();
         var merges = (model["merges"] as JsonArray ?? []).Select(m => m switch
         {
-            JsonArray pair when pair.Count == 2 && !Str(pair[0])!.Contains(' ') && !Str(pair[1])!.Contains(' ') => $"{Str(pair[0])} {Str(pair[1])}",
-            JsonValue line => Str(line)!,
+            JsonArray pair when pair.Count == 2 && Str(pair[0]) is string left && Str(pair[1]) is string right
+                && !left.Contains(' ') && !right.Contains(' ') => (left, right),
+            JsonValue line when Str(line)?.Split(' ') is [var left, var right] => (left, right),
             _ => throw new InvalidDataException($"{path}: cannot read merge {m?.ToJsonString()}."),
         }).ToList();
-        var bpe = BpeTokenizer.Create(new BpeOptions(vocabulary) { Merges = merges, ByteLevel = true });
+        return (vocabulary, merges);
+    }
 
-        var vocabularyMap = bpe.Vocabulary;
-        var lookup = Lookup(added, vocabularyMap);
+    /// <summary>BOS, EOS and the rest for a <c>tokenizer.json</c> model: <c>add_bos_token</c>/<c>add_eos_token</c>
+    /// when the config has them, else what the post-processor template puts around the text.</summary>
+    static TokenizerSpecials JsonSpecials(string path, JsonObject tokenizerJson, JsonObject? config, List<AddedToken> added,
+        IReadOnlyList<int> extraStops, IReadOnlyDictionary<string, int> vocabulary, bool isSentencePiece)
+    {
+        var lookup = Lookup(added, vocabulary);
         var (templateBos, templateEos) = TemplateSpecials(tokenizerJson["post_processor"]);
         bool addsBos = Bool(config?["add_bos_token"]) ?? templateBos is not null;
         bool addsEos = Bool(config?["add_eos_token"]) ?? templateEos is not null;
         var bosContent = TokenContent(config?["bos_token"]) ?? templateBos;
         var eosContent = TokenContent(config?["eos_token"]) ?? templateEos;
         if (addsBos && bosContent is null) throw new InvalidDataException($"{path}: add_bos_token is set but no bos_token is named.");
-        var specials = new TokenizerSpecials
+        return new TokenizerSpecials
         {
             AddedTokens = added,
             BosId = bosContent is null ? null : lookup(bosContent, "bos_token"),
@@ -158,10 +239,9 @@ public static class TokenizerFolder
             AddsBos = addsBos,
             AddsEos = addsEos && eosContent is not null,
             ExtraStopIds = extraStops,
-            ChatFormat = ChatTemplate.Detect(added.Select(t => t.Content), isSentencePiece: false),
+            ChatFormat = ChatTemplate.Detect(added.Select(t => t.Content), isSentencePiece),
+            CleanUpTokenizationSpaces = CleanUpOf(config),
         };
-        return new ByteLevelBpeLlmTokenizer(bpe, splits, ignoreMerges: Bool(model["ignore_merges"]) ?? false,
-            nfc: normalizers.Contains("NFC"), specials);
     }
 
     /// <summary>GPT-2's pre-tokenizer pattern, which a ByteLevel pre-tokenizer with <c>use_regex</c> applies.</summary>

@@ -71,17 +71,39 @@ public class TokenizerTests
     }
 
     [Fact]
-    public void Written_model_is_read_by_the_library_as_a_llama_bpe_model()
+    public void Written_model_reads_back_as_a_llama_bpe_model()
     {
+        var written = SentencePieceModel.LlamaLayout(Pieces);
+        // A field this project does not read (ModelProto field 4, self_test_data: tag 4<<3|2 = 0x22, length 0) is skipped.
+        var read = SentencePieceModel.FromBytes([.. written.ToBytes(), 0x22, 0x00]);
+        Assert.Equal(written.Pieces, read.Pieces);
+        Assert.Equal((true, 0, 1, 2, -1), (read.ByteFallback, read.UnknownId, read.BeginningOfSentenceId, read.EndOfSentenceId, read.PadId));
+        Assert.Equal((true, false, true), (read.AddDummyPrefix, read.RemoveExtraWhitespaces, read.EscapeWhitespaces));
+
         using var folder = Phi3Folder();
         var tokenizer = Assert.IsType<SentencePieceLlmTokenizer>(LlmTokenizer.Load(folder.Path));
         Assert.Equal(259 + Pieces.Length, tokenizer.Model.Vocabulary.Count);
         Assert.True(tokenizer.Model.ByteFallback);
-        Assert.True(tokenizer.Model.AddDummyPrefix);
-        Assert.Equal(1, tokenizer.Model.BeginningOfSentenceId);
-        Assert.Equal(2, tokenizer.Model.EndOfSentenceId);
+        Assert.Equal(0, tokenizer.Model.UnknownId);
+        Assert.Equal(DummyPrefixPolicy.EverySegment, tokenizer.DummyPrefix);
         Assert.Equal(3 + 0x0A, tokenizer.Model.Vocabulary["<0x0A>"]);
+        Assert.Equal(0x0A, tokenizer.Model.ByteOf(3 + 0x0A));
         Assert.Equal(User + 1, tokenizer.VocabularySize);
+    }
+
+    [Fact]
+    public void A_model_this_project_cannot_encode_exactly_is_refused()
+    {
+        using var folder = new TempFolder();
+        var path = folder.File("tokenizer.model");
+        // Only the fields that decide: model_type absent is UNIGRAM (proto2 default), refused; a BPE model without
+        // an UNKNOWN piece is malformed.
+        File.WriteAllBytes(path, [0x12, 0x00]); // trainer_spec (field 2), empty
+        Assert.Contains("only BPE", Assert.Throws<NotSupportedException>(() => SentencePieceModel.Load(path)).Message);
+        File.WriteAllBytes(path, [0x12, 0x02, 0x18, 0x02]); // trainer_spec { model_type (3) = BPE }
+        var error = Assert.Throws<InvalidDataException>(() => SentencePieceModel.Load(path));
+        Assert.Contains(path, error.Message);
+        Assert.Contains("UNKNOWN", error.Message);
     }
 
     [Fact]
@@ -228,7 +250,7 @@ public class TokenizerTests
     const int BeginOfText = 300, StartHeader = 302, EndHeader = 303, EndOfTurn = 304;
     const string Llama3Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
-    internal static TempFolder Llama3Folder(bool ignoreMerges = true, string normalizer = "null", bool byteFallback = false)
+    internal static TempFolder Llama3Folder(bool ignoreMerges = true, string normalizer = "null", bool byteFallback = false, bool emptyAffixes = false)
     {
         Assert.Equal('Ġ', ByteLevelAlphabet.Of((byte)' ')); // GPT-2's alphabet: space is U+0120, newline U+010A
         Assert.Equal('Ċ', ByteLevelAlphabet.Of((byte)'\n'));
@@ -241,6 +263,7 @@ public class TokenizerTests
         var added = string.Join(", ", new[] { (BeginOfText, "<|begin_of_text|>"), (301, "<|end_of_text|>"), (StartHeader, "<|start_header_id|>"),
             (EndHeader, "<|end_header_id|>"), (EndOfTurn, "<|eot_id|>") }.Select(t => AddedTokenJson(t.Item1, t.Item2, rstrip: false)));
         var patternJson = System.Text.Json.JsonSerializer.Serialize(Llama3Pattern);
+        var affix = emptyAffixes ? "\"\"" : "null"; // transformers' Qwen2 converter writes "", others null
         var folder = new TempFolder();
         folder.Write("tokenizer.json", $$$"""
             {
@@ -254,7 +277,7 @@ public class TokenizerTests
                 {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
                  "pair": [], "special_tokens": {}}]},
               "decoder": {"type": "ByteLevel"},
-              "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null, "end_of_word_suffix": null,
+              "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": {{{affix}}}, "end_of_word_suffix": {{{affix}}},
                         "fuse_unk": false, "byte_fallback": {{{(byteFallback ? "true" : "false")}}}, "ignore_merges": {{{(ignoreMerges ? "true" : "false")}}},
                         "vocab": { {{{vocabJson}}} }, "merges": [ {{{mergesJson}}} ]}
             }
@@ -312,20 +335,64 @@ public class TokenizerTests
     }
 
     [Fact]
-    public void Nfc_normalizing_tokenizers_refuse_text_that_nfc_could_change()
+    public void Nfc_normalizing_tokenizers_encode_the_nfc_form()
     {
         using var folder = Llama3Folder(normalizer: """{"type": "NFC"}""");
         var tokenizer = LlmTokenizer.Load(folder.Path);
         Assert.Equal([0xC3, 0xA9], tokenizer.EncodeToIds("é", addSpecialTokens: false)); // precomposed: already NFC
-        var error = Assert.Throws<NotSupportedException>(() => tokenizer.Encode("e\u0301")); // e + combining acute
-        Assert.Contains("U+0301", error.Message);
+        // e + combining acute composes to é (U+00E9 = C3 A9); the Angstrom sign U+212B is a singleton for Å (U+00C5 = C3 85).
+        var composed = tokenizer.Encode("e\u0301\u212B", addSpecialTokens: false);
+        Assert.Equal("é\u00C5", composed.Text);
+        Assert.Equal([0xC3, 0xA9, 0xC3, 0x85], composed.Ids);
+        // Without the normalizer the combining mark is its own bytes: e = 65, U+0301 = CC 81.
+        using var plain = Llama3Folder();
+        Assert.Equal(['e', 0xCC, 0x81], LlmTokenizer.Load(plain.Path).EncodeToIds("e\u0301", addSpecialTokens: false));
     }
 
     [Fact]
-    public void Sentencepiece_style_tokenizer_json_without_tokenizer_model_is_refused()
+    public void Qwen2_empty_prefix_and_suffix_strings_load_as_nulls()
     {
-        using var folder = Llama3Folder(byteFallback: true);
+        using var nulls = Llama3Folder(ignoreMerges: false);
+        using var empty = Llama3Folder(ignoreMerges: false, emptyAffixes: true);
+        Assert.Contains("\"continuing_subword_prefix\": \"\"", File.ReadAllText(empty.File("tokenizer.json")));
+        var expected = LlmTokenizer.Load(nulls.Path);
+        var actual = LlmTokenizer.Load(empty.Path);
+        foreach (var text in new[] { "Hello world", "world Hello", "é 日本" })
+            Assert.Equal(expected.EncodeToIds(text), actual.EncodeToIds(text));
+        // Hello world as in Byte_level_bpe_merges_by_rank_and_honours_ignore_merges: [BOS, Hello, Ġworl, d].
+        Assert.Equal([BeginOfText, Hello, Gworl, (int)'d'], actual.EncodeToIds("Hello world"));
+    }
+
+    [Fact]
+    public void Decoding_cleans_up_tokenization_spaces_when_the_config_says_so()
+    {
+        // Hello, Ġworld, then the bytes of the rest (byte b is id b): the decoded text is exactly `raw`.
+        const string rest = " , I 'm sure you 've seen it . Is n't it ? They 're ' fine ' !";
+        int[] ids = [Hello, Gworld, .. System.Text.Encoding.UTF8.GetBytes(rest).Select(b => (int)b)];
+        const string raw = "Hello world" + rest;
+        // transformers' replacements in order: " ." " ?" " !" " ," " ' " " n't" " 'm" " 's" " 've" " 're". " ' " takes the
+        // quote before "fine" with both spaces ("'re ' fine" -> "'re'fine"); the one before "!" has no space after it.
+        const string cleaned = "Hello world, I'm sure you've seen it. Isn't it? They're'fine '!";
+        using var folder = Llama3Folder();
+        folder.Write("tokenizer_config.json", """{"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "clean_up_tokenization_spaces": true}""");
+        var tokenizer = LlmTokenizer.Load(folder.Path);
+        Assert.True(tokenizer.Specials.CleanUpTokenizationSpaces);
+        Assert.Equal(cleaned, tokenizer.Decode(ids));
+        Assert.Equal(raw, tokenizer.Decode(ids, cleanUpTokenizationSpaces: false));
+        // Without the key (transformers' default is false) nothing is cleaned unless asked.
+        using var plain = Llama3Folder();
+        var unclean = LlmTokenizer.Load(plain.Path);
+        Assert.Equal(raw, unclean.Decode(ids));
+        Assert.Equal(cleaned, unclean.Decode(ids, cleanUpTokenizationSpaces: true));
+    }
+
+    [Fact]
+    public void Byte_level_tokenizer_json_with_byte_fallback_is_refused()
+    {
+        // byte_fallback makes it a SentencePiece-style BPE, whose pre-tokenizer can only be Metaspace.
+        using var folder = Llama3Folder(ignoreMerges: false, byteFallback: true);
         var error = Assert.Throws<NotSupportedException>(() => LlmTokenizer.Load(folder.Path));
-        Assert.Contains("tokenizer.model", error.Message);
+        Assert.Contains("tokenizer.json", error.Message);
+        Assert.Contains("Split", error.Message);
     }
 }
