@@ -43,6 +43,44 @@ public static class LoraAdapters
         ["targets"] = string.Join(",", lora.Targets),
     };
 
+    /// <summary>The LoRA settings an adapter file was saved with (<see cref="Metadata"/>).</summary>
+    public static LoraOptions ReadOptions(string path)
+    {
+        using var file = SafetensorsFile.Open(path);
+        string Key(string key) => file.Metadata.TryGetValue(key, out var value) ? value
+            : throw new ModelFormatException($"'{path}' has no '{key}' in its metadata: it is not an adapter file written by atu (format atu-lora/1)");
+        if (Key("format") != "atu-lora/1") throw new ModelFormatException($"'{path}': metadata format '{Key("format")}', expected atu-lora/1");
+        try
+        {
+            var lora = new LoraOptions
+            {
+                Rank = int.Parse(Key("rank"), CultureInfo.InvariantCulture),
+                Alpha = double.Parse(Key("alpha"), CultureInfo.InvariantCulture),
+                Targets = Key("targets").Split(','),
+            };
+            lora.Validate();
+            return lora;
+        }
+        catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
+        {
+            throw new ModelFormatException($"'{path}': invalid LoRA metadata ({e.Message})");
+        }
+    }
+
+    /// <summary>Merges an adapter file into a base checkpoint of <paramref name="config"/> and writes the plain merged
+    /// checkpoint (every base weight, float32). The adapters present in the file are merged, whatever layers they cover.</summary>
+    public static void MergeFiles(ExecutionDevice device, DecoderConfig config, string baseCheckpoint, string adaptersPath, string outputPath)
+    {
+        var lora = ReadOptions(adaptersPath);
+        using var adapterFile = SafetensorsCheckpoint.Open(adaptersPath);
+        var adapters = lora.Adapters(config).Where(a => adapterFile.Contains(a.Name)).ToList();
+        if (adapters.Count == 0) throw new ModelFormatException($"'{adaptersPath}' holds no adapter of this model's layers");
+        using var store = new ParameterStore(device);
+        store.Load(baseCheckpoint, DecoderBuilder.Parameters(config), _ => false);
+        store.Load(adaptersPath, adapters, _ => false);
+        SaveMerged(store, config, adapters, lora, outputPath);
+    }
+
     /// <summary>Writes every base parameter of the store (store order, float32) with the adapters merged in and the
     /// adapters themselves left out: the plain checkpoint <c>atu ship</c> and <c>atu eval</c> read. The store is not
     /// changed, and one weight at a time is held on the host.</summary>

@@ -146,6 +146,30 @@ public sealed class LoraTests : IDisposable
     }
 
     [Fact]
+    public void An_adapter_file_merged_into_a_base_checkpoint_gives_the_merge_of_the_store()
+    {
+        var config = DecoderBuilderTests.SmallConfig(ModelFamily.Phi3);
+        var lora = new LoraOptions { Layers = new LayerRange(1, 2) };
+        var basePath = _temp.File("base.safetensors");
+        using (var plain = CausalLmTrainer.RandomParameters(GradCheck.Cpu, config, seed: 4, std: 0.2)) plain.Save(basePath);
+        var (store, graph) = Adapted(config, lora);   // the same base values (seed 4), adapters on layers 1 and 2
+        using var _ = store;
+        var adaptersPath = _temp.File("adapters.safetensors");
+        LoraAdapters.Save(store, graph.Adapters, lora, adaptersPath);
+        LoraAdapters.SaveMerged(store, config, graph.Adapters, lora, _temp.File("expected.safetensors"));
+
+        LoraAdapters.MergeFiles(GradCheck.Cpu, config, basePath, adaptersPath, _temp.File("merged.safetensors"));
+        using var expected = SafetensorsCheckpoint.Open(_temp.File("expected.safetensors"));
+        using var merged = SafetensorsCheckpoint.Open(_temp.File("merged.safetensors"));
+        Assert.Equal(expected.Names.Order(), merged.Names.Order());
+        foreach (var name in expected.Names) Assert.Equal(expected.ReadSingles(name), merged.ReadSingles(name));
+        using var baseFile = SafetensorsCheckpoint.Open(basePath);
+        Assert.NotEqual(baseFile.ReadSingles("model.layers.1.self_attn.qkv_proj.weight"), merged.ReadSingles("model.layers.1.self_attn.qkv_proj.weight"));
+        var e = Assert.Throws<ModelFormatException>(() => LoraAdapters.MergeFiles(GradCheck.Cpu, config, basePath, basePath, _temp.File("x.safetensors")));
+        Assert.Contains("metadata", e.Message);
+    }
+
+    [Fact]
     public void Training_a_layer_subset_changes_only_those_layers()
     {
         var config = DecoderBuilderTests.SmallConfig(ModelFamily.Llama);
