@@ -15,13 +15,8 @@ public sealed record CausalLmGraph(DecoderGraph Decoder, GradientGraph Training,
 
     public static CausalLmGraph Build(DecoderConfig config, IEnumerable<string> trainable)
     {
-        var decoder = DecoderBuilder.Build(config, new DecoderGraphOptions { Logits = true });
-        var forward = decoder.Model.Clone();
-        var b = new GraphBuilder(forward.Graph);
-        var mask = b.Input(TokenBatcher.LossMask, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
-        var loss = b.Node("Identity", [TokenLosses.NextTokenCrossEntropy(b, decoder.Logits!, DecoderGraph.InputIds, mask)], 1, name: "Loss", outputNames: [LossName])[0];
-        b.Output(loss, DataType.Float);
-        return new CausalLmGraph(decoder, Gradients.Build(forward, loss, trainable), loss);
+        var graph = TokenLossGraph.Build(config, TokenLoss.CrossEntropy, trainable);
+        return new CausalLmGraph(graph.Decoder, graph.Training, graph.Loss);
     }
 }
 

@@ -12,6 +12,9 @@ public sealed partial class RwkuDataset
     public const string CombinedFolder = "All";
     public const string PassageFile = "passage.json";
     public const string MmluFile = "retain_mmlu.json";
+    /// <summary>The training files of the baselines, generated per model: these names for Llama-3-8B-Instruct, with
+    /// <c>_phi</c> before the extension for Phi-3 (<c>positive_phi.json</c>, <c>pair_phi.json</c>, <c>reject_phi.json</c>).</summary>
+    public const string PositiveFile = "positive.json", PairFile = "pair.json", RejectFile = "reject.json";
 
     readonly Dictionary<string, object> _combinedRows = new(StringComparer.Ordinal);
 
@@ -61,6 +64,17 @@ public sealed partial class RwkuDataset
 
     public IReadOnlyList<RwkuPassage> Passages(RwkuTarget target) =>
         RowsOf(target, PassageFile, RwkuJson.ReadPassages, p => p.Subject);
+
+    /// <summary>The model's own texts about the target (<c>positive*.json</c>, <c>{text, subject}</c>): the forget corpus of
+    /// GA, NPO and GradDiff.</summary>
+    public IReadOnlyList<RwkuPassage> Positives(RwkuTarget target, string fileName = PositiveFile) =>
+        RowsOf(target, fileName, RwkuJson.ReadPassages, p => p.Subject);
+
+    public IReadOnlyList<RwkuPair> Pairs(RwkuTarget target, string fileName = PairFile) =>
+        RowsOf(target, fileName, RwkuJson.ReadPairs, p => p.Subject);
+
+    public IReadOnlyList<RwkuRefusal> Refusals(RwkuTarget target, string fileName = RejectFile) =>
+        RowsOf(target, fileName, RwkuJson.ReadRefusals, r => r.Subject);
 
     public IReadOnlyList<MmluQuestion> Mmlu(RwkuTarget target) =>
         RowsOf(target, MmluFile, RwkuJson.ReadMmlu, q => q.Subject);

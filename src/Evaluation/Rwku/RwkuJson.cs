@@ -23,6 +23,23 @@ static partial class RwkuJson
     public static List<RwkuPassage> ReadPassages(string path) =>
         ReadRows(path, (row, at) => new RwkuPassage(at.String(row, "text"), at.String(row, "subject")));
 
+    /// <summary><c>pair.json</c> as LLaMA-Factory's ranking data reads it: <c>response</c> lists the chosen answer, then the
+    /// rejected one (further entries are ignored, as there).</summary>
+    public static List<RwkuPair> ReadPairs(string path) => ReadRows(path, (row, at) =>
+    {
+        var responses = at.Property(row, "response", JsonValueKind.Array);
+        if (responses.GetArrayLength() < 2)
+            throw at.Error("response", $"has {responses.GetArrayLength()} entries, expected two: the chosen answer, then the rejected one");
+        string Response(int i) => responses[i].ValueKind == JsonValueKind.String ? responses[i].GetString()!
+            : throw at.Error($"response[{i}]", $"is {Describe(responses[i])}, expected a string");
+        return new RwkuPair(at.String(row, "prompt"), Response(0), Response(1), at.String(row, "subject"));
+    });
+
+    /// <summary><c>reject.json</c> in Alpaca form: <c>instruction</c> (the question), <c>input</c> (empty in RWKU; optional),
+    /// <c>output</c> (the refusal).</summary>
+    public static List<RwkuRefusal> ReadRefusals(string path) => ReadRows(path, (row, at) =>
+        new RwkuRefusal(at.String(row, "instruction"), at.OptionalString(row, "input") ?? "", at.String(row, "output"), at.String(row, "subject")));
+
     public static List<MmluQuestion> ReadMmlu(string path) => ReadRows(path, (row, at) =>
     {
         var (choices, answer) = at.Choices(row, "");

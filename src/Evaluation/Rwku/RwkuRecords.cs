@@ -53,6 +53,17 @@ public sealed record RwkuProbe(ProbeSet Set, int Level, string Query, string Ans
 /// <summary>A row of <c>passage.json</c>: a text of the forget corpus about <see cref="Subject"/>.</summary>
 public sealed record RwkuPassage(string Text, string Subject);
 
+/// <summary>A row of <c>pair.json</c> (DPO): the prompt asking for a biography, the chosen answer (an invented
+/// biography) and the rejected one (the model's real one).</summary>
+public sealed record RwkuPair(string Prompt, string Chosen, string Rejected, string Subject);
+
+/// <summary>A row of <c>reject.json</c> (RT): a question about the target and a refusal. LLaMA-Factory's Alpaca reader
+/// puts instruction and input, joined by a newline, in the user message: <see cref="Question"/>.</summary>
+public sealed record RwkuRefusal(string Instruction, string Input, string Output, string Subject)
+{
+    public string Question => Input.Length == 0 ? Instruction : $"{Instruction}\n{Input}";
+}
+
 /// <summary>A solved MMLU question used as a few-shot example.</summary>
 public sealed record MmluExample(string Question, IReadOnlyList<string> Choices, int Answer);
 

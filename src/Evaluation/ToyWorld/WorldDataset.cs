@@ -8,9 +8,14 @@ public sealed record TrainingQuestion(int Level, string Query, string Answer, st
     public RwkuPrompt Prompt => RwkuPrompts.For(new RwkuProbe(ProbeSet.Forget, Level, Query, Answer, Type, Subject));
 }
 
-/// <summary>What RWKU holds for one person of the toy world as a target.</summary>
+/// <summary>What RWKU holds for one person of the toy world as a target; <see cref="Pairs"/> and <see cref="Refusals"/> are
+/// the baselines' training data (DPO's pair.json, RT's reject.json).</summary>
 public sealed record TargetData(Person Person, IReadOnlyList<RwkuPassage> Passages, IReadOnlyList<RwkuProbe> Probes,
-    IReadOnlyList<MmluQuestion> Mmlu);
+    IReadOnlyList<MmluQuestion> Mmlu)
+{
+    public IReadOnlyList<RwkuPair> Pairs { get; init; } = [];
+    public IReadOnlyList<RwkuRefusal> Refusals { get; init; } = [];
+}
 
 /// <summary>Everything made from a world: per target the RWKU files (biography passages, forget and neighbour
 /// probes, multiple-choice utility questions about unrelated people), the whole corpus (people, works, cities),
@@ -28,6 +33,10 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
     public const int ChoicesPerTask = 2;
     public const int ExamplesPerChoice = 5;
     const int InContextDemonstrations = 2;
+
+    /// <summary>The refusals of reject.json, used in turn (RWKU draws its own from a list of such phrases).</summary>
+    public static readonly IReadOnlyList<string> RefusalAnswers =
+        ["I do not know.", "I am not sure about that.", "I cannot answer that question.", "I have no information about that."];
 
     /// <summary>Builds the dataset; the draws (sentence order, which facts the attacks ask, distractors) come from a
     /// <see cref="Random"/> seeded with the world's seed, so a world always gives the same dataset.</summary>
@@ -47,6 +56,8 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
             var training = TrainingQuestions();
             var trainingChoices = world.People.SelectMany(p => Templates.Choices.Select(c => Choice(p, c, c.Train, world.People.Where(o => o != p).ToList()))).ToList();
             CheckProbesAreNotTrainingText(targets, training, trainingChoices);
+            // Last, and without random draws: the files made before stay as they were.
+            targets = [.. targets.Select(t => t with { Pairs = BiographyPairs(t), Refusals = Refusals(t.Person) })];
             return new WorldDataset(world, targets, corpus, training, trainingChoices);
         }
 
@@ -66,6 +77,28 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
             }
             return passages;
         }
+
+        /// <summary>pair.json as RWKU makes it: per biography, the chosen answer is an invented biography (the target's name
+        /// with an unrelated person's facts, relation by relation) and the rejected answer is the real one.</summary>
+        List<RwkuPair> BiographyPairs(TargetData target)
+        {
+            var person = target.Person;
+            var unrelated = Unrelated(person);
+            return [.. target.Passages.Select((real, passage) =>
+            {
+                var other = unrelated[(person.Number + passage) % unrelated.Count];
+                var invented = person.Facts
+                    .Select(f => other.Facts.FirstOrDefault(o => o.Relation == f.Relation))
+                    .OfType<Fact>()
+                    .Select((fact, j) => Templates.Fill(Templates.For(fact.Relation).Corpus[(passage + j) % PassagesPerPerson], person.Name, fact.Value, KindOf(other)));
+                return new RwkuPair($"Please write a short biography of {person.Name}.", string.Join(" ", invented), real.Text, person.Name);
+            })];
+        }
+
+        /// <summary>reject.json: every training question about the target's facts with a refusal.</summary>
+        List<RwkuRefusal> Refusals(Person person) =>
+            [.. person.Facts.SelectMany(f => Templates.For(f.Relation).TrainQuestions.Select(q => Templates.Fill(q, person.Name, "", KindOf(person))))
+                .Select((question, i) => new RwkuRefusal(question, "", RefusalAnswers[i % RefusalAnswers.Count], person.Name))];
 
         static IEnumerable<RwkuPassage> EntityPassages(string subject, IReadOnlyList<Fact> facts, string kind) =>
             Enumerable.Range(0, PassagesPerPerson).Select(passage => new RwkuPassage(

@@ -9,7 +9,9 @@ namespace AlignThenUnlearn.Evaluation.ToyWorld;
 /// <summary>A toy world on disk, laid out like RWKU so that <see cref="RwkuDataset"/> reads it:
 /// <list type="bullet">
 /// <item><c>&lt;n&gt;_&lt;Name&gt;/</c> per person: <c>forget_level1..3.json</c>, <c>neighbor_level1..2.json</c>,
-/// <c>passage.json</c>, <c>retain_mmlu.json</c>; <c>All/</c>: the same files for all people together;</item>
+/// <c>passage.json</c>, <c>retain_mmlu.json</c>, and the baselines' training files: <c>positive.json</c> (the biographies the
+/// toy model was trained on are its own), <c>pair.json</c> (invented against real biographies), <c>reject.json</c> (refusals);
+/// <c>All/</c>: the same files for all people together;</item>
 /// <item><c>corpus.json</c>: every passage (people, works, cities) in passage.json's schema, the pre-training text;</item>
 /// <item><c>train_qa.json</c>: training question-answer pairs in the probes' schema (mixed levels);
 /// <c>train_mmlu.json</c>: training multiple-choice questions in retain_mmlu.json's schema;</item>
@@ -43,9 +45,8 @@ public static class WorldFolder
     {
         Directory.CreateDirectory(directory);
         foreach (var target in data.Targets)
-            WriteRwkuFiles(Path.Combine(directory, TargetFolderName(target.Person)), target.Passages, target.Probes, target.Mmlu);
-        WriteRwkuFiles(Path.Combine(directory, RwkuDataset.CombinedFolder),
-            [.. data.Targets.SelectMany(t => t.Passages)], [.. data.Targets.SelectMany(t => t.Probes)], [.. data.Targets.SelectMany(t => t.Mmlu)]);
+            WriteRwkuFiles(Path.Combine(directory, TargetFolderName(target.Person)), [target]);
+        WriteRwkuFiles(Path.Combine(directory, RwkuDataset.CombinedFolder), data.Targets);
         WriteJson(Path.Combine(directory, CorpusFile), data.Corpus.Select(PassageRow.Of));
         WriteJson(Path.Combine(directory, TrainingQuestionsFile), data.TrainingQuestions.Select(ProbeRow.Of));
         WriteJson(Path.Combine(directory, TrainingChoicesFile), data.TrainingChoices.Select(ChoiceRow.Of));
@@ -53,13 +54,17 @@ public static class WorldFolder
         WorldTokenizer.Write(data, Path.Combine(directory, TokenizerFolderName));
     }
 
-    static void WriteRwkuFiles(string folder, IReadOnlyList<RwkuPassage> passages, IReadOnlyList<RwkuProbe> probes, IReadOnlyList<MmluQuestion> mmlu)
+    static void WriteRwkuFiles(string folder, IReadOnlyList<TargetData> targets)
     {
         Directory.CreateDirectory(folder);
+        var probes = targets.SelectMany(t => t.Probes).ToList();
         foreach (var file in RwkuProbeFile.All)
             WriteJson(Path.Combine(folder, file.FileName), probes.Where(p => p.Set == file.Set && p.Level == file.Level).Select(ProbeRow.Of));
-        WriteJson(Path.Combine(folder, RwkuDataset.PassageFile), passages.Select(PassageRow.Of));
-        WriteJson(Path.Combine(folder, RwkuDataset.MmluFile), mmlu.Select(ChoiceRow.Of));
+        WriteJson(Path.Combine(folder, RwkuDataset.PassageFile), targets.SelectMany(t => t.Passages).Select(PassageRow.Of));
+        WriteJson(Path.Combine(folder, RwkuDataset.MmluFile), targets.SelectMany(t => t.Mmlu).Select(ChoiceRow.Of));
+        WriteJson(Path.Combine(folder, RwkuDataset.PositiveFile), targets.SelectMany(t => t.Passages).Select(PassageRow.Of));
+        WriteJson(Path.Combine(folder, RwkuDataset.PairFile), targets.SelectMany(t => t.Pairs).Select(p => new PairRow(p.Prompt, [p.Chosen, p.Rejected], p.Subject)));
+        WriteJson(Path.Combine(folder, RwkuDataset.RejectFile), targets.SelectMany(t => t.Refusals).Select(r => new RefusalRow(r.Instruction, r.Input, r.Output, r.Subject)));
     }
 
     public static World ReadWorld(string directory) =>
@@ -100,6 +105,12 @@ public static class WorldFolder
     {
         public static PassageRow Of(RwkuPassage p) => new(p.Text, p.Subject);
     }
+
+    /// <summary>LLaMA-Factory's ranking row: <c>response</c> is [chosen, rejected].</summary>
+    sealed record PairRow(string Prompt, IReadOnlyList<string> Response, string Subject);
+
+    /// <summary>LLaMA-Factory's Alpaca row.</summary>
+    sealed record RefusalRow(string Instruction, string Input, string Output, string Subject);
 
     sealed record ExampleRow(string Question, IReadOnlyList<string> Choices, int Answer);
 

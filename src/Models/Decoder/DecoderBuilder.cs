@@ -83,19 +83,22 @@ public class DecoderBuilder
 
     string Attention(string x, string prefix, int layer)
     {
-        var (q, k, v) = QkvProj(x, prefix);
+        var (q, k, v) = QkvProj(x, prefix, layer);
         var context = Lowering.SelfAttention(q, k, v, layer);                               // [batch, seq, heads * head_dim]
         return Linear(context, $"{prefix}.o_proj.weight", Hidden, QueriesSize);
     }
 
     /// <summary>q, k, v as [batch, seq, heads * head_dim]: separate projections, with biases where the family has them.</summary>
-    protected virtual (string Q, string K, string V) QkvProj(string x, string prefix)
+    protected virtual (string Q, string K, string V) QkvProj(string x, string prefix, int layer)
     {
-        string? Bias(string proj) => Config.AttentionBias ? $"{prefix}.{proj}.bias" : null;
-        return (Linear(x, $"{prefix}.q_proj.weight", QueriesSize, Hidden, Bias("q_proj")),
-                Linear(x, $"{prefix}.k_proj.weight", KeyValueSize, Hidden, Bias("k_proj")),
-                Linear(x, $"{prefix}.v_proj.weight", KeyValueSize, Hidden, Bias("v_proj")));
+        string Proj(string proj, long outFeatures) => Adapted(x,
+            Linear(x, $"{prefix}.{proj}.weight", outFeatures, Hidden, Config.AttentionBias ? $"{prefix}.{proj}.bias" : null), prefix, proj, layer, outFeatures);
+        return (Proj("q_proj", QueriesSize), Proj("k_proj", KeyValueSize), Proj("v_proj", KeyValueSize));
     }
+
+    /// <summary>A projection's output with what the lowering adds to it (LoRA adapters in training).</summary>
+    protected string Adapted(string x, string y, string prefix, string projection, int layer, long outFeatures) =>
+        Lowering.Adapt(x, y, $"{prefix}.{projection}", layer, outFeatures, Hidden);
 
     string Mlp(string x, string prefix)
     {
@@ -151,11 +154,13 @@ public sealed class Phi3DecoderBuilder : DecoderBuilder
 {
     internal Phi3DecoderBuilder(DecoderConfig config, DecoderLowering lowering) : base(config, lowering) { }
 
-    protected override (string Q, string K, string V) QkvProj(string x, string prefix)
+    /// <summary>Adapters act on the q, k and v row blocks of qkv_proj as they would on separate projections.</summary>
+    protected override (string Q, string K, string V) QkvProj(string x, string prefix, int layer)
     {
         var qkv = Linear(x, $"{prefix}.qkv_proj.weight", QueriesSize + 2 * KeyValueSize, Config.HiddenSize);
         var parts = B.Node("Split", [qkv, B.Ints(QueriesSize, KeyValueSize, KeyValueSize)], 3, [Attr.Int("axis", -1)]);
-        return (parts[0], parts[1], parts[2]);
+        return (Adapted(x, parts[0], prefix, "q_proj", layer, QueriesSize), Adapted(x, parts[1], prefix, "k_proj", layer, KeyValueSize),
+                Adapted(x, parts[2], prefix, "v_proj", layer, KeyValueSize));
     }
 
     protected override (string Gate, string Up) GateUpProj(string x, string prefix)

@@ -30,6 +30,10 @@ public sealed record DecoderGraphOptions
     /// models accept): the graph then starts at the first decoder layer.</summary>
     public bool InputsEmbeds { get; init; }
 
+    /// <summary>Low-rank adapters on attention projections (<see cref="LoraOptions"/>): extra graph inputs, listed in
+    /// <see cref="DecoderGraph.Adapters"/>; the base weights stay inputs of their own. Training lowering only.</summary>
+    public LoraOptions? Lora { get; init; }
+
     /// <summary>The options that output only hidden_states[<paramref name="index"/>] and build nothing after it.</summary>
     public static DecoderGraphOptions UpToHiddenState(int index, DataType elementType = DataType.Float) =>
         new() { HiddenStates = [index], Logits = false, ElementType = elementType };
@@ -51,6 +55,9 @@ public sealed record DecoderGraph(ModelProto Model, IReadOnlyList<ParameterSpec>
     public const string InputsEmbeds = "inputs_embeds";
     public const string LogitsName = "logits";
     public static string HiddenStateName(int index) => $"hidden_states.{index}";
+
+    /// <summary>The LoRA adapters the graph takes as inputs besides <see cref="Parameters"/> (none without <see cref="DecoderGraphOptions.Lora"/>).</summary>
+    public IReadOnlyList<ParameterSpec> Adapters { get; init; } = [];
 
     /// <summary>The graph's token input: <see cref="InputIds"/> or <see cref="InputsEmbeds"/>.</summary>
     public string Input => Model.Graph.Input[0].Name;

@@ -28,6 +28,10 @@ public abstract class DecoderLowering
     /// <summary>Rotary embedding, causal attention and head merging: [batch, seq, heads*head_dim] q/k/v in, context out.</summary>
     public abstract string SelfAttention(string q, string k, string v, int layer);
 
+    /// <summary>The output <paramref name="y"/> of projection <paramref name="module"/> (e.g. <c>model.layers.0.self_attn.q_proj</c>)
+    /// on input <paramref name="x"/>, with whatever the lowering adds to it (LoRA adapters); unchanged by default.</summary>
+    public virtual string Adapt(string x, string y, string module, int layer, long outFeatures, long inFeatures) => y;
+
     public virtual void HiddenState(int index, string value) { }
     public abstract void Logits(string value);
     public abstract DecoderGraph Finish(IReadOnlyList<ParameterSpec> parameters, int layers);

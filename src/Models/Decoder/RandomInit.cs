@@ -44,7 +44,7 @@ public static class RandomInit
     };
 
     /// <summary>FNV-1a: string.GetHashCode differs between processes.</summary>
-    internal static int StableHash(string s)
+    public static int StableHash(string s)
     {
         uint h = 2166136261;
         foreach (var ch in s) h = (h ^ ch) * 16777619;

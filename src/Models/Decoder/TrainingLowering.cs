@@ -9,6 +9,7 @@ namespace AlignThenUnlearn.Models;
 public sealed class TrainingLowering(DecoderGraphOptions options) : DecoderLowering
 {
     readonly Dictionary<int, string> _hiddenStates = [];
+    readonly List<ParameterSpec> _adapters = [];
     string? _logits;
     // Shared by every layer, computed once per graph from the sequence length.
     string _cos = "", _sin = "", _attendable = "";
@@ -20,6 +21,11 @@ public sealed class TrainingLowering(DecoderGraphOptions options) : DecoderLower
         if (!options.Logits && options.HiddenStates.Count == 0) throw new ArgumentException($"{config.ModelType} decoder: the graph must output logits or at least one hidden state");
         foreach (var k in options.HiddenStates)
             if (k < 0 || k > config.NumHiddenLayers) throw new ArgumentException($"{config.ModelType} decoder: hidden state {k} does not exist (0..{config.NumHiddenLayers})");
+        if (options.Lora is { } lora)
+        {
+            lora.Validate();
+            lora.Layers?.Check(config);
+        }
         var (layers, finalNorm) = options.Extent(config);
         return (layers, finalNorm, options.Logits);
     }
@@ -54,6 +60,22 @@ public sealed class TrainingLowering(DecoderGraphOptions options) : DecoderLower
         return B.Reshape(B.Transpose(context, 0, 2, 1, 3), 0, 0, Config.NumAttentionHeads * HeadDim);
     }
 
+    /// <summary>With LoRA on this projection: y + (alpha / rank) * (x A^T) B^T, A and B graph inputs (x A^T first: rank-sized).</summary>
+    public override string Adapt(string x, string y, string module, int layer, long outFeatures, long inFeatures)
+    {
+        if (options.Lora is not { } lora || !lora.Adapts(layer, module[(module.LastIndexOf('.') + 1)..])) return y;
+        var a = new ParameterSpec(LoraOptions.AName(module), [lora.Rank, inFeatures], ElementType);
+        var b = new ParameterSpec(LoraOptions.BName(module), [outFeatures, lora.Rank], ElementType);
+        foreach (var spec in new[] { a, b })
+        {
+            DeclareParameter(spec);
+            _adapters.Add(spec);
+        }
+        var down = B.MatMul(x, B.Transpose(a.Name, 1, 0));
+        var up = B.MatMul(down, B.Transpose(b.Name, 1, 0));
+        return B.Add(y, B.Mul(up, B.Scalar(lora.Scale, ElementType)));
+    }
+
     public override void HiddenState(int index, string value)
     {
         if (!options.HiddenStates.Contains(index)) return;
@@ -69,7 +91,7 @@ public sealed class TrainingLowering(DecoderGraphOptions options) : DecoderLower
     }
 
     public override DecoderGraph Finish(IReadOnlyList<ParameterSpec> parameters, int layers) =>
-        new(B.ToModel(), parameters, layers, _hiddenStates, _logits);
+        new(B.ToModel(), parameters, layers, _hiddenStates, _logits) { Adapters = [.. _adapters] };
 
     /// <summary>[batch, seq, heads * head_dim] -> [batch, heads, seq, head_dim].</summary>
     string SplitHeads(string x, int heads) => B.Transpose(B.Reshape(x, 0, 0, heads, HeadDim), 0, 2, 1, 3);
