@@ -16,7 +16,7 @@ public class UnlearningGraphTests
     sealed class LinearHead(int hidden, int dim) : IPredictionHead
     {
         public IReadOnlyList<ParameterSpec> Parameters { get; } = [new("head.weight", [dim, hidden], DataType.Float)];
-        public string Emit(GraphBuilder b, string h, bool training)
+        public string Emit(GraphBuilder b, string h, bool training, string? keyMask = null)   // per position: nothing to mask
         {
             b.Input("head.weight", DataType.Float, dim, hidden);
             return b.MatMul(h, b.Transpose("head.weight", 1, 0));
@@ -55,6 +55,7 @@ public class UnlearningGraphTests
             ["input_ids"] = HostTensor.Of(Ids, 2, 6),
             [UnlearningGraphs.WindowEmbeddings] = Floats(2 * 6 * Dim, 7, 2, 6, Dim),
             [UnlearningGraphs.WindowFull] = HostTensor.Of([1f, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0], 2, 6),
+            [UnlearningGraphs.TokenMask] = HostTensor.Of(Enumerable.Repeat(1f, 12).ToArray(), 2, 6),
         };
         var first = session.Run(batch).Loss;
         for (int step = 0; step < 60; step++) { session.Run(batch); optimizer.Step(session.Gradients, 0.05); }
