@@ -304,7 +304,7 @@ public sealed class AtuRun : IDisposable
             AtomicFile.WriteAllBytes(presetPath, System.Text.Encoding.UTF8.GetBytes(_preset.ToJson()));
             AtomicFile.WriteAllBytes(settingsPath, System.Text.Encoding.UTF8.GetBytes(settings.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
         }
-        if (EncoderWarning() is string warning) Log(warning);
+        if (EncoderWarning() is string warning) Log($"warning: {warning}");
         if (newest is null)
         {
             Log($"run started: target '{_inputs.Target}', preset '{_preset.Name}', layers {string.Join(",", _preset.Layers)}, {_phases.Sum(p => (long)p.Steps)} steps on {_options.Device.Description}"
