@@ -204,7 +204,12 @@ public sealed class AtuRunTests : IDisposable
         using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
         var inputs = Inputs(encoder, 4);
         var folder = _temp.File("effect");
-        var preset = Preset(0) with { Stages = [new(-0.5, 6, 4), new(-0.5, 6, 4), new(-0.5, 6, 0)] };
+        var preset = Preset(0) with
+        {
+            Alignment = Preset(0).Alignment with { Steps = 30 },
+            Unlearning = Preset(0).Unlearning with { LearningRate = 0.2 },
+            Stages = [new(-0.5, 8, 4), new(-0.5, 8, 4), new(-0.5, 8, 0)],
+        };
         var ends = new Dictionary<string, Dictionary<string, float[]>>();   // phase name -> parameters at its end
         var cosines = new Dictionary<string, List<double>>();
         string? phase = null;
@@ -226,7 +231,7 @@ public sealed class AtuRunTests : IDisposable
             ends[phase!] = Parameters(new CheckpointDirectory(Path.Combine(folder, AtuRun.CheckpointsFolder)).NewestComplete()!);
             // The stage table's mean cosine to the target (over each stage's unlearning steps) falls from the first stage to the last.
             Assert.True(result.Stages[^1].MeanCosineToTarget < result.Stages[0].MeanCosineToTarget - 0.01,
-                $"mean cosines by stage: {string.Join(", ", result.Stages.Select(r => r.MeanCosineToTarget))}");
+                $"mean cosines by stage: {string.Join(", ", result.Stages.Select(r => r.MeanCosineToTarget))}; " + string.Join("; ", cosines.Select(kv => $"{kv.Key}: {string.Join(", ", kv.Value.Select(v => v.ToString("0.000")))}")));
         }
         bool IsHead(string name) => name.StartsWith(EmbeddingHead.DefaultPrefix, StringComparison.Ordinal);
         List<string> Changed(string from, string to) => [.. ends[to].Keys.Where(n => !ends[from][n].SequenceEqual(ends[to][n]))];
