@@ -375,8 +375,8 @@ public sealed class AtuRun : IDisposable
 
     /// <summary>The preset's values were chosen for one encoder; another one changes what the thresholds mean.</summary>
     public string? EncoderWarning() =>
-        _preset.Encoder is null || _inputs.Encoder is null || EncoderNamesMatch(_preset.Encoder, _inputs.Encoder) ? null
-        : $"the preset '{_preset.Name}' assumes the encoder {_preset.Encoder}, but this run uses {_inputs.Encoder}: its results are not the preset's";
+        _preset.Encoder is null || (_inputs.Encoder is not null && EncoderNamesMatch(_preset.Encoder, _inputs.Encoder)) ? null
+        : $"the preset '{_preset.Name}' assumes the encoder {_preset.Encoder}, but this run uses {_inputs.Encoder ?? "an encoder whose name is not recorded"}: its results are not the preset's";
 
     /// <summary>Names match ignoring case and an organisation prefix (sentence-transformers/all-mpnet-base-v2).</summary>
     static bool EncoderNamesMatch(string a, string b) =>
