@@ -18,22 +18,46 @@ public static class RecordedSettings
     /// <paramref name="run"/> names the run in the message.</summary>
     public static void RequireSame(string path, JsonObject current, string run)
     {
-        JsonObject recorded;
-        try { recorded = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' does not hold a JSON object"); }
-        catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e); }
-        var differences = Differences(recorded, current);
+        var differences = Differences(path, current);
         if (differences.Count > 0)
             throw new InvalidOperationException($"{run} was started with other settings than this resume ({path}): {string.Join("; ", differences)}. " +
                 "Resuming would give a result that matches neither run: resume with the recorded settings, or start afresh");
     }
 
-    /// <summary>Each key whose value differs, as "key: recorded A, now B" (keys in ordinal order; absent reads as "(none)").</summary>
+    /// <summary>The differences between the settings recorded in <paramref name="path"/> and <paramref name="current"/>.</summary>
+    public static IReadOnlyList<string> Differences(string path, JsonObject current)
+    {
+        JsonObject recorded;
+        try { recorded = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' does not hold a JSON object"); }
+        catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e); }
+        return Differences(recorded, current);
+    }
+
+    /// <summary>Each leaf value that differs, as "key: recorded A, now B", keys as dotted paths with array indices
+    /// (<c>preset.stages[0].tau</c>) in ordinal order; absent reads as "(none)".</summary>
     public static IReadOnlyList<string> Differences(JsonObject recorded, JsonObject current)
     {
-        static string Text(JsonNode? node) => node?.ToJsonString() ?? "(none)";
-        return [.. recorded.Select(p => p.Key).Union(current.Select(p => p.Key)).Order(StringComparer.Ordinal)
-            .Where(key => !JsonNode.DeepEquals(recorded[key], current[key]))
-            .Select(key => $"{key}: recorded {Text(recorded[key])}, now {Text(current[key])}")];
+        var before = Leaves(recorded);
+        var now = Leaves(current);
+        return [.. before.Keys.Union(now.Keys).Order(StringComparer.Ordinal)
+            .Where(key => before.GetValueOrDefault(key) != now.GetValueOrDefault(key))
+            .Select(key => $"{key}: recorded {before.GetValueOrDefault(key) ?? "(none)"}, now {now.GetValueOrDefault(key) ?? "(none)"}")];
+    }
+
+    static Dictionary<string, string?> Leaves(JsonNode? node)
+    {
+        var leaves = new Dictionary<string, string?>(StringComparer.Ordinal);
+        void Walk(JsonNode? n, string path)
+        {
+            switch (n)
+            {
+                case JsonObject o: foreach (var (k, v) in o) Walk(v, path.Length == 0 ? k : $"{path}.{k}"); break;
+                case JsonArray a: for (int i = 0; i < a.Count; i++) Walk(a[i], $"{path}[{i}]"); break;
+                default: leaves[path] = n?.ToJsonString(); break;
+            }
+        }
+        Walk(node, "");
+        return leaves;
     }
 
     /// <summary>SHA-256 over the names and contents of <paramref name="files"/>, in the order given: a fingerprint of

@@ -40,6 +40,9 @@ static partial class RwkuJson
     public static List<RwkuRefusal> ReadRefusals(string path) => ReadRows(path, (row, at) =>
         new RwkuRefusal(at.String(row, "instruction"), at.OptionalString(row, "input") ?? "", at.String(row, "output"), at.String(row, "subject")));
 
+    /// <summary>The <c>text</c> of every row (RWKU's <c>positive*.json</c>: a model's own texts about one target).</summary>
+    public static List<string> ReadTexts(string path) => ReadRows(path, (row, at) => at.String(row, "text"));
+
     public static List<MmluQuestion> ReadMmlu(string path) => ReadRows(path, (row, at) =>
     {
         var (choices, answer) = at.Choices(row, "");

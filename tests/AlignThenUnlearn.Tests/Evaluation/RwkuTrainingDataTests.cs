@@ -41,8 +41,8 @@ public sealed class RwkuTrainingDataTests : IDisposable
             new { input = "Answer briefly.", output = "I'm not certain about that.", subject = Ada, instruction = "What did Ada Quill write?" });
         var (dataset, ada) = Open();
 
-        Assert.Equal(["Ada Quill is a novelist."], dataset.Positives(ada).Select(p => p.Text));
-        Assert.Equal(["Ada Quill writes novels."], dataset.Positives(ada, "positive_phi.json").Select(p => p.Text));
+        Assert.Equal(["Ada Quill is a novelist."], dataset.ForgetTexts(ada, RwkuDataset.PositiveFile));
+        Assert.Equal(["Ada Quill writes novels."], dataset.ForgetTexts(ada, "positive_phi.json"));
         var pair = Assert.Single(dataset.Pairs(ada));
         Assert.Equal(("Ada Quill is a chef from Oslo.", "Ada Quill is a novelist from Lisbon."), (pair.Chosen, pair.Rejected));   // chosen = invented
         var refusals = dataset.Refusals(ada);

@@ -21,7 +21,7 @@ public sealed class ToyWorldTrainingFilesTests(ToyWorldFolder world) : IClassFix
         {
             var person = people.Single(p => p.Name == target.Name);
             var passages = dataset.Passages(target).Select(p => p.Text).ToList();
-            Assert.Equal(passages, dataset.Positives(target).Select(p => p.Text));   // the toy model's own biographies
+            Assert.Equal(passages, dataset.ForgetTexts(target, RwkuDataset.PositiveFile));   // the toy model's own biographies
             var pairs = dataset.Pairs(target);
             Assert.Equal(passages, pairs.Select(p => p.Rejected));
             foreach (var pair in pairs)

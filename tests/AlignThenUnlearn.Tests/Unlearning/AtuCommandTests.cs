@@ -76,6 +76,29 @@ public sealed class AtuCommandTests : IDisposable
     }
 
     [Fact]
+    public void Chosen_alignment_targets_and_the_encoder_are_recorded_and_a_missing_forget_corpus_names_its_path()
+    {
+        EncoderInstaller.Install(_model.Artifacts, EncoderInstaller.MiniLm, GradCheck.Cpu, force: false);
+        var preset = SmallPreset();
+        var folder = _temp.File("chosen");
+        AlignOptions Options(string p, string f, params int[] others) => new()
+        {
+            Artifacts = _model.Artifacts, Rwku = _rwku.Root, Target = 1, Preset = p, Out = f, Device = "cpu", AlignTargets = others,
+        };
+        Assert.Contains("target 1 itself", Assert.Throws<ArgumentException>(() => AtuCommand.Run(Options(preset, _temp.File("self"), 1))).Message);
+        Assert.Equal(0, AtuCommand.Run(Options(preset, folder, 2)));
+        var settings = File.ReadAllText(Path.Combine(folder, AtuRun.SettingsFile));
+        Assert.Contains("\"alignment_targets\": \"2 (Cora Lind)\"", settings);
+        Assert.Contains("\"encoder\": \"all-MiniLM-L6-v2\"", settings);
+
+        var positive = _temp.File("positive.json");
+        File.WriteAllText(positive, (AtuPreset.Load(preset) with { ForgetCorpus = "positive_phi.json" }).ToJson());
+        var missing = Assert.Throws<FileNotFoundException>(() => AtuCommand.Run(Options(positive, _temp.File("positive-run"))));
+        Assert.Contains(Path.Combine(_rwku.Root, "1_Ada_Quill", "positive_phi.json"), missing.Message);
+        Assert.Contains("atu corpus", missing.Message);
+    }
+
+    [Fact]
     public void Every_verb_the_program_declares_is_parsed_and_dispatched()
     {
         var declared = typeof(Verbs).Assembly.GetTypes().Where(t => t.GetCustomAttribute<VerbAttribute>() is not null).ToHashSet();
