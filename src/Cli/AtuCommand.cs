@@ -31,6 +31,12 @@ public abstract class AtuOptions : ModelRunOptions
 
     [Option("resume", HelpText = "Continue the run in --out from its newest checkpoint.")]
     public bool Resume { get; set; }
+
+    [Option("no-hidden-cache", HelpText = "Recompute the LLM's hidden states at every (re)alignment step instead of caching them once per phase (same results, slower; for comparison).")]
+    public bool NoHiddenCache { get; set; }
+
+    [Option("hidden-cache-memory", Default = 2048, HelpText = "MiB of cached hidden states kept in the device's memory; more are memory-mapped from a file in --cache.")]
+    public long HiddenCacheMemory { get; set; } = 2048;
 }
 
 [Verb("align", HelpText = "Align-then-Unlearn, first part: train the embedding prediction head on the target's and other targets' corpora (the LLM frozen). `atu unlearn` continues the run.")]
@@ -48,7 +54,7 @@ public sealed class RunOptions : AtuOptions;
 
 /// <summary>What one Align-then-Unlearn run needs, whoever starts it (the verbs above, `atu toy`).</summary>
 public sealed record AtuJob(string Artifacts, string? Weights, string Rwku, int Target, AtuPreset Preset, string Out, string Cache,
-    bool Resume, bool AlignmentOnly, bool ScoreStages, bool Report);
+    bool Resume, bool AlignmentOnly, bool ScoreStages, bool Report, HiddenStateCacheSettings? HiddenStates = null);
 
 public static class AtuCommand
 {
@@ -71,7 +77,8 @@ public static class AtuCommand
         var preset = AtuPreset.Load(o.Preset);
         if (o.Layers.Any()) preset = preset with { Layers = o.Layers.ToArray() };
         var cache = o.Cache ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(o.Out))!, "window-cache");
-        var result = Execute(new AtuJob(o.Artifacts, o.Weights, o.Rwku, o.Target, preset, o.Out, cache, o.Resume, alignmentOnly, scoreStages, report), o.CreateDevice());
+        var hiddenStates = new HiddenStateCacheSettings { Enabled = !o.NoHiddenCache, MemoryLimitBytes = o.HiddenCacheMemory << 20, Folder = cache };
+        var result = Execute(new AtuJob(o.Artifacts, o.Weights, o.Rwku, o.Target, preset, o.Out, cache, o.Resume, alignmentOnly, scoreStages, report, hiddenStates), o.CreateDevice());
         if (result.Stages.Count > 0) AnsiConsole.Write(StageTableView(result.Stages));
         return 0;
     }
@@ -127,6 +134,7 @@ public static class AtuCommand
                     task.Description = Markup.Escape($"{p.Phase} step {p.Step}/{p.Steps}{tau} loss {p.Loss:0.0000} cos {p.MeanCosine:0.000} {p.StepsPerSecond:0.0} steps/s");
                 },
                 Log = log,
+                HiddenStates = job.HiddenStates ?? new HiddenStateCacheSettings { Folder = job.Cache },
             });
             result = run.Run();
         });
