@@ -1,8 +1,9 @@
 using AlignThenUnlearn.Benchmarks;
 using CommandLine;
 
-return Parser.Default.ParseArguments(args, typeof(BlockOptions), typeof(GenerateOptions), typeof(TrainOptions)).MapResult(
+return Parser.Default.ParseArguments(args, typeof(BlockOptions), typeof(GenerateOptions), typeof(TrainOptions), typeof(HeadOptions)).MapResult(
     (BlockOptions o) => BlockBenchmark.Run(o),
     (GenerateOptions o) => GenerateBenchmark.Run(o),
     (TrainOptions o) => TrainBenchmark.Run(o),
+    (HeadOptions o) => HeadBenchmark.Run(o),
     _ => 2);
