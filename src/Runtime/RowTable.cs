@@ -132,7 +132,7 @@ public sealed unsafe class RowTable : IDisposable
         var rows = b.Input(RowsInput, DataType.Int64, "batch");
         var positions = b.Input(PositionsInput, DataType.Int64, 1);
         b.Node("Slice", [b.Gather(table, rows), b.Ints(0), positions, b.Ints(1)], 1, outputNames: [BatchOutput]);
-        b.Output(BatchOutput, DataType.Float);
+        b.Output(BatchOutput, DataType.Float, "batch", "positions", "width");
         return b.ToModel();
     }
 

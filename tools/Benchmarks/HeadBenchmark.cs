@@ -74,40 +74,51 @@ public static class HeadBenchmark
         Console.WriteLine($"{s.Name}: hidden {s.Config.HiddenSize}, {s.Config.NumHiddenLayers} layers, {s.Config.NumAttentionHeads} heads, head reads hidden_states[{s.Layer}]; " +
             $"head {h.Layers} layers d_model {h.DModel}; batch {s.Batch} x seq {s.Seq}, {corpus.TokenIds.Count} corpus rows; weights and graphs in {clock.Elapsed.TotalSeconds:F1} s");
 
-        double recompute = StepsPerSecond(device, store, joint, head, new WindowBatcher(corpus, s.Batch, s.Seq, seed: 3), null, s.Preset, o.Steps);
-        Console.WriteLine($"  recomputed hidden states: {recompute:F3} steps/s");
-        foreach (var (mode, limit) in new[] { ("in memory", 2L << 30), ("memory-mapped", 1L) })
+        // The modes take their steps in turn, so that all of them see the same load (other processes share the CPU).
+        var modes = new List<Mode> { new("recomputed hidden states", device, store, joint, new WindowBatcher(corpus, s.Batch, s.Seq, seed: 3), null, s.Preset) };
+        try
         {
-            var data = new WindowBatcher(corpus, s.Batch, s.Seq, seed: 3);
-            clock.Restart();
-            using var cache = HiddenStateCache.Compute(device, store, s.Config, [s.Layer], data,
-                new HiddenStateCacheSettings { MemoryLimitBytes = limit }, Path.GetTempPath(), s.Batch);
-            double cacheSeconds = clock.Elapsed.TotalSeconds;
-            double cached = StepsPerSecond(device, store, headOnly, head, data, cache, s.Preset, o.Steps);
-            Console.WriteLine($"  cached {mode} ({cache.Bytes / 1048576.0:F1} MiB, computed in {cacheSeconds:F1} s): {cached:F3} steps/s, {cached / recompute:F1}x");
+            foreach (var (name, limit) in new[] { ("cached in memory", 2L << 30), ("cached memory-mapped", 1L) })
+            {
+                var data = new WindowBatcher(corpus, s.Batch, s.Seq, seed: 3);
+                clock.Restart();
+                var cache = HiddenStateCache.Compute(device, store, s.Config, [s.Layer], data, new HiddenStateCacheSettings { MemoryLimitBytes = limit }, Path.GetTempPath(), s.Batch);
+                modes.Add(new Mode($"{name} ({cache.Bytes / 1048576.0:F1} MiB, computed in {clock.Elapsed.TotalSeconds:F1} s)", device, store, headOnly, data, cache, s.Preset));
+            }
+            using var optimizer = new Optimizer(store, new AdamWSettings(s.Preset.Alignment.LearningRate, WeightDecay: 0, MaxGradNorm: s.Preset.Alignment.MaxGradNorm),
+                head.Parameters.Select(p => p.Name).ToList());
+            for (int i = 0; i < WarmupSteps + o.Steps; i++)
+                foreach (var mode in modes) mode.Step(optimizer, timed: i >= WarmupSteps);
+            double recompute = modes[0].StepsPerSecond;
+            foreach (var mode in modes)
+                Console.WriteLine($"  {mode.Name}: {mode.StepsPerSecond:F3} steps/s" + (mode == modes[0] ? "" : $", {mode.StepsPerSecond / recompute:F1}x"));
         }
+        finally { foreach (var mode in modes) mode.Dispose(); }
     }
 
-    /// <summary>Median steps per second of head steps on <paramref name="graph"/>, with the hidden states read from
-    /// <paramref name="cache"/> when there is one.</summary>
-    static double StepsPerSecond(ExecutionDevice device, ParameterStore store, UnlearningGraphs.Graph graph, EmbeddingHead head, WindowBatcher data,
-        HiddenStateCache? cache, AtuPreset preset, int steps)
+    /// <summary>Head steps on <paramref name="graph"/> as a run takes them (dropout on), with the hidden states read from
+    /// <paramref name="cache"/> when there is one; one optimizer serves every mode (they train the same head).</summary>
+    sealed class Mode(string name, ExecutionDevice device, ParameterStore store, UnlearningGraphs.Graph graph, WindowBatcher data, HiddenStateCache? cache, AtuPreset preset) : IDisposable
     {
-        using var session = new TrainSession(device, TrainGraphs.WithDropoutSeed(graph.Training, 5), store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
-        using var optimizer = new Optimizer(store, new AdamWSettings(preset.Alignment.LearningRate, WeightDecay: 0, MaxGradNorm: preset.Alignment.MaxGradNorm),
-            head.Parameters.Select(p => p.Name).ToList());
-        var seconds = new List<double>();
-        for (int i = 0; i < WarmupSteps + steps; i++)
+        readonly TrainSession _session = new(device, TrainGraphs.WithDropoutSeed(graph.Training, 5), store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
+        readonly List<double> _seconds = [];
+
+        public string Name => name;
+        /// <summary>The median over the timed steps.</summary>
+        public double StepsPerSecond => 1 / _seconds.Order().ElementAt(_seconds.Count / 2);
+
+        public void Step(Optimizer optimizer, bool timed)
         {
             var clock = Stopwatch.StartNew();
             var batch = new Dictionary<string, HostTensor>(data.Next()) { [EmbeddingHead.DropoutRatio] = HostTensor.Of([(float)preset.Head.Dropout]) };
             using var hidden = cache?.Read(data.LastPieces, (int)batch[DecoderGraph.InputIds].Shape[1]);
-            var result = session.Run(batch, onDevice: hidden?.Tensors);
-            optimizer.Step(session.Gradients, preset.Alignment.LearningRate);
-            if (!double.IsFinite(result.Loss)) throw new InvalidOperationException($"the loss is {result.Loss}");
-            if (i >= WarmupSteps) seconds.Add(clock.Elapsed.TotalSeconds);
+            var result = _session.Run(batch, onDevice: hidden?.Tensors);
+            optimizer.Step(_session.Gradients, preset.Alignment.LearningRate);
+            if (!double.IsFinite(result.Loss)) throw new InvalidOperationException($"{name}: the loss is {result.Loss}");
+            if (timed) _seconds.Add(clock.Elapsed.TotalSeconds);
         }
-        return 1 / seconds.Order().ElementAt(seconds.Count / 2);
+
+        public void Dispose() { _session.Dispose(); cache?.Dispose(); }
     }
 
     /// <summary>Texts of random tokens between half and all of <paramref name="seq"/> long (so batches are padded),
