@@ -10,7 +10,7 @@ namespace AlignThenUnlearn.Runtime;
 /// rows cut to their first positions, as a device tensor [batch, positions, width]. It lives in the device's memory
 /// when it takes at most <c>memoryLimit</c> bytes (batches are then gathered on the device), else in a file in
 /// <c>folder</c> that is memory-mapped (batches are read from the mapping and uploaded); the file is deleted when the
-/// table is disposed.</summary>
+/// table is disposed (on Unix as soon as it is opened).</summary>
 public sealed unsafe class RowTable : IDisposable
 {
     const string TableInput = "table", RowsInput = "rows", PositionsInput = "positions", BatchOutput = "batch";
@@ -33,7 +33,7 @@ public sealed unsafe class RowTable : IDisposable
     public int Length { get; }
     public int Width { get; }
     public long Bytes => Rows * _rowElements * sizeof(float);
-    /// <summary>The file that holds the table, or null when it is in the device's memory.</summary>
+    /// <summary>The file that holds the table (on Unix already unlinked), or null when it is in the device's memory.</summary>
     public string? FilePath { get; }
     public bool InMemory => FilePath is null;
 
@@ -50,7 +50,10 @@ public sealed unsafe class RowTable : IDisposable
         }
         Directory.CreateDirectory(folder);
         FilePath = Path.Combine(Path.GetFullPath(folder), $"rows-{Environment.ProcessId}-{Guid.NewGuid():N}.f32");
-        _file = new FileStream(FilePath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20, FileOptions.DeleteOnClose);
+        _file = new FileStream(FilePath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20,
+            OperatingSystem.IsWindows() ? FileOptions.DeleteOnClose : FileOptions.None);
+        // Where an open file can be unlinked, it is, at once: a killed run leaves nothing behind.
+        if (!OperatingSystem.IsWindows()) File.Delete(FilePath);
     }
 
     /// <summary>Writes the next whole rows.</summary>
@@ -141,7 +144,7 @@ public sealed unsafe class RowTable : IDisposable
         if (_view is not null && _mapped is not null) { _view.SafeMemoryMappedViewHandle.ReleasePointer(); _mapped = null; }
         _view?.Dispose();
         _map?.Dispose();
-        _file?.Dispose();   // deletes the file
+        _file?.Dispose();   // the file goes with the handle
         _gather?.Dispose();
         _table?.Dispose();
     }

@@ -181,7 +181,7 @@ public sealed class AtuRun : IDisposable
         var data = unlearn ? _forgetData : _alignData;
         if (_phaseStep == 0 && phase.Steps > 0) Log($"{phase.Name}: {phase.Steps} steps" + (unlearn ? string.Create(CultureInfo.InvariantCulture, $" at tau {phase.Tau}") : ""));
         int every = _preset.CheckpointEvery;
-        using var hidden = unlearn || _headAlignment is null || _phaseStep == phase.Steps ? null : CacheHiddenStates(phase);
+        using var hidden = unlearn || _headAlignment is null || _phaseStep >= phase.Steps ? null : CacheHiddenStates(phase);
         while (_phaseStep < phase.Steps)
         {
             long chunkEnd = every > 0 ? Math.Min(phase.Steps, (_phaseStep / every + 1) * every) : phase.Steps;

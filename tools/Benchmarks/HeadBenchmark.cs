@@ -13,7 +13,7 @@ public sealed class HeadOptions
     [Option("phi3-config", Default = "models/phi3-mini-8-layers.json", HelpText = "Hugging Face config.json of the Phi-3-shaped model; its head reads the last hidden state.")] public string Phi3Config { get; set; } = "";
     [Option("phi3-batch", Default = 2, HelpText = "Rows per step for the Phi-3-shaped model (the paper's 16 takes minutes per recomputed step on a CPU).")] public int Phi3Batch { get; set; }
     [Option("phi3-seq", Default = 64, HelpText = "Tokens per row for the Phi-3-shaped model (the paper's 256, see --phi3-batch).")] public int Phi3Seq { get; set; }
-    [Option("toy-vocab", Default = 1024, HelpText = "Vocabulary of the toy model shape (the toy world's tokenizer decides it in a real run).")] public int ToyVocab { get; set; }
+    [Option("toy-vocab", Default = 1408, HelpText = "Vocabulary of the toy model shape (the world tokenizer of seed 1 has 1,408 tokens).")] public int ToyVocab { get; set; }
     [Option("pieces", Default = 4, HelpText = "Corpus rows per batch row: the cache holds this many batches' rows.")] public int Pieces { get; set; }
     [Option("steps", Default = 3, HelpText = "Timed head steps per mode (after 1 warm-up step).")] public int Steps { get; set; }
     [Option("device", Default = "cpu", HelpText = "cpu, cuda or auto.")] public string Device { get; set; } = "cpu";

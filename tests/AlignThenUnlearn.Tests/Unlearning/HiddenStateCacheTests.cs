@@ -49,7 +49,8 @@ public sealed class HiddenStateCacheTests : IDisposable
             new HiddenStateCacheSettings { MemoryLimitBytes = memoryLimit, Folder = _temp.File("rows") }, _temp.Path, batchSize: 2))
         {
             Assert.Equal(memoryLimit > 1, cache.InMemory);
-            Assert.Equal(cache.InMemory ? 0 : layers.Length, RowFiles().Length);   // a file per layer
+            // A file per layer, which on Unix is unlinked as soon as it is open (a killed run leaves nothing behind).
+            Assert.Equal(cache.InMemory || !OperatingSystem.IsWindows() ? 0 : layers.Length, RowFiles().Length);
             for (int step = 0; step < 4; step++)
             {
                 var batch = data.Next();
