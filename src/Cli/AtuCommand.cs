@@ -34,6 +34,12 @@ public abstract class AtuOptions : ModelRunOptions
 
     [Option("align-targets", Separator = ',', HelpText = "The other targets whose forget corpora join the target's for alignment, e.g. 3,17,42 (default: the preset's alignment_extra_targets drawn by its seed).")]
     public IEnumerable<int> AlignTargets { get; set; } = [];
+
+    [Option("no-hidden-cache", HelpText = "Recompute the LLM's hidden states at every (re)alignment step instead of caching them once per phase (same results, slower; for comparison).")]
+    public bool NoHiddenCache { get; set; }
+
+    [Option("hidden-cache-memory", Default = 2048, HelpText = "MiB of cached hidden states kept in the device's memory; more are memory-mapped from a file in --cache.")]
+    public long HiddenCacheMemory { get; set; } = 2048;
 }
 
 [Verb("align", HelpText = "Align-then-Unlearn, first part: train the embedding prediction head on the target's and other targets' corpora (the LLM frozen). `atu unlearn` continues the run.")]
@@ -52,7 +58,7 @@ public sealed class RunOptions : AtuOptions;
 /// <summary>What one Align-then-Unlearn run needs, whoever starts it (the verbs above, `atu toy`).
 /// <see cref="AlignTargets"/> names the alignment corpus's other targets (null: the preset's seeded draw).</summary>
 public sealed record AtuJob(string Artifacts, string? Weights, string Rwku, int Target, AtuPreset Preset, string Out, string Cache,
-    bool Resume, bool AlignmentOnly, bool ScoreStages, bool Report, IReadOnlyList<int>? AlignTargets = null);
+    bool Resume, bool AlignmentOnly, bool ScoreStages, bool Report, IReadOnlyList<int>? AlignTargets = null, HiddenStateCacheSettings? HiddenStates = null);
 
 public static class AtuCommand
 {
@@ -78,8 +84,9 @@ public static class AtuCommand
         (string, string?)[] inputs = [("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku), ("--preset", File.Exists(o.Preset) ? o.Preset : null)];
         OutputPaths.RequireApart(("--out", o.Out), inputs);
         OutputPaths.RequireApart(("--cache", cache), inputs);
+        var hiddenStates = new HiddenStateCacheSettings { Enabled = !o.NoHiddenCache, MemoryLimitBytes = o.HiddenCacheMemory << 20, Folder = cache };
         var result = Execute(new AtuJob(o.Artifacts, o.Weights, o.Rwku, o.Target, preset, o.Out, cache, o.Resume, alignmentOnly, scoreStages, report,
-            o.AlignTargets.Any() ? [.. o.AlignTargets] : null), o.CreateDevice());
+            o.AlignTargets.Any() ? [.. o.AlignTargets] : null, hiddenStates), o.CreateDevice());
         if (result.Stages.Count > 0) AnsiConsole.Write(StageTableView(result.Stages));
         return 0;
     }
@@ -136,6 +143,7 @@ public static class AtuCommand
                     task.Description = Markup.Escape($"{p.Phase} step {p.Step}/{p.Steps}{tau} loss {p.Loss:0.0000} cos {p.MeanCosine:0.000} {p.StepsPerSecond:0.0} steps/s");
                 },
                 Log = log,
+                HiddenStates = job.HiddenStates ?? new HiddenStateCacheSettings { Folder = job.Cache },
             });
             result = run.Run();
         });

@@ -4,7 +4,7 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 namespace AlignThenUnlearn.Runtime;
 
 /// <summary>Conversions between host tensors and ONNX Runtime values in host memory.</summary>
-static class HostValues
+public static class HostValues
 {
     public static OrtValue ToOrtValue(HostTensor t) => t.Data switch
     {

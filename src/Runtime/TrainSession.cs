@@ -46,7 +46,8 @@ public sealed class TrainSession : IDisposable
 
     public sealed record Result(double Loss, IReadOnlyDictionary<string, double[]> Metrics);
 
-    public Result Run(IReadOnlyDictionary<string, HostTensor> batch, bool accumulate = false)
+    /// <param name="onDevice">Inputs already in the device's memory (bound as they are, not copied).</param>
+    public Result Run(IReadOnlyDictionary<string, HostTensor> batch, bool accumulate = false, IReadOnlyDictionary<string, DeviceTensor>? onDevice = null)
     {
         if (accumulate && _accumulating is null) throw new InvalidOperationException("this train session was created without gradient accumulation");
         var session = accumulate ? _accumulating! : _first;
@@ -57,6 +58,7 @@ public sealed class TrainSession : IDisposable
             foreach (var name in accumulate ? _accumulatingInputs : _firstInputs)
             {
                 if (_store.Contains(name)) binding.BindInput(name, _store[name].Value);
+                else if (onDevice is not null && onDevice.TryGetValue(name, out var tensor)) binding.BindInput(name, tensor.Value);
                 else if (batch.TryGetValue(name, out var value)) { var v = HostValues.ToOrtValue(value); inputs.Add(v); binding.BindInput(name, v); }
                 else if (accumulate && name.EndsWith(AccumulatedSuffix)) binding.BindInput(name, _grads[GradientOwner(name)].Value);
                 else throw new ArgumentException($"the training graph needs input '{name}', which is neither a parameter nor in the batch");

@@ -37,6 +37,8 @@ public sealed record AtuRunOptions
     public Action<AtuProgress>? Progress { get; init; }
     /// <summary>Told each line the run writes to its log.</summary>
     public Action<string>? Log { get; init; }
+    /// <summary>(Re)alignment trains the head on the LLM's hidden states computed once per phase (default), or recomputes them every step.</summary>
+    public HiddenStateCacheSettings HiddenStates { get; init; } = new();
 }
 
 /// <summary>What a run leaves: scores before unlearning, the stage table, the named checkpoints (threshold to folder)
@@ -70,6 +72,7 @@ public sealed class AtuRun : IDisposable
     readonly List<Phase> _phases = [];
     readonly ParameterStore _store;
     readonly UnlearningGraphs.Graph _alignment, _unlearning;
+    readonly UnlearningGraphs.Graph? _headAlignment;   // the alignment graph on cached hidden states
     readonly IReadOnlyList<string> _headParameters, _llmParameters;
     readonly WindowBatcher _alignData, _forgetData;
     readonly TrainSession _unlearnSession;
@@ -106,6 +109,7 @@ public sealed class AtuRun : IDisposable
             prefix: preset.Layers.Length == 1 ? EmbeddingHead.DefaultPrefix : $"head_l{layer}."))).ToList();
         _alignment = UnlearningGraphs.Alignment(inputs.Config, heads, dim);
         _unlearning = UnlearningGraphs.Unlearning(inputs.Config, heads, dim);
+        if (options.HiddenStates.Enabled) _headAlignment = UnlearningGraphs.Alignment(inputs.Config, heads, dim, fromHiddenStates: true);
         _headParameters = _alignment.HeadParameters.Select(p => p.Name).ToList();
         _llmParameters = _unlearning.Training.Gradients.Keys.ToList();
 
@@ -183,11 +187,12 @@ public sealed class AtuRun : IDisposable
         var data = unlearn ? _forgetData : _alignData;
         if (_phaseStep == 0 && phase.Steps > 0) Log($"{phase.Name}: {phase.Steps} steps" + (unlearn ? string.Create(CultureInfo.InvariantCulture, $" at tau {phase.Tau}") : ""));
         int every = _preset.CheckpointEvery;
+        using var hidden = unlearn || _headAlignment is null || _phaseStep >= phase.Steps ? null : CacheHiddenStates(phase);
         while (_phaseStep < phase.Steps)
         {
             long chunkEnd = every > 0 ? Math.Min(phase.Steps, (_phaseStep / every + 1) * every) : phase.Steps;
             using var dropout = unlearn ? null : new TrainSession(_options.Device,
-                TrainGraphs.WithDropoutSeed(_alignment.Training, (ulong)Seed(1000 + phase.Number * 100_003 + (int)(_phaseStep / Math.Max(every, 1)))),
+                TrainGraphs.WithDropoutSeed((hidden is null ? _alignment : _headAlignment!).Training, (ulong)Seed(1000 + phase.Number * 100_003 + (int)(_phaseStep / Math.Max(every, 1)))),
                 _store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
             var session = unlearn ? _unlearnSession : dropout!;
             var clock = Stopwatch.StartNew();
@@ -200,7 +205,8 @@ public sealed class AtuRun : IDisposable
                     [UnlearningGraphs.Tau] = HostTensor.Of([(float)phase.Tau]),
                     [EmbeddingHead.DropoutRatio] = HostTensor.Of([(float)_preset.Head.Dropout]),
                 };
-                var result = session.Run(batch);
+                using var hiddenStates = hidden?.Read(_alignData.LastPieces, (int)batch[DecoderGraph.InputIds].Shape[1]);
+                var result = session.Run(batch, onDevice: hiddenStates?.Tensors);
                 double cosine = result.Metrics[UnlearningGraphs.MeanCosine][0];
                 if (!double.IsFinite(result.Loss)) throw new TrainingDivergedException(_phaseStep + 1, $"{phase.Name}: the loss is {result.Loss}", _checkpoints.Latest);
                 double norm = optimizer.Step(session.Gradients, settings.LearningRate);
@@ -214,6 +220,16 @@ public sealed class AtuRun : IDisposable
             }
             if (_phaseStep < phase.Steps) Checkpoint();
         }
+    }
+
+    /// <summary>The hidden states of the alignment corpus under the LLM as it is now (frozen for the phase).</summary>
+    HiddenStateCache CacheHiddenStates(Phase phase)
+    {
+        var clock = Stopwatch.StartNew();
+        var cache = HiddenStateCache.Compute(_options.Device, _store, _inputs.Config, _preset.Layers, _alignData, _options.HiddenStates, _options.Folder,
+            _preset.Alignment.BatchSize);
+        Log(string.Create(CultureInfo.InvariantCulture, $"{phase.Name}: hidden states of {_alignData.Pieces} pieces cached {(cache.InMemory ? "in memory" : "in a memory-mapped file")} ({cache.Bytes / 1048576.0:0.0} MiB, {clock.Elapsed.TotalSeconds:0.0} s)"));
+        return cache;
     }
 
     long StepsLeft() => _phases.Skip(_phase).Sum(p => (long)p.Steps) - _phaseStep;

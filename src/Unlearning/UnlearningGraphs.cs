@@ -32,9 +32,12 @@ public static class UnlearningGraphs
 
     /// <summary>Several heads (one per layer) share the windows; their losses are summed and <see cref="MeanCosine"/> is
     /// the mean over heads.</summary>
-    public static Graph Alignment(DecoderConfig config, IReadOnlyList<HeadAt> heads, int encoderDim)
+    /// <param name="fromHiddenStates">The graph takes each head's hidden states as an input named
+    /// <see cref="DecoderGraph.HiddenStateName"/>(layer) [batch, seq, hidden] instead of computing them: during alignment
+    /// the LLM is frozen, so they are computed once per phase (<see cref="HiddenStateCache"/>) and the graph has no LLM.</param>
+    public static Graph Alignment(DecoderConfig config, IReadOnlyList<HeadAt> heads, int encoderDim, bool fromHiddenStates = false)
     {
-        var (model, b, hidden, decoder) = Llm(config, heads);
+        var (model, b, hidden, decoder) = fromHiddenStates ? HiddenStateInputs(config, heads) : Llm(config, heads);
         var reference = b.Input(WindowEmbeddings, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence, encoderDim);
         var full = b.Input(WindowFull, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
         var mask = b.Input(TokenMask, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
@@ -66,15 +69,31 @@ public static class UnlearningGraphs
     /// <summary>The LLM's training lowering up to the deepest layer a head reads; the hidden state each head reads.</summary>
     static (ModelProto Model, GraphBuilder B, string[] Hidden, DecoderGraph Decoder) Llm(DecoderConfig config, IReadOnlyList<HeadAt> heads)
     {
+        CheckLayers(config, heads);
+        var decoder = DecoderBuilder.Build(config, new DecoderGraphOptions { HiddenStates = heads.Select(h => h.Layer).ToArray(), Logits = false });
+        var model = decoder.Model.Clone();
+        var b = new GraphBuilder(model.Graph, Opset.DefaultDomainVersion(model));
+        return (model, b, heads.Select(h => decoder.HiddenStates[h.Layer]).ToArray(), decoder);
+    }
+
+    static void CheckLayers(DecoderConfig config, IReadOnlyList<HeadAt> heads)
+    {
         if (heads.Count == 0) throw new ArgumentException("at least one head");
         foreach (var layer in heads.Select(h => h.Layer))
             if (layer < 1 || layer > config.NumHiddenLayers)
                 throw new ArgumentException($"layer {layer}: the head reads hidden_states[1..{config.NumHiddenLayers}] of this model");
         if (heads.Select(h => h.Layer).Distinct().Count() != heads.Count) throw new ArgumentException("one head per layer");
-        var decoder = DecoderBuilder.Build(config, new DecoderGraphOptions { HiddenStates = heads.Select(h => h.Layer).ToArray(), Logits = false });
-        var model = decoder.Model.Clone();
-        var b = new GraphBuilder(model.Graph, Opset.DefaultDomainVersion(model));
-        return (model, b, heads.Select(h => decoder.HiddenStates[h.Layer]).ToArray(), decoder);
+    }
+
+    /// <summary>A graph whose inputs are the hidden states the heads read, as the LLM's graph would output them; its
+    /// decoder has no parameters.</summary>
+    static (ModelProto Model, GraphBuilder B, string[] Hidden, DecoderGraph Decoder) HiddenStateInputs(DecoderConfig config, IReadOnlyList<HeadAt> heads)
+    {
+        CheckLayers(config, heads);
+        var b = new GraphBuilder("head_alignment");
+        var hidden = heads.Select(h => b.Input(DecoderGraph.HiddenStateName(h.Layer), DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence, config.HiddenSize)).ToArray();
+        var model = b.ToModel();   // the builder keeps adding to the model's graph
+        return (model, b, hidden, new DecoderGraph(model, [], 0, heads.ToDictionary(h => h.Layer, h => DecoderGraph.HiddenStateName(h.Layer)), null));
     }
 
     static string MeanOf(GraphBuilder b, string[] values) =>

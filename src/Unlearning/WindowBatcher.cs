@@ -40,10 +40,20 @@ public sealed class WindowBatcher : IBatchSource
         (_corpus, _padId, _sequenceLength) = (corpus, padId, sequenceLength);
     }
 
-    public IReadOnlyDictionary<string, HostTensor> Next()
+    /// <summary>The pieces of the batch <see cref="Next"/> returned last (indices 0 .. <see cref="Pieces"/> - 1).</summary>
+    public IReadOnlyList<int> LastPieces { get; private set; } = [];
+
+    /// <summary>The longest row a batch can have: what <see cref="Batch"/> pads to so that a row's values at every
+    /// position any batch can ask for are computed once (<see cref="HiddenStateCache"/>).</summary>
+    public int RowLength => _first ? _sequenceLength : _pieces.Max(p => p.Length);
+
+    public IReadOnlyDictionary<string, HostTensor> Next() => Batch(LastPieces = _batches.NextRows());
+
+    /// <summary>The batch of the given pieces, padded to <paramref name="padTo"/> (default: the longest of them).</summary>
+    public IReadOnlyDictionary<string, HostTensor> Batch(IReadOnlyList<int> pieces, int? padTo = null)
     {
-        var rows = _batches.NextRows().Select(i => _pieces[i]).ToList();
-        int batch = rows.Count, seq = _first ? _sequenceLength : rows.Max(r => r.Length), dim = _corpus.Dimension;
+        var rows = pieces.Select(i => _pieces[i]).ToList();
+        int batch = rows.Count, seq = _first ? _sequenceLength : padTo ?? rows.Max(r => r.Length), dim = _corpus.Dimension;
         var ids = new long[batch * seq];
         var tokens = new float[batch * seq];
         var full = new float[batch * seq];

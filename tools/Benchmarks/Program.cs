@@ -1,9 +1,10 @@
 using AlignThenUnlearn.Benchmarks;
 using CommandLine;
 
-return Parser.Default.ParseArguments(args, typeof(BlockOptions), typeof(GenerateOptions), typeof(TrainOptions), typeof(MethodMemoryOptions)).MapResult(
+return Parser.Default.ParseArguments(args, typeof(BlockOptions), typeof(GenerateOptions), typeof(TrainOptions), typeof(MethodMemoryOptions), typeof(HeadOptions)).MapResult(
     (BlockOptions o) => BlockBenchmark.Run(o),
     (GenerateOptions o) => GenerateBenchmark.Run(o),
     (TrainOptions o) => TrainBenchmark.Run(o),
     (MethodMemoryOptions o) => MethodMemoryBenchmark.Run(o),
+    (HeadOptions o) => HeadBenchmark.Run(o),
     _ => 2);
