@@ -23,7 +23,7 @@ public sealed class SweepRunTests : IDisposable
     {
         var atu = _temp.File("fake-atu");
         File.WriteAllText(atu, FakeAtu.ReplaceLineEndings("\n"));
-        File.SetUnixFileMode(atu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(atu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.WriteAllText(_temp.File("sweep.json"), $$"""{ "artifacts": "/m", "rwku": "/r", "targets": "1-{{parallelTargets}}", "presets": ["toy"], "layers": [1, 2] }""");
         return SweepPlanner.Plan(_temp.File("sweep.json"), _temp.File("sweep"), [atu]);
     }
