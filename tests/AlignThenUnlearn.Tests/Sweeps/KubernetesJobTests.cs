@@ -46,7 +46,7 @@ public sealed class KubernetesJobTests : IDisposable
                 "volumes": { "type": "array", "items": { "type": "object", "required": ["name"], "properties": {
                   "name": { "type": "string" },
                   "persistentVolumeClaim": { "type": "object", "required": ["claimName"], "properties": {
-                    "claimName": { "type": "string" }, "readOnly": { "type": "boolean" } } } } } } } } } } } } }
+                    "claimName": { "type": "string" }, "readOnly": { "type": "boolean" } } } } } } } } } } } } } }
         """;
 
     /// <summary>The schema's rules (type, format int32, enum, pattern, maxLength, required, properties with unknown
