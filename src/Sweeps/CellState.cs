@@ -25,12 +25,15 @@ public sealed record CellState(bool Done, int Attempts, int Failures, bool Open,
         return new CellState(File.Exists(Path.Combine(cellFolder, DoneFile)), starts, failures, starts > ends, lines.LastOrDefault());
     }
 
-    /// <summary>The last lines of the cell's log (the command's output).</summary>
+    /// <summary>The last lines of the command's output in the cell's log (without the lines that head each attempt).</summary>
     public static IReadOnlyList<string> LogTail(string cellFolder, int lines = 5)
     {
         var path = Path.Combine(cellFolder, LogFile);
-        return File.Exists(path) ? File.ReadLines(path).Where(l => l.Trim().Length > 0).TakeLast(lines).ToList() : [];
+        return File.Exists(path) ? File.ReadLines(path).Where(l => l.Trim().Length > 0 && !l.StartsWith(AttemptHeader, StringComparison.Ordinal)).TakeLast(lines).ToList() : [];
     }
+
+    /// <summary>How the log line that heads an attempt (its time and command line) starts.</summary>
+    public const string AttemptHeader = "== ";
 }
 
 /// <summary>Runs one cell: its command as a child process, output appended to the cell's log, the attempt recorded,
@@ -56,7 +59,7 @@ public static class CellRunner
             : $"local pid {Environment.ProcessId}";
         Record(folder, $"start {Now()} {Environment.MachineName} {where}");
         using var log = new StreamWriter(Path.Combine(folder, CellState.LogFile), append: true) { AutoFlush = true };
-        log.WriteLine($"== {Now()} {SweepPlanner.ShellLine([.. manifest.Atu, .. cell.Command])}");
+        log.WriteLine($"{CellState.AttemptHeader}{Now()} {SweepPlanner.ShellLine([.. manifest.Atu, .. cell.Command])}");
         var start = new ProcessStartInfo(manifest.Atu[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var word in manifest.Atu.Skip(1).Concat(cell.Command)) start.ArgumentList.Add(word);
         start.Environment["NO_COLOR"] = "1";   // plain log lines
