@@ -62,7 +62,11 @@ public sealed class SlurmSweepTests(ITestOutputHelper output) : IDisposable
         bool wasUp = Script("status").Code == 0;
         var (started, log) = wasUp ? (0, "") : Script("start");
         if (started != 0)
-            throw new SkipTestException($"the Slurm daemons cannot start here (tools/slurm-local.sh start, exit {started}): {string.Join(" | ", log.Trim().Split('\n').TakeLast(3))}");
+        {
+            var reason = $"the Slurm daemons cannot start here (tools/slurm-local.sh start, exit {started}): {string.Join(" | ", log.Trim().Split('\n').TakeLast(3))}";
+            Console.Error.WriteLine($"SlurmSweepTests skipped: {reason}");   // in the test log too, not only in detailed results
+            throw new SkipTestException(reason);
+        }
         string? job = null;
         try
         {

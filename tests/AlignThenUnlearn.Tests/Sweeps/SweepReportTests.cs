@@ -79,6 +79,15 @@ public sealed class SweepReportTests : IDisposable
             Assert.Equal(Cells(ResultsTable.Markdown("Run", [("x", meanOfRuns)]).Split('\n')[2]), Cells(sweepRow));
         }
         Assert.True(new FileInfo(Path.Combine(sweep, "report", TradeoffPlot.FileName)).Length > 0);
+
+        // The layer comparison, final checkpoint: target 1 at layer 1 forgets (0.1 + 0.05 + 0.1) / 3 = 8.3 %, at layer 2
+        // (0.1 + 0.1 + 0.1) / 3 = 10.0 %; its neighbour average is (0.6 + 0.6) / 2 = 60.0 % at both. At forget-below-50,
+        // target 2 at layer 1 forgets (0.4 + 0.1 + 0.3) / 3 = 26.7 % and keeps (0.7 + 0.5) / 2 = 60.0 %; at layer 2 it
+        // never crossed 50: dashes.
+        var layers = File.ReadAllText(Path.Combine(sweep, "report", SweepReport.LayersFile));
+        Assert.Contains("## atu toy ATU-final\n\n| Target | L1 forget ↓ | L1 neighbour ↑ | L2 forget ↓ | L2 neighbour ↑ |\n| :-- | --: | --: | --: | --: |\n| 1 Person 1 | 8.3 | 60.0 | 10.0 | 60.0 |\n", layers);
+        Assert.Contains("## atu toy ATU-forget-below-50\n", layers);
+        Assert.Contains("| 2 Person 2 | 26.7 | 60.0 | – | – |\n", layers);
     }
 
     [Fact]
