@@ -28,7 +28,7 @@ public sealed class SweepOptions
     [Option("emit", HelpText = "plan: also write k8s/job.json, a Kubernetes Indexed Job over the cells (value: k8s).")]
     public string? Emit { get; set; }
 
-    [Option("atu", HelpText = "plan: the atu program the cells run (default: this one).")]
+    [Option("atu", HelpText = "plan: the atu program the cells and array tasks run: a path, or a name looked up on the nodes' PATH (default: this one).")]
     public string? Atu { get; set; }
 
     [Option("local", HelpText = "run: on this machine.")]
@@ -61,7 +61,9 @@ public static class SweepCommand
         var file = o.File ?? throw new ArgumentException("atu sweep plan: --file SWEEP.json is required");
         var folder = Path.GetFullPath(o.Out ?? o.Folder ?? throw new ArgumentException("atu sweep plan: --out DIR (the sweep folder) is required"));
         if (o.Emit is not (null or "k8s")) throw new ArgumentException($"--emit {o.Emit}: the only target is k8s");
-        var manifest = SweepPlanner.Plan(file, folder, o.Atu is null ? ThisAtu() : [Path.GetFullPath(o.Atu)]);
+        // A bare name (--atu atu) is looked up on each node's PATH; a path is made absolute, as the tasks start elsewhere.
+        string[] atu = o.Atu is null ? ThisAtu() : o.Atu.Contains('/') ? [Path.GetFullPath(o.Atu)] : [o.Atu];
+        var manifest = SweepPlanner.Plan(file, folder, atu);
         var table = new Table().AddColumns("cell", "name", "command");
         foreach (var cell in manifest.Cells)
             table.AddRow(cell.Index.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(cell.Name), Markup.Escape(SweepPlanner.ShellLine(["atu", .. cell.Command])));
