@@ -19,6 +19,7 @@ public static class Verbs
         [typeof(RougeOptions)] = o => RougeCommand.Run((RougeOptions)o),
         [typeof(ToyOptions)] = o => ToyCommand.Run((ToyOptions)o),
         [typeof(ShipOptionsCli)] = o => ShipCommand.Run((ShipOptionsCli)o),
+        [typeof(SweepOptions)] = o => SweepCommand.Run((SweepOptions)o),
     };
 
     public static Type[] Types => [.. Handlers.Keys];
