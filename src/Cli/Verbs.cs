@@ -18,6 +18,7 @@ public static class Verbs
         [typeof(RougeOptions)] = o => RougeCommand.Run((RougeOptions)o),
         [typeof(ToyOptions)] = o => ToyCommand.Run((ToyOptions)o),
         [typeof(ShipOptionsCli)] = o => ShipCommand.Run((ShipOptionsCli)o),
+        [typeof(AttackOptions)] = o => AttackCommand.Run((AttackOptions)o),
     };
 
     public static Type[] Types => [.. Handlers.Keys];
