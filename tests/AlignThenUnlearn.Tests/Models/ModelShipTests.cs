@@ -270,6 +270,21 @@ public sealed class ModelShipTests(ITestOutputHelper output) : IDisposable
         Assert.True(quantization < 6, $"int4 vs f32: {quantization} (logits rms {spread}), above the measured bound");
     }
 
+    [Fact]
+    public void Ship_verb_refuses_quantize_options_it_cannot_honour()
+    {
+        var (artifact, _) = Artifact("tiny-llama-gqa.json");
+        var trained = Trained(artifact, SafetensorsDType.F32);
+        var shipped = _temp.File("shipped");
+        Assert.Contains("expected int4", Assert.Throws<ArgumentException>(() =>
+            ShipCommand.Run(new ShipOptionsCli { Artifacts = artifact, Weights = trained, Out = shipped, Quantize = "int8" })).Message);
+        Assert.Contains("add --format onnx", Assert.Throws<ArgumentException>(() =>
+            ShipCommand.Run(new ShipOptionsCli { Artifacts = artifact, Weights = trained, Out = shipped, Quantize = "int4", Format = "safetensors" })).Message);
+        Assert.Contains("power of two", Assert.Throws<ArgumentException>(() =>
+            ShipCommand.Run(new ShipOptionsCli { Artifacts = artifact, Weights = trained, Out = shipped, Quantize = "int4", BlockSize = 24 })).Message);
+        Assert.False(Directory.Exists(shipped));
+    }
+
     // ---- safetensors ----
 
     [Theory]
