@@ -11,7 +11,7 @@ namespace AlignThenUnlearn.Cli;
 /// <summary>Options of the Align-then-Unlearn verbs (`atu align`, `atu unlearn`, `atu run`).</summary>
 public abstract class AtuOptions : ModelRunOptions
 {
-    [Option("rwku", Required = true, HelpText = "RWKU folder (per-target folders <n>_<Name>/): the target's passage.json is the forget corpus, its probes are scored after every stage.")]
+    [Option("rwku", Required = true, HelpText = "RWKU folder (per-target folders <n>_<Name>/): the target's forget corpus (the preset's forget_corpus: positive_phi.json for paper, passage.json for toy), its probes are scored after every stage.")]
     public string Rwku { get; set; } = "";
 
     [Option("target", Required = true, HelpText = "The RWKU target number to unlearn.")]
@@ -31,6 +31,9 @@ public abstract class AtuOptions : ModelRunOptions
 
     [Option("resume", HelpText = "Continue the run in --out from its newest checkpoint.")]
     public bool Resume { get; set; }
+
+    [Option("align-targets", Separator = ',', HelpText = "The other targets whose forget corpora join the target's for alignment, e.g. 3,17,42 (default: the preset's alignment_extra_targets drawn by its seed).")]
+    public IEnumerable<int> AlignTargets { get; set; } = [];
 }
 
 [Verb("align", HelpText = "Align-then-Unlearn, first part: train the embedding prediction head on the target's and other targets' corpora (the LLM frozen). `atu unlearn` continues the run.")]
@@ -46,9 +49,10 @@ public sealed class UnlearnOptions : AtuOptions
 [Verb("run", HelpText = "Align-then-Unlearn in one go: alignment, the stage schedule with probes after every stage, then RWKU (forget, neighbour, MMLU) on the model before, at each named checkpoint and at the end: report/combined.md (Table 1 layout) and the trade-off plot.")]
 public sealed class RunOptions : AtuOptions;
 
-/// <summary>What one Align-then-Unlearn run needs, whoever starts it (the verbs above, `atu toy`).</summary>
+/// <summary>What one Align-then-Unlearn run needs, whoever starts it (the verbs above, `atu toy`).
+/// <see cref="AlignTargets"/> names the alignment corpus's other targets (null: the preset's seeded draw).</summary>
 public sealed record AtuJob(string Artifacts, string? Weights, string Rwku, int Target, AtuPreset Preset, string Out, string Cache,
-    bool Resume, bool AlignmentOnly, bool ScoreStages, bool Report);
+    bool Resume, bool AlignmentOnly, bool ScoreStages, bool Report, IReadOnlyList<int>? AlignTargets = null);
 
 public static class AtuCommand
 {
@@ -71,7 +75,8 @@ public static class AtuCommand
         var preset = AtuPreset.Load(o.Preset);
         if (o.Layers.Any()) preset = preset with { Layers = o.Layers.ToArray() };
         var cache = o.Cache ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(o.Out))!, "window-cache");
-        var result = Execute(new AtuJob(o.Artifacts, o.Weights, o.Rwku, o.Target, preset, o.Out, cache, o.Resume, alignmentOnly, scoreStages, report), o.CreateDevice());
+        var result = Execute(new AtuJob(o.Artifacts, o.Weights, o.Rwku, o.Target, preset, o.Out, cache, o.Resume, alignmentOnly, scoreStages, report,
+            o.AlignTargets.Any() ? [.. o.AlignTargets] : null), o.CreateDevice());
         if (result.Stages.Count > 0) AnsiConsole.Write(StageTableView(result.Stages));
         return 0;
     }
@@ -87,9 +92,9 @@ public static class AtuCommand
         var dataset = RwkuDataset.Open(job.Rwku);
         var target = dataset.Target(job.Target);
         var data = dataset.Load(target, includeMmlu: job.Report);
-        var others = OtherTargets(dataset, target, job.Preset);
-        var forgetTexts = data.Passages.Select(p => p.Text).ToList();
-        var alignmentTexts = forgetTexts.Concat(others.SelectMany(t => dataset.Passages(t)).Select(p => p.Text)).ToList();
+        var others = job.AlignTargets is { } chosen ? ChosenTargets(dataset, target, chosen) : OtherTargets(dataset, target, job.Preset);
+        var forgetTexts = dataset.ForgetTexts(target, job.Preset.ForgetCorpus).ToList();
+        var alignmentTexts = forgetTexts.Concat(others.SelectMany(t => dataset.ForgetTexts(t, job.Preset.ForgetCorpus))).ToList();
         var tokenizerFiles = ArtifactExporter.TokenizerFiles.Select(artifact.PathOf).Where(File.Exists).ToList();
         AnsiConsole.MarkupLineInterpolated($"unlearning [bold]{target.Name}[/] (target {target.Number}) from {job.Artifacts} on {device.Description}; alignment corpus: {(others.Count == 0 ? "the target's" : "the target's and " + string.Join(", ", others.Select(t => t.Name)) + "'s")}");
 
@@ -101,9 +106,10 @@ public static class AtuCommand
             forget = alignment.First(forgetTexts.Count);   // the forget corpus leads the alignment corpus: no second encoding
         });
         var inputs = new AtuInputs(artifact.Config, job.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), alignment, forget,
-            encoder.Embed([target.Name])[0], target.Name);
+            encoder.Embed([target.Name])[0], target.Name, tokenizer.EosId, EncoderName(artifact),
+            string.Join(", ", others.Select(t => $"{t.Number} ({t.Name})")) is { Length: > 0 } names ? names : null);
 
-        var stageOptions = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, Mmlu = false };
+        var stageOptions = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, Mmlu = false, AllWeights = AllWeightsOf(job.Preset) };
         var stageData = data with { Mmlu = [] };
         AtuRunResult result = null!;
         long total = job.Preset.Alignment.Steps + job.Preset.Stages.Sum(s => (long)s.UnlearnSteps + s.RealignSteps);
@@ -134,6 +140,26 @@ public static class AtuCommand
         return result;
     }
 
+    /// <summary>The preset's weights of the "All" averages (null: the probe counts of the evaluated set).</summary>
+    public static AllWeights? AllWeightsOf(AtuPreset preset) => preset.AllWeights is { } w
+        ? new AllWeights(w.Forget[0], w.Forget[1], w.Forget[2], w.Neighbour[0], w.Neighbour[1]) : null;
+
+    /// <summary>The encoder's name as installed (`atu export --encoder`): all-MiniLM-L6-v2 for the embedded one, else the
+    /// name of the folder it came from (e.g. all-mpnet-base-v2); null when the manifest does not say.</summary>
+    static string? EncoderName(ArtifactModel artifact)
+    {
+        var source = artifact.Manifest.Extra?["encoder"]?["source"]?.GetValue<string>();
+        return source is null ? null : source == EncoderInstaller.MiniLm ? "all-MiniLM-L6-v2" : Path.GetFileName(Path.TrimEndingDirectorySeparator(source));
+    }
+
+    /// <summary>The targets named by --align-targets, refusing the target itself and numbers the dataset lacks.</summary>
+    static List<RwkuTarget> ChosenTargets(RwkuDataset dataset, RwkuTarget target, IReadOnlyList<int> numbers)
+    {
+        if (numbers.Contains(target.Number)) throw new ArgumentException($"--align-targets names the target {target.Number} itself; its corpus is in the alignment corpus already");
+        if (numbers.Distinct().Count() != numbers.Count) throw new ArgumentException($"--align-targets {string.Join(",", numbers)} names a target twice");
+        return [.. numbers.Select(dataset.Target)];
+    }
+
     /// <summary>The targets whose corpora join the target's for alignment: the preset's number of them, drawn by its seed.</summary>
     static List<RwkuTarget> OtherTargets(RwkuDataset dataset, RwkuTarget target, AtuPreset preset)
     {
@@ -147,7 +173,7 @@ public static class AtuCommand
     static void WriteReport(AtuJob job, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, AtuRunResult result)
     {
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
-        var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat };
+        var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, AllWeights = AllWeightsOf(job.Preset) };
         var models = new List<(string Name, string? Weights, string? Series)> { ("before", job.Weights, null) };
         models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => ($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", (string?)Path.Combine(kv.Value, AtuRun.ModelFile), (string?)"ATU")));
         models.Add(("ATU final", Path.Combine(result.Final!, AtuRun.ModelFile), "ATU"));

@@ -13,6 +13,7 @@ public static class Verbs
         [typeof(AlignOptions)] = o => AtuCommand.Run((AlignOptions)o),
         [typeof(UnlearnOptions)] = o => AtuCommand.Run((UnlearnOptions)o),
         [typeof(RunOptions)] = o => AtuCommand.Run((RunOptions)o),
+        [typeof(CorpusOptions)] = o => CorpusCommand.Run((CorpusOptions)o),
         [typeof(EvalOptions)] = o => EvalCommand.Run((EvalOptions)o),
         [typeof(ReportOptions)] = o => ReportCommand.Run((ReportOptions)o),
         [typeof(RougeOptions)] = o => RougeCommand.Run((RougeOptions)o),

@@ -11,14 +11,16 @@ namespace AlignThenUnlearn.Evaluation;
 /// continuation alone would lose the space a SentencePiece token carries at the start of the output; after RWKU's
 /// strip the two agree, but this way the unstripped text agrees too.)</summary>
 public sealed class GreedyTextGenerator(GreedyGenerator generator, LlmTokenizer tokenizer, IReadOnlyCollection<int> stopIds,
-    DecodingMode mode = DecodingMode.KvCache) : ITextGenerator, INextTokenScorer
+    DecodingMode mode = DecodingMode.KvCache, Sampling? sampling = null) : ITextGenerator, INextTokenScorer
 {
     public IReadOnlyCollection<int> StopIds => stopIds;
 
+    /// <summary>Continuations, greedy unless the generator was made with <see cref="Sampling"/> (then row i of a call draws
+    /// from stream i of its seed).</summary>
     public IReadOnlyList<string> Generate(IReadOnlyList<string> prompts, int maxNewTokens)
     {
         var encoded = Encode(prompts);
-        var continuations = generator.Generate(encoded, maxNewTokens, stopIds, mode);
+        var continuations = generator.Generate(encoded, maxNewTokens, stopIds, mode, sampling: sampling);
         return [.. encoded.Select((prompt, i) => ContinuationText(prompt, continuations[i].Tokens))];
     }
 

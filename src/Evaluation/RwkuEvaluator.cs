@@ -11,6 +11,8 @@ public sealed record RwkuEvaluationOptions
     public bool Neighbor { get; init; } = true;
     /// <summary>Whether MMLU is scored (needs an <see cref="INextTokenScorer"/>).</summary>
     public bool Mmlu { get; init; } = true;
+    /// <summary>The weights of the levels in the run's "All" averages (null: the probe counts of the evaluated targets).</summary>
+    public AllWeights? AllWeights { get; init; }
 }
 
 /// <summary>Progress in prompts: <paramref name="Done"/> of <paramref name="Total"/> across the whole run.</summary>
@@ -40,7 +42,7 @@ public sealed class RwkuEvaluator(ITextGenerator generator, INextTokenScorer? sc
                 progress.Report(new EvaluationProgress(done, total, target.Target));
             })));
         }
-        return new RunEvaluation(new RunSummary(name, [.. evaluations.Select(e => e.Scores)], series), evaluations);
+        return new RunEvaluation(new RunSummary(name, [.. evaluations.Select(e => e.Scores)], series, options.AllWeights), evaluations);
     }
 
     /// <summary>Evaluates one target; progress counts this target's prompts.</summary>

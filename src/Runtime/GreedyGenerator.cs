@@ -16,6 +16,33 @@ public enum DecodingMode
     Recompute,
 }
 
+/// <summary>Temperature and nucleus (top-p) sampling instead of the argmax, as Hugging Face's <c>generate(do_sample=True)</c>
+/// applies them: logits divided by <paramref name="Temperature"/>, then only the most probable tokens whose probabilities
+/// first reach <paramref name="TopP"/> together are kept (at least one), renormalised, and one is drawn. Each prompt row
+/// draws from its own SplitMix64 stream seeded by (<paramref name="Seed"/>, its index in the call), so results do not
+/// depend on batching. Temperature 0 is the argmax: greedy decoding exactly.</summary>
+public sealed record Sampling(double Temperature, double TopP, long Seed)
+{
+    /// <summary>The token drawn from <paramref name="logits"/> with <paramref name="random"/>.</summary>
+    public int Choose(float[] logits, SplitMix64 random)
+    {
+        if (Temperature == 0) return GreedyGenerator.ArgMax(logits);
+        var order = Enumerable.Range(0, logits.Length).OrderByDescending(j => logits[j]).ThenBy(j => j).ToArray();
+        double top = logits[order[0]] / Temperature;
+        var weights = order.Select(j => Math.Exp(logits[j] / Temperature - top)).ToArray();
+        double total = weights.Sum(), kept = 0;
+        int count = 0;
+        while (count < weights.Length && (count == 0 || kept / total < TopP)) kept += weights[count++];
+        double draw = random.NextDouble() * kept;
+        for (int i = 0; i < count; i++)
+        {
+            draw -= weights[i];
+            if (draw < 0) return order[i];
+        }
+        return order[count - 1];
+    }
+}
+
 /// <summary>A prompt's greedy continuation: the new token ids (the stop token left out) and whether a stop token
 /// ended it (otherwise the token budget did).</summary>
 public sealed record Continuation(int[] Tokens, bool Stopped);
@@ -56,17 +83,20 @@ public sealed class GreedyGenerator : IDisposable
 
     /// <summary>Greedy continuations of <paramref name="prompts"/> (token ids, BOS included where the tokenizer adds one),
     /// at most <paramref name="maxNewTokens"/> tokens each; a row ends at its first token in <paramref name="stopIds"/>,
-    /// which is left out. <paramref name="onToken"/> sees each kept token as it is chosen (row, token).</summary>
+    /// which is left out. <paramref name="onToken"/> sees each kept token as it is chosen (row, token);
+    /// <paramref name="sampling"/> draws tokens instead of taking the argmax (null: greedy).</summary>
     public IReadOnlyList<Continuation> Generate(IReadOnlyList<IReadOnlyList<int>> prompts, int maxNewTokens, IReadOnlyCollection<int> stopIds,
-        DecodingMode mode = DecodingMode.KvCache, Action<int, int>? onToken = null)
+        DecodingMode mode = DecodingMode.KvCache, Action<int, int>? onToken = null, Sampling? sampling = null)
     {
+        if (sampling is not null && (sampling.Temperature < 0 || !double.IsFinite(sampling.Temperature) || sampling.TopP is <= 0 or > 1))
+            throw new ArgumentException($"sampling needs a temperature >= 0 and top-p in (0, 1], not {sampling.Temperature} and {sampling.TopP}");
         ArgumentOutOfRangeException.ThrowIfNegative(maxNewTokens);
         Check(prompts, maxNewTokens);
         var stops = stopIds.ToHashSet();
         var results = new List<Continuation>(prompts.Count);
         foreach (var (first, count) in Groups(prompts, mode == DecodingMode.KvCache ? 0 : maxNewTokens))
         {
-            var group = new LeftPaddedBatch(prompts.Skip(first).Take(count).ToList());
+            var group = new LeftPaddedBatch(prompts.Skip(first).Take(count).ToList(), sampling, first);
             var rowCallback = onToken is null ? null : new Action<int, int>((row, token) => onToken(first + row, token));
             results.AddRange(maxNewTokens == 0 ? group.Continuations()
                 : mode == DecodingMode.KvCache ? WithCache(group, maxNewTokens, stops, rowCallback) : Recomputing(group, maxNewTokens, stops, rowCallback));
@@ -247,6 +277,8 @@ public sealed class GreedyGenerator : IDisposable
         readonly long[] _last;
         /// <summary>The attention mask of everything fed so far, [batch, columns] flattened.</summary>
         long[] _mask;
+        readonly Sampling? _sampling;
+        readonly SplitMix64[] _random;
 
         public int Size => _prompts.Count;
         public int Width { get; }
@@ -254,9 +286,12 @@ public sealed class GreedyGenerator : IDisposable
         public long[] Mask { get; }
         public long[] Positions { get; }
 
-        public LeftPaddedBatch(IReadOnlyList<IReadOnlyList<int>> prompts)
+        /// <param name="firstRow">The index of the batch's first prompt in the whole call: it seeds the rows' sampling streams.</param>
+        public LeftPaddedBatch(IReadOnlyList<IReadOnlyList<int>> prompts, Sampling? sampling = null, int firstRow = 0)
         {
             _prompts = prompts;
+            _sampling = sampling;
+            _random = [.. prompts.Select((_, b) => new SplitMix64(SplitMix64.Mix((ulong)(sampling?.Seed ?? 0)) ^ SplitMix64.Mix((ulong)(firstRow + b) + 1)))];
             Width = prompts.Max(p => p.Count);
             Ids = new long[Size * Width];
             Mask = new long[Size * Width];
@@ -284,7 +319,8 @@ public sealed class GreedyGenerator : IDisposable
             for (int b = 0; b < Size; b++)
             {
                 if (_done[b]) continue;
-                int token = ArgMax(step.LastLogits(b));
+                var logits = step.LastLogits(b);
+                int token = _sampling is null ? ArgMax(logits) : _sampling.Choose(logits, _random[b]);
                 _last[b] = token;
                 if (stops.Contains(token)) { _stopped[b] = _done[b] = true; continue; }
                 _generated[b].Add(token);
@@ -340,13 +376,14 @@ public sealed class GreedyGenerator : IDisposable
 
         public IReadOnlyList<Continuation> Continuations() => [.. _generated.Select((g, b) => new Continuation([.. g], _stopped[b]))];
 
-        /// <summary>The first index of the largest logit (torch.argmax picks the first of equal maxima).</summary>
-        static int ArgMax(float[] logits)
-        {
-            int best = 0;
-            for (int j = 1; j < logits.Length; j++)
-                if (logits[j] > logits[best]) best = j;
-            return best;
-        }
+    }
+
+    /// <summary>The first index of the largest logit (torch.argmax picks the first of equal maxima).</summary>
+    internal static int ArgMax(float[] logits)
+    {
+        int best = 0;
+        for (int j = 1; j < logits.Length; j++)
+            if (logits[j] > logits[best]) best = j;
+        return best;
     }
 }

@@ -29,8 +29,18 @@ public sealed record PhaseSettings
     public int Steps { get; init; }
 }
 
+/// <summary>The values of <see cref="AtuPreset.Sequences"/>.</summary>
+public static class SequenceModes
+{
+    public const string First = "first", Chunks = "chunks";
+}
+
 /// <summary>One stage of the schedule: unlearning steps at a threshold, then realignment steps.</summary>
 public sealed record StageSettings(double Tau, int UnlearnSteps, int RealignSteps);
+
+/// <summary>The weights of the probe levels in the "All" averages of the reports and of the threshold checkpoints:
+/// forget (FB, QA, AA) and neighbour (FB, QA).</summary>
+public sealed record AllWeightSettings(double[] Forget, double[] Neighbour);
 
 /// <summary>Every value of an Align-then-Unlearn run, as a JSON preset (`paper` and `toy` ship with the project).
 /// The paper preset holds the authors' published defaults (issue 6).</summary>
@@ -55,6 +65,17 @@ public sealed record AtuPreset
     /// <summary>A resumable checkpoint every this many steps inside a phase, besides the one at every phase's end (0: phase ends only).</summary>
     public int CheckpointEvery { get; init; }
     public int Seed { get; init; }
+    /// <summary>The forget corpus, a file of the target's RWKU folder: <c>passage.json</c> ({text, subject}) or a model's own
+    /// biographies (<c>positive_phi.json</c> for Phi-3, <c>positive.json</c> for Llama-3; `atu corpus` writes one for any model).</summary>
+    public string ForgetCorpus { get; init; } = "passage.json";
+    /// <summary>How texts become rows (see <see cref="SequenceModes"/>): <c>first</c>, the authors' (the first
+    /// sequence_length tokens of each text, right-padded with EOS, no padding mask anywhere, the unlearning loss averaged
+    /// over every position); <c>chunks</c>, every token of each text in pieces, padding masked everywhere.</summary>
+    public string Sequences { get; init; } = SequenceModes.Chunks;
+    /// <summary>The sentence encoder the preset's values were chosen for (null: any); a run with another says so.</summary>
+    public string? Encoder { get; init; }
+    /// <summary>The weights of the levels in the "All" averages (null: the probe counts of the evaluated set).</summary>
+    public AllWeightSettings? AllWeights { get; init; }
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -108,6 +129,11 @@ public sealed record AtuPreset
         Require(Alignment.Steps >= 0, "alignment.steps must not be negative");
         foreach (var (phase, name) in new[] { (Alignment, "alignment"), (Realignment, "realignment"), (Unlearning, "unlearning") })
             Require(phase.Optimizer != "adam" || phase.WeightDecay == 0, $"{name}: adam with weight_decay is L2 regularisation, which this engine does not offer; use adamw (decoupled) or weight_decay 0");
+        Require(Sequences is SequenceModes.First or SequenceModes.Chunks, $"sequences '{Sequences}' is not '{SequenceModes.First}' or '{SequenceModes.Chunks}'");
+        Require(!string.IsNullOrWhiteSpace(ForgetCorpus) && Path.GetFileName(ForgetCorpus) == ForgetCorpus, $"forget_corpus '{ForgetCorpus}' must be a file name in the target's RWKU folder");
+        Require(AllWeights is null || (AllWeights.Forget.Length == 3 && AllWeights.Neighbour.Length == 2
+            && AllWeights.Forget.Concat(AllWeights.Neighbour).All(w => w >= 0) && AllWeights.Forget.Sum() > 0 && AllWeights.Neighbour.Sum() > 0),
+            "all_weights needs forget [FB, QA, AA] and neighbour [FB, QA], non-negative with positive sums");
         Require(ResetHeadOptimizerEachStage || Realignment.Optimizer == Alignment.Optimizer,
             "realignment continues the alignment's head optimizer unless reset_head_optimizer_each_stage is true, so both need the same optimizer");
     }

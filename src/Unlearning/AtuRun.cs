@@ -16,9 +16,11 @@ public sealed record AtuProgress(string Phase, int Stage, double Tau, long Step,
     double StepsPerSecond, long StepsLeftInRun);
 
 /// <summary>The data of a run: the LLM (configuration and weights), the alignment corpus (the target's forget corpus
-/// and other targets'), the forget corpus, both with their window embeddings, and the target's embedding.</summary>
+/// and other targets'), the forget corpus, both with their window embeddings, and the target's embedding.
+/// <see cref="EosId"/> pads the rows of sequences "first"; <see cref="Encoder"/> names the sentence encoder (checked
+/// against the preset's); <see cref="AlignmentTargets"/> says which other targets joined the alignment corpus.</summary>
 public sealed record AtuInputs(DecoderConfig Config, string LlmWeights, CorpusWindows AlignmentCorpus, CorpusWindows ForgetCorpus,
-    float[] TargetEmbedding, string Target);
+    float[] TargetEmbedding, string Target, int? EosId = null, string? Encoder = null, string? AlignmentTargets = null);
 
 public sealed record AtuRunOptions
 {
@@ -51,7 +53,7 @@ public sealed record AtuRunResult(ProbeScores? Before, IReadOnlyList<StageRecord
 /// chunk) (<see cref="TrainGraphs.WithDropoutSeed"/>), so its masks do not depend on where a run was resumed.</summary>
 public sealed class AtuRun : IDisposable
 {
-    public const string StagesJson = "stages.json", StagesMarkdown = "stages.md", LogFile = "run.log", PresetFile = "preset.json",
+    public const string StagesJson = "stages.json", StagesMarkdown = "stages.md", LogFile = "run.log", PresetFile = "preset.json", SettingsFile = "settings.json",
         CheckpointsFolder = "checkpoints", FinalFolder = "final", ModelFile = "model.safetensors", HeadFile = "head.safetensors",
         EvaluationFolder = "evaluation";
     const string HeadOptimizer = "head", LlmOptimizer = "llm", StateFormat = "atu-run/1";
@@ -117,8 +119,12 @@ public sealed class AtuRun : IDisposable
             foreach (var head in heads.Select(h => (EmbeddingHead)h.Head))
                 foreach (var (name, values) in head.InitialValues(preset.Seed))
                     _store.Add(name, values, head.Parameters.Single(p => p.Name == name).Shape, trainable: false);
-            _alignData = new WindowBatcher(inputs.AlignmentCorpus, preset.Alignment.BatchSize, preset.Alignment.SequenceLength, Seed(1));
-            _forgetData = new WindowBatcher(inputs.ForgetCorpus, preset.Unlearning.BatchSize, preset.Unlearning.SequenceLength, Seed(2));
+            // The authors pad with the EOS; chunks mask their padding, so its id does not matter there.
+            int padId = preset.Sequences == SequenceModes.First
+                ? inputs.EosId ?? throw new ArgumentException("sequences 'first' pads with the EOS token, and the tokenizer has none")
+                : 0;
+            _alignData = new WindowBatcher(inputs.AlignmentCorpus, preset.Alignment.BatchSize, preset.Alignment.SequenceLength, Seed(1), padId, preset.Sequences);
+            _forgetData = new WindowBatcher(inputs.ForgetCorpus, preset.Unlearning.BatchSize, preset.Unlearning.SequenceLength, Seed(2), padId, preset.Sequences);
             _unlearnSession = new TrainSession(options.Device, _unlearning.Training, _store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
             _llmOptimizer = new Optimizer(_store, Settings(preset.Unlearning), _llmParameters);
             _headOptimizer = new Optimizer(_store, Settings(preset.Alignment), _headParameters);
@@ -279,20 +285,30 @@ public sealed class AtuRun : IDisposable
     void Start()
     {
         var presetPath = Path.Combine(_options.Folder, PresetFile);
+        var settingsPath = Path.Combine(_options.Folder, SettingsFile);
         _checkpoints.RemoveLeftovers();
         var newest = _checkpoints.NewestComplete();
+        var settings = RunSettings.Of(_preset, _inputs);
         if (newest is not null || File.Exists(presetPath))
         {
             if (!_options.Resume)
                 throw new IOException($"'{_options.Folder}' already holds a run" + (newest is null ? "" : $" (checkpoint '{Path.GetFileName(newest)}')") + "; resume it (--resume) or choose another folder");
-            var saved = File.ReadAllText(presetPath);
-            if (saved != _preset.ToJson())
-                throw new InvalidOperationException($"'{presetPath}' differs from this run's preset; a run resumes with the preset it started with");
+            // Runs from before settings.json was written are checked on their preset alone.
+            var differences = File.Exists(settingsPath) ? RunSettings.Differences(settingsPath, settings)
+                : File.ReadAllText(presetPath) == _preset.ToJson() ? [] : [$"the preset differs from '{presetPath}'"];
+            if (differences.Count > 0)
+                throw new InvalidOperationException($"'{_options.Folder}' holds a run with other settings, and a run resumes only with the settings it started with: {string.Join("; ", differences)}");
         }
-        else AtomicFile.WriteAllBytes(presetPath, System.Text.Encoding.UTF8.GetBytes(_preset.ToJson()));
+        else
+        {
+            AtomicFile.WriteAllBytes(presetPath, System.Text.Encoding.UTF8.GetBytes(_preset.ToJson()));
+            AtomicFile.WriteAllBytes(settingsPath, System.Text.Encoding.UTF8.GetBytes(settings.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
+        }
+        if (EncoderWarning() is string warning) Log($"warning: {warning}");
         if (newest is null)
         {
-            Log($"run started: target '{_inputs.Target}', preset '{_preset.Name}', layers {string.Join(",", _preset.Layers)}, {_phases.Sum(p => (long)p.Steps)} steps on {_options.Device.Description}");
+            Log($"run started: target '{_inputs.Target}', preset '{_preset.Name}', layers {string.Join(",", _preset.Layers)}, {_phases.Sum(p => (long)p.Steps)} steps on {_options.Device.Description}"
+                + (_inputs.AlignmentTargets is null ? "" : $"; alignment corpus also from {_inputs.AlignmentTargets}"));
             if (_options.Evaluate is not null)
             {
                 _before = _options.Evaluate(null);
@@ -352,9 +368,19 @@ public sealed class AtuRun : IDisposable
         AtomicFile.WriteAllBytes(Path.Combine(_options.Folder, StagesJson), System.Text.Encoding.UTF8.GetBytes(StageTable.ToJson(_records)));
         var before = _before is null ? "" : string.Create(CultureInfo.InvariantCulture,
             $"Before unlearning: forget average {_before.ForgetAverage:0.0}, neighbour average {_before.NeighbourAverage:0.0}.\n\n");
+        var warning = EncoderWarning() is string w ? $"**Warning:** {w}\n\n" : "";
         AtomicFile.WriteAllBytes(Path.Combine(_options.Folder, StagesMarkdown), System.Text.Encoding.UTF8.GetBytes(
-            $"# Align-then-Unlearn: {_inputs.Target}\n\n{before}{StageTable.ToMarkdown(_records)}"));
+            $"# Align-then-Unlearn: {_inputs.Target}\n\n{warning}{before}{StageTable.ToMarkdown(_records)}"));
     }
+
+    /// <summary>The preset's values were chosen for one encoder; another one changes what the thresholds mean.</summary>
+    public string? EncoderWarning() =>
+        _preset.Encoder is null || _inputs.Encoder is null || EncoderNamesMatch(_preset.Encoder, _inputs.Encoder) ? null
+        : $"the preset '{_preset.Name}' assumes the encoder {_preset.Encoder}, but this run uses {_inputs.Encoder}: its results are not the preset's";
+
+    /// <summary>Names match ignoring case and an organisation prefix (sentence-transformers/all-mpnet-base-v2).</summary>
+    static bool EncoderNamesMatch(string a, string b) =>
+        string.Equals(a.Split('/')[^1], b.Split('/')[^1], StringComparison.OrdinalIgnoreCase);
 
     void Log(string line)
     {

@@ -11,9 +11,12 @@ namespace AlignThenUnlearn.Unlearning;
 /// <list type="bullet">
 /// <item><b>alignment</b>: loss = -mean over positions with a full window of cos(head(h), window_embedding); gradients for
 /// the head only (the LLM is an input like any frozen value and gets no backward nodes);</item>
-/// <item><b>unlearning</b>: loss = mean over real tokens of relu(cos(head(h), target) - tau), tau a graph input; gradients for
-/// the LLM's embeddings and layers below <c>layer</c>; the head is frozen and runs without dropout.</item>
-/// </list></summary>
+/// <item><b>unlearning</b>: loss = mean over the positions of <see cref="TokenMask"/> of relu(cos(head(h), target) - tau),
+/// tau a graph input; gradients for the LLM's embeddings and layers below <c>layer</c>; the head is frozen and runs
+/// without dropout.</item>
+/// </list>
+/// In both, the head's cross-attention reads only the keys of <see cref="TokenMask"/>: the batcher sets it to the real
+/// tokens (padding masked, sequences "chunks") or to every position (the authors' unmasked run, sequences "first").</summary>
 public static class UnlearningGraphs
 {
     public const string WindowEmbeddings = "window_embeddings", WindowFull = "window_full", TokenMask = "token_mask",
@@ -34,7 +37,8 @@ public static class UnlearningGraphs
         var (model, b, hidden, decoder) = Llm(config, heads);
         var reference = b.Input(WindowEmbeddings, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence, encoderDim);
         var full = b.Input(WindowFull, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
-        var cosines = heads.Select((h, i) => Losses.WeightedMean(b, Losses.CosineSimilarity(b, h.Head.Emit(b, hidden[i], training: true), reference), full)).ToArray();
+        var mask = b.Input(TokenMask, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
+        var cosines = heads.Select((h, i) => Losses.WeightedMean(b, Losses.CosineSimilarity(b, h.Head.Emit(b, hidden[i], training: true, mask), reference), full)).ToArray();
         Output(b, MeanOf(b, cosines), MeanCosine);
         var loss = Output(b, b.Neg(b.Sum(cosines)), Loss);
         return new Graph(Gradients.Build(model, loss, heads.SelectMany(h => h.Head.Parameters).Select(p => p.Name)), decoder.Parameters,
@@ -52,7 +56,7 @@ public static class UnlearningGraphs
         var target = b.Input(TargetEmbedding, DataType.Float, encoderDim);
         var tau = b.Input(Tau, DataType.Float);
         var mask = b.Input(TokenMask, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
-        var predictions = heads.Select((h, i) => h.Head.Emit(b, hidden[i], training: false)).ToArray();
+        var predictions = heads.Select((h, i) => h.Head.Emit(b, hidden[i], training: false, mask)).ToArray();
         Output(b, MeanOf(b, predictions.Select(p => Losses.WeightedMean(b, Losses.CosineSimilarity(b, p, target), mask)).ToArray()), MeanCosine);
         var loss = Output(b, b.Sum(predictions.Select(p => Losses.MarginLoss(b, p, target, tau, mask)).ToArray()), Loss);
         var wrt = trainable ?? decoder.Parameters.Select(p => p.Name);

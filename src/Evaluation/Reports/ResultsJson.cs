@@ -23,6 +23,18 @@ public static class ResultsJson
             json.WriteNumber("version", FormatVersion);
             json.WriteString("run", run.Name);
             if (run.Series is not null) json.WriteString("series", run.Series);
+            if (run.Weights is { } w)
+            {
+                // The weights of the "All" averages when they are not the targets' probe counts (a preset's, e.g. RWKU's 100 targets).
+                json.WriteStartObject("all_weights");
+                json.WriteStartObject("forget");
+                json.WriteNumber("fb", w.ForgetFB); json.WriteNumber("qa", w.ForgetQA); json.WriteNumber("aa", w.ForgetAA);
+                json.WriteEndObject();
+                json.WriteStartObject("neighbor");
+                json.WriteNumber("fb", w.NeighborFB); json.WriteNumber("qa", w.NeighborQA);
+                json.WriteEndObject();
+                json.WriteEndObject();
+            }
             json.WritePropertyName("mean");
             WriteScores(json, run.Mean, null);
             json.WriteStartArray("targets");
@@ -107,20 +119,30 @@ public static class ResultsJson
                 var counts = Get(path, scores, "counts", JsonValueKind.Object, at + "scores.");
                 var forgetCounts = Get(path, counts, "forget", JsonValueKind.Object, at + "scores.counts.");
                 var neighborCounts = Get(path, counts, "neighbor", JsonValueKind.Object, at + "scores.counts.");
+                var targetCounts = new RwkuCounts(
+                    Get(path, forgetCounts, "fb", JsonValueKind.Number, at).GetInt32(), Get(path, forgetCounts, "qa", JsonValueKind.Number, at).GetInt32(),
+                    Get(path, forgetCounts, "aa", JsonValueKind.Number, at).GetInt32(), Get(path, neighborCounts, "fb", JsonValueKind.Number, at).GetInt32(),
+                    Get(path, neighborCounts, "qa", JsonValueKind.Number, at).GetInt32(), Get(path, counts, "mmlu", JsonValueKind.Number, at).GetInt32());
                 targets.Add(new TargetScores(
                     Get(path, target, "number", JsonValueKind.Number, at).GetInt32(),
                     Get(path, target, "name", JsonValueKind.String, at).GetString()!,
                     new RwkuScores(
                         Score(path, forget, "fb", at + "scores.forget."), Score(path, forget, "qa", at + "scores.forget."),
                         Score(path, forget, "aa", at + "scores.forget."), Score(path, neighbor, "fb", at + "scores.neighbor."),
-                        Score(path, neighbor, "qa", at + "scores.neighbor."), Score(path, scores, "mmlu", at + "scores.")),
-                    new RwkuCounts(
-                        Get(path, forgetCounts, "fb", JsonValueKind.Number, at).GetInt32(), Get(path, forgetCounts, "qa", JsonValueKind.Number, at).GetInt32(),
-                        Get(path, forgetCounts, "aa", JsonValueKind.Number, at).GetInt32(), Get(path, neighborCounts, "fb", JsonValueKind.Number, at).GetInt32(),
-                        Get(path, neighborCounts, "qa", JsonValueKind.Number, at).GetInt32(), Get(path, counts, "mmlu", JsonValueKind.Number, at).GetInt32())));
+                        Score(path, neighbor, "qa", at + "scores.neighbor."), Score(path, scores, "mmlu", at + "scores.")) { Weights = AllWeights.Of(targetCounts) },
+                    targetCounts));
                 index++;
             }
-            return new RunSummary(name, targets, series);
+            AllWeights? weights = null;
+            if (root.TryGetProperty("all_weights", out var w) && w.ValueKind == JsonValueKind.Object)
+            {
+                var f = Get(path, w, "forget", JsonValueKind.Object, "all_weights.");
+                var n = Get(path, w, "neighbor", JsonValueKind.Object, "all_weights.");
+                double W(JsonElement o, string field, string at) => Get(path, o, field, JsonValueKind.Number, at).GetDouble();
+                weights = new AllWeights(W(f, "fb", "all_weights.forget."), W(f, "qa", "all_weights.forget."), W(f, "aa", "all_weights.forget."),
+                    W(n, "fb", "all_weights.neighbor."), W(n, "qa", "all_weights.neighbor."));
+            }
+            return new RunSummary(name, targets, series, weights);
         }
     }
 

@@ -62,6 +62,21 @@ public sealed partial class RwkuDataset
     public IReadOnlyList<RwkuPassage> Passages(RwkuTarget target) =>
         RowsOf(target, PassageFile, RwkuJson.ReadPassages, p => p.Subject);
 
+    /// <summary>The texts of a target's forget corpus: <c>passage.json</c>'s passages, or the rows of a model's own file
+    /// (RWKU's <c>positive.json</c> for Llama-3, <c>positive_phi.json</c> for Phi-3, or one `atu corpus` wrote), which
+    /// lives in the target's own folder.</summary>
+    public IReadOnlyList<string> ForgetTexts(RwkuTarget target, string fileName)
+    {
+        if (fileName == PassageFile) return [.. Passages(target).Select(p => p.Text)];
+        var path = Path.Combine(target.Folder, fileName);
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"RWKU target {target.Number} ({target.Name}) has no forget corpus '{path}': copy RWKU's {fileName} there "
+                + $"(the per-target files of the Hugging Face dataset jinzhuoran/RWKU) or generate one with `atu corpus --rwku {Root} --targets {target.Number} --file {fileName} --artifacts <model>`", path);
+        var texts = RwkuJson.ReadTexts(path);
+        if (texts.Count == 0) throw new DatasetFormatException(path, null, null, "holds no texts");
+        return texts;
+    }
+
     public IReadOnlyList<MmluQuestion> Mmlu(RwkuTarget target) =>
         RowsOf(target, MmluFile, RwkuJson.ReadMmlu, q => q.Subject);
 

@@ -19,6 +19,9 @@ static class RwkuJson
     public static List<RwkuPassage> ReadPassages(string path) =>
         ReadRows(path, (row, at) => new RwkuPassage(at.String(row, "text"), at.String(row, "subject")));
 
+    /// <summary>The <c>text</c> of every row (RWKU's <c>positive*.json</c>: a model's own texts about one target).</summary>
+    public static List<string> ReadTexts(string path) => ReadRows(path, (row, at) => at.String(row, "text"));
+
     public static List<MmluQuestion> ReadMmlu(string path) => ReadRows(path, (row, at) =>
     {
         var (choices, answer) = at.Choices(row, "");

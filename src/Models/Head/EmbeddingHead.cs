@@ -9,12 +9,13 @@ public sealed record EmbeddingHeadConfig(int InputSize, int DModel, int Heads, i
 
 /// <summary>The embedding prediction head of Align-then-Unlearn: Linear(llm_hidden -> d), a stack of PyTorch
 /// nn.TransformerDecoderLayer (post-norm, ReLU, batch first) whose self-attention is causal and whose cross-attention
-/// attends to the projected input itself with no mask, no positional encoding and no final norm, then Linear(d -> enc).
+/// attends to the projected input itself (no mask, as the authors run it; with a key mask, padding keys are left out),
+/// no positional encoding and no final norm, then Linear(d -> enc).
 /// Parameter names follow PyTorch's modules under a prefix (<c>head.</c>; one per layer when several heads read several layers): <c>layers.{i}.self_attn.in_proj_weight</c> (rows q, k, v),
 /// <c>self_attn.out_proj</c>, <c>multihead_attn.*</c>, <c>linear1</c>, <c>linear2</c>, <c>norm1..3</c>.
 /// The training lowering has PyTorch's dropouts (attention weights, the three residual branches, the feed-forward
 /// activation) with the ratio as graph input <see cref="DropoutRatio"/>; the inference lowering has none.</summary>
-public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementType = DataType.Float, string prefix = EmbeddingHead.DefaultPrefix) : IPredictionHead
+public sealed partial class EmbeddingHead(EmbeddingHeadConfig config, DataType elementType = DataType.Float, string prefix = EmbeddingHead.DefaultPrefix) : IPredictionHead
 {
     public const string DefaultPrefix = "head.", DropoutRatio = "head_dropout";
     public EmbeddingHeadConfig Config { get; } = config;
@@ -43,10 +44,12 @@ public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementTy
         return specs;
     }
 
-    public string Emit(GraphBuilder b, string hidden, bool training) => new Emitter(b, this, training).Head(hidden);
+    public string Emit(GraphBuilder b, string hidden, bool training, string? keyMask = null) => new Emitter(b, this, training, keyMask).Head(hidden);
 
-    /// <summary>PyTorch's initial values for these modules: nn.Linear weights and biases uniform in +-1/sqrt(fan_in)
-    /// (kaiming_uniform with a = sqrt 5), nn.MultiheadAttention in-projections xavier_uniform with zero biases and a zero
+    /// <summary>PyTorch's initial values for these modules as nn.TransformerDecoder builds them: one
+    /// nn.TransformerDecoderLayer initialised and deep-copied into every layer (so all layers start identical);
+    /// nn.Linear weights and biases uniform in +-1/sqrt(fan_in) (kaiming_uniform with a = sqrt 5), nn.MultiheadAttention
+    /// in-projections xavier_uniform over the whole [3d, d] matrix (bound sqrt(6 / (3d + d))) with zero biases and a zero
     /// out-projection bias, LayerNorm weight 1 and bias 0. Deterministic in <paramref name="seed"/> and each name.</summary>
     public Dictionary<string, float[]> InitialValues(int seed)
     {
@@ -54,11 +57,12 @@ public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementTy
         foreach (var p in Parameters)
         {
             var name = p.Name[Prefix.Length..];
-            var random = new Random(unchecked(seed * 486187739 + RandomInit.StableHash(name)));
+            // Every layer draws layer 0's values: the deep copies of one layer.
+            var random = new Random(unchecked(seed * 486187739 + RandomInit.StableHash(LayerIndex().Replace(name, "layers.0."))));
             long fanIn = name.Contains(".norm") || p.Shape.Length == 1 ? 0 : p.Shape[1];
             double bound = name switch
             {
-                _ when name.EndsWith("in_proj_weight") => Math.Sqrt(6.0 / (p.Shape[0] / 3 + p.Shape[1])),   // xavier over one of q, k, v
+                _ when name.EndsWith("in_proj_weight") => Math.Sqrt(6.0 / (p.Shape[0] + p.Shape[1])),   // xavier: fan_out 3d, fan_in d
                 _ when name.EndsWith("in_proj_bias") || name.EndsWith("out_proj.bias") || name.Contains(".norm") => 0,
                 _ when name.EndsWith(".bias") => 1 / Math.Sqrt(Parameters.Single(w => w.Name == p.Name[..^"bias".Length] + "weight").Shape[1]),
                 _ => 1 / Math.Sqrt(fanIn),
@@ -69,11 +73,14 @@ public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementTy
         return values;
     }
 
-    /// <summary>One emission: the graph, the lowering, and the shared values (dropout ratio, causal mask).</summary>
-    sealed class Emitter(GraphBuilder b, EmbeddingHead head, bool training)
+    [System.Text.RegularExpressions.GeneratedRegex(@"^layers\.[0-9]+\.")]
+    private static partial System.Text.RegularExpressions.Regex LayerIndex();
+
+    /// <summary>One emission: the graph, the lowering, and the shared values (dropout ratio, causal mask, key mask).</summary>
+    sealed class Emitter(GraphBuilder b, EmbeddingHead head, bool training, string? keyMask)
     {
         readonly EmbeddingHeadConfig c = head.Config;
-        string? _ratio, _training, _causal;
+        string? _ratio, _training, _causal, _keys;
         int _dropouts;
 
         public string Head(string hidden)
@@ -114,7 +121,9 @@ public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementTy
             var k = Heads(Project(keyValue, 1));
             var v = Heads(Project(keyValue, 2));
             var scores = b.Mul(b.MatMul(q, b.Transpose(k, 0, 1, 3, 2)), b.Scalar(1 / Math.Sqrt(hd), TypeOf()));
-            if (causal) scores = b.Where(CausalMask(query), scores, b.Scalar(TypeOf() == DataType.Double ? double.MinValue : float.MinValue, TypeOf()));
+            var lowest = b.Scalar(TypeOf() == DataType.Double ? double.MinValue : float.MinValue, TypeOf());
+            if (causal) scores = b.Where(CausalMask(query), scores, lowest);
+            else if (keyMask is not null) scores = b.Where(KeyMask(), scores, lowest);
             var weights = Dropout(b.Softmax(scores, -1));
             var context = b.Reshape(b.Transpose(b.MatMul(weights, v), 0, 2, 1, 3), 0, 0, d);
             return b.Add(b.MatMul(context, b.Transpose(head.Prefix + p + ".out_proj.weight", 1, 0)), head.Prefix + p + ".out_proj.bias");
@@ -127,6 +136,9 @@ public sealed class EmbeddingHead(EmbeddingHeadConfig config, DataType elementTy
             var positions = b.Op("Range", b.IntScalar(0), seq, b.IntScalar(1));
             return _causal = b.Op("LessOrEqual", b.Unsqueeze(positions, 0), b.Unsqueeze(positions, 1));
         }
+
+        /// <summary>[batch, 1, 1, seq]: true at real keys. (Causal self-attention needs none: padding sits after every real token.)</summary>
+        string KeyMask() => _keys ??= b.Unsqueeze(b.Op("Greater", b.Cast(keyMask!, DataType.Float), b.Scalar(0, DataType.Float)), 1, 2);
 
         string Linear(string x, string module) =>
             b.Add(b.MatMul(x, b.Transpose(head.Prefix + module + ".weight", 1, 0)), head.Prefix + module + ".bias");

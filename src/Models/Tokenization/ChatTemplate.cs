@@ -32,6 +32,17 @@ public static class ChatTemplate
         _ => throw new NotSupportedException($"The tokenizer has no known chat format ({format}); supported: Phi-3, Llama-2 [INST], Llama-3 headers, ChatML."),
     };
 
+    /// <summary>A system message, then one user message and the generation prompt, as the families' templates render a
+    /// system turn (Llama-2: inside the first [INST] between &lt;&lt;SYS&gt;&gt; markers).</summary>
+    public static string Format(ChatFormat format, string systemMessage, string userMessage) => format switch
+    {
+        ChatFormat.Phi3 => $"<|system|>\n{systemMessage}<|end|>\n" + Format(format, userMessage),
+        ChatFormat.Llama2 => Format(format, $"<<SYS>>\n{systemMessage}\n<</SYS>>\n\n{userMessage}"),
+        ChatFormat.Llama3 => $"<|start_header_id|>system<|end_header_id|>\n\n{systemMessage}<|eot_id|>" + Format(format, userMessage),
+        ChatFormat.ChatMl => $"<|im_start|>system\n{systemMessage}<|im_end|>\n" + Format(format, userMessage),
+        _ => Format(format, userMessage),
+    };
+
     /// <summary>The token that closes an assistant turn, which generation stops at.</summary>
     public static string? EndOfTurnToken(ChatFormat format) => format switch
     {

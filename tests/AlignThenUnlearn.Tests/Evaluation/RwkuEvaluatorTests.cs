@@ -91,20 +91,23 @@ public class RwkuEvaluatorTests
     {
         using var fixture = new RwkuFixture();
         var run = Evaluate(fixture);
-        // Ada: FB (1 + 2/3)/2 = 5/6; QA 0; AA (0 + 1 + 1)/3 = 2/3; forget All (5/6 + 0 + 2/3)/3 = 1/2;
-        // neighbour FB 1, QA 1/2, All 3/4; MMLU 1 of 2 right.
-        AssertScores(new RwkuScores(5.0 / 6, 0, 2.0 / 3, 1, 0.5, 0.5), run.Summary.Targets[0].Scores);
-        Assert.Equal(0.5, run.Summary.Targets[0].Scores.ForgetAll!.Value, Tolerance);
+        // Ada: FB (1 + 2/3)/2 = 5/6; QA 0; AA (0 + 1 + 1)/3 = 2/3 over (2, 1, 3) probes; forget All weighted by the probe
+        // counts as RWKU's reports weight it: (5/6 x 2 + 0 x 1 + 2/3 x 3) / 6 = (5/3 + 2) / 6 = 11/18 (the plain mean would be 1/2);
+        // neighbour FB 1, QA 1/2 over (1, 1), All 3/4; MMLU 1 of 2 right.
+        var adaCounts = new RwkuCounts(2, 1, 3, 1, 1, 2);
+        AssertScores(new RwkuScores(5.0 / 6, 0, 2.0 / 3, 1, 0.5, 0.5) { Weights = AllWeights.Of(adaCounts) }, run.Summary.Targets[0].Scores);
+        Assert.Equal(11.0 / 18, run.Summary.Targets[0].Scores.ForgetAll!.Value, Tolerance);
         Assert.Equal(0.75, run.Summary.Targets[0].Scores.NeighborAll!.Value, Tolerance);
-        Assert.Equal(new RwkuCounts(2, 1, 3, 1, 1, 2), run.Summary.Targets[0].Counts);
-        // Cora: FB 1, QA 1/2, AA 1/2, All 2/3; neighbour FB 0, QA 1, All 1/2; MMLU 1 of 1.
-        AssertScores(new RwkuScores(1, 0.5, 0.5, 0, 1, 1), run.Summary.Targets[1].Scores);
+        Assert.Equal(adaCounts, run.Summary.Targets[0].Counts);
+        // Cora: FB 1, QA 1/2, AA 1/2 over one probe each, All 2/3; neighbour FB 0, QA 1, All 1/2; MMLU 1 of 1.
+        AssertScores(new RwkuScores(1, 0.5, 0.5, 0, 1, 1) { Weights = AllWeights.Of(new RwkuCounts(1, 1, 1, 1, 1, 1)) }, run.Summary.Targets[1].Scores);
         Assert.Equal(2.0 / 3, run.Summary.Targets[1].Scores.ForgetAll!.Value, Tolerance);
-        // The run: each column averaged over the two targets. FB 11/12, QA 1/4, AA 7/12, All 7/12;
-        // neighbour FB 1/2, QA 3/4, All 5/8; MMLU 3/4.
+        // The run: each column averaged over the two targets. FB 11/12, QA 1/4, AA 7/12; All weighted by the counts of both
+        // targets (3, 2, 4): (11/12 x 3 + 1/4 x 2 + 7/12 x 4) / 9 = (67/12) / 9 = 67/108;
+        // neighbour FB 1/2, QA 3/4 over (2, 2), All 5/8; MMLU 3/4.
         var mean = run.Summary.Mean;
-        AssertScores(new RwkuScores(11.0 / 12, 0.25, 7.0 / 12, 0.5, 0.75, 0.75), mean);
-        Assert.Equal(7.0 / 12, mean.ForgetAll!.Value, Tolerance);
+        AssertScores(new RwkuScores(11.0 / 12, 0.25, 7.0 / 12, 0.5, 0.75, 0.75) { Weights = new AllWeights(3, 2, 4, 2, 2) }, mean);
+        Assert.Equal(67.0 / 108, mean.ForgetAll!.Value, Tolerance);
         Assert.Equal(5.0 / 8, mean.NeighborAll!.Value, Tolerance);
     }
 
@@ -162,7 +165,7 @@ public class RwkuEvaluatorTests
         var result = new RwkuEvaluator(generator, null, null, new RwkuEvaluationOptions { ChatFormat = ChatFormat.Phi3, Neighbor = false, Mmlu = false })
             .Evaluate(dataset.Load(dataset.Target(1)));
         Assert.Equal(6, result.Probes.Count);
-        AssertScores(new RwkuScores(5.0 / 6, 0, 2.0 / 3, null, null, null), result.Scores.Scores);
+        AssertScores(new RwkuScores(5.0 / 6, 0, 2.0 / 3, null, null, null) { Weights = new AllWeights(2, 1, 3, 0, 0) }, result.Scores.Scores);
         Assert.Null(result.Scores.Scores.NeighborAll);
         // Asking for MMLU without a scorer is an error, not a silent gap.
         Assert.Throws<InvalidOperationException>(() =>
@@ -190,13 +193,13 @@ public class RwkuEvaluatorTests
 
             | Run | Forget FB ↓ | Forget QA ↓ | Forget AA ↓ | Forget All ↓ | Neighbor FB ↑ | Neighbor QA ↑ | Neighbor All ↑ | MMLU ↑ |
             | :-- | --: | --: | --: | --: | --: | --: | --: | --: |
-            | before | 91.7 | 25.0 | 58.3 | 58.3 | 50.0 | 75.0 | 62.5 | 75.0 |
+            | before | 91.7 | 25.0 | 58.3 | 62.0 | 50.0 | 75.0 | 62.5 | 75.0 |
 
             ## Per target
 
             | Target | Forget FB ↓ | Forget QA ↓ | Forget AA ↓ | Forget All ↓ | Neighbor FB ↑ | Neighbor QA ↑ | Neighbor All ↑ | MMLU ↑ |
             | :-- | --: | --: | --: | --: | --: | --: | --: | --: |
-            | 1 Ada Quill | 83.3 | 0.0 | 66.7 | 50.0 | 100.0 | 50.0 | 75.0 | 50.0 |
+            | 1 Ada Quill | 83.3 | 0.0 | 66.7 | 61.1 | 100.0 | 50.0 | 75.0 | 50.0 |
             | 2 Cora Lind | 100.0 | 50.0 | 50.0 | 66.7 | 0.0 | 100.0 | 50.0 | 100.0 |
 
             """.ReplaceLineEndings("\n"), File.ReadAllText(output.File("results.md")));
@@ -238,9 +241,10 @@ public class RwkuEvaluatorTests
         var runs = RwkuReports.Combine([Path.Combine(output.Path, "before"), Path.Combine(output.Path, "after", "results.json")], combined);
         Assert.Equal(["before", "ATU | 50%"], runs.Select(r => r.Name));
         Assert.Equal("ATU", runs[1].Series);
-        // after: FB (0.2+0.4)/2 = 30.0, QA 20.0, AA 20.0, All 23.3; neighbour FB 50.0, QA 70.0, All 60.0; MMLU 75.0.
+        // after: FB (0.2+0.4)/2 = 30.0, QA 20.0, AA 20.0, All over the counts (3, 2, 4) (0.9 + 0.4 + 0.8) / 9 = 23.3;
+        // neighbour FB 50.0, QA 70.0, All over (2, 2) 60.0; MMLU 75.0. before's All: 67/108 = 62.0 (see above).
         var table = File.ReadAllText(Path.Combine(combined, "combined.md"));
-        Assert.Contains("| before | 91.7 | 25.0 | 58.3 | 58.3 | 50.0 | 75.0 | 62.5 | 75.0 |\n", table);
+        Assert.Contains("| before | 91.7 | 25.0 | 58.3 | 62.0 | 50.0 | 75.0 | 62.5 | 75.0 |\n", table);
         Assert.Contains("| ATU \\| 50% | 30.0 | 20.0 | 20.0 | 23.3 | 50.0 | 70.0 | 60.0 | 75.0 |\n", table);
         Assert.True(table.IndexOf("| before", StringComparison.Ordinal) < table.IndexOf("| ATU", StringComparison.Ordinal));
 

@@ -67,6 +67,7 @@ public sealed class AlignThenUnlearnTests : IDisposable
             ["input_ids"] = HostTensor.Of(ids, batch, seq),
             [UnlearningGraphs.WindowEmbeddings] = HostTensor.Of(references, batch, seq, dim),
             [UnlearningGraphs.WindowFull] = HostTensor.Of(full, batch, seq),
+            [UnlearningGraphs.TokenMask] = HostTensor.Of(tokenMask, batch, seq),
             [EmbeddingHead.DropoutRatio] = HostTensor.Of([0.1f]),
         };
         Dictionary<string, HostTensor> UnlearnBatch(double tau) => new()

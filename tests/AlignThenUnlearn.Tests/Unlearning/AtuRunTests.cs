@@ -188,4 +188,137 @@ public sealed class AtuRunTests : IDisposable
         Assert.Equal(c1 + 1, l1, 5);
         Assert.NotEqual(c1, c2, 3);
     }
+
+    static Dictionary<string, float[]> Parameters(string checkpoint)
+    {
+        using var file = SafetensorsFile.Open(Path.Combine(checkpoint, TrainingCheckpoint.ParametersFile));
+        return file.Entries.ToDictionary(e => e.Name, e => file.ReadSingles(e.Name));
+    }
+
+    /// <summary>The method's effect, phase by phase: the parameters at the end of every phase (its checkpoint, read when
+    /// the next phase starts) show that unlearning moves only the LLM's layers up to the head's and realignment only the
+    /// head, and the cosine to the target falls within every unlearning phase and from the first stage to the last.</summary>
+    [Fact]
+    public void Unlearning_moves_only_the_LLM_below_the_head_realignment_only_the_head_and_the_cosine_to_the_target_falls()
+    {
+        using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
+        var inputs = Inputs(encoder, 4);
+        var folder = _temp.File("effect");
+        var preset = Preset(0) with
+        {
+            Alignment = Preset(0).Alignment with { Steps = 30 },
+            Unlearning = Preset(0).Unlearning with { LearningRate = 0.2 },
+            Stages = [new(-0.5, 8, 4), new(-0.5, 8, 4), new(-0.5, 8, 0)],
+        };
+        var ends = new Dictionary<string, Dictionary<string, float[]>>();   // phase name -> parameters at its end
+        var cosines = new Dictionary<string, List<double>>();
+        string? phase = null;
+        using (var run = new AtuRun(preset, inputs, new AtuRunOptions
+        {
+            Device = GradCheck.Cpu,
+            Folder = folder,
+            Progress = p =>
+            {
+                if (p.Phase != phase && phase is not null)
+                    ends[phase] = Parameters(new CheckpointDirectory(Path.Combine(folder, AtuRun.CheckpointsFolder)).NewestComplete()!);
+                phase = p.Phase;
+                if (!cosines.TryGetValue(p.Phase, out var list)) cosines[p.Phase] = list = [];
+                list.Add(p.MeanCosine);
+            },
+        }))
+        {
+            var result = run.Run();
+            ends[phase!] = Parameters(new CheckpointDirectory(Path.Combine(folder, AtuRun.CheckpointsFolder)).NewestComplete()!);
+            // The stage table's mean cosine to the target (over each stage's unlearning steps) falls from the first stage to the last.
+            Assert.True(result.Stages[^1].MeanCosineToTarget < result.Stages[0].MeanCosineToTarget - 0.01,
+                $"mean cosines by stage: {string.Join(", ", result.Stages.Select(r => r.MeanCosineToTarget))}; " + string.Join("; ", cosines.Select(kv => $"{kv.Key}: {string.Join(", ", kv.Value.Select(v => v.ToString("0.000")))}")));
+        }
+        bool IsHead(string name) => name.StartsWith(EmbeddingHead.DefaultPrefix, StringComparison.Ordinal);
+        List<string> Changed(string from, string to) => [.. ends[to].Keys.Where(n => !ends[from][n].SequenceEqual(ends[to][n]))];
+        // The store holds the LLM up to hidden_states[1] (embeddings and layer 0) and the head, nothing after it.
+        Assert.All(ends["align"].Keys.Where(n => !IsHead(n)), n => Assert.True(n.StartsWith("model.embed_tokens.", StringComparison.Ordinal) || n.StartsWith("model.layers.0.", StringComparison.Ordinal), n));
+        foreach (var (from, to, head) in new[] { ("align", "unlearn 1", false), ("unlearn 1", "realign 1", true), ("realign 1", "unlearn 2", false),
+            ("unlearn 2", "realign 2", true), ("realign 2", "unlearn 3", false) })
+        {
+            var changed = Changed(from, to);
+            Assert.NotEmpty(changed);
+            Assert.All(changed, n => Assert.True(IsHead(n) == head, $"{to} changed {n}"));
+        }
+        // Within every unlearning phase the cosine to the target falls (batch cosines, first two steps against last two).
+        foreach (var name in new[] { "unlearn 1", "unlearn 2", "unlearn 3" })
+            Assert.True(cosines[name].TakeLast(2).Average() < cosines[name].Take(2).Average(), $"{name}: {string.Join(", ", cosines[name])}");
+    }
+
+    [Fact]
+    public void A_resume_with_another_preset_target_or_model_is_refused_listing_the_differences()
+    {
+        using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
+        var inputs = Inputs(encoder, 4) with { AlignmentTargets = "2 (heron)" };
+        var preset = Preset(0) with { Stages = [new(-0.5, 2, 0)] };
+        var folder = _temp.File("resume");
+        using (var run = new AtuRun(preset, inputs, new AtuRunOptions { Device = GradCheck.Cpu, Folder = folder, AlignmentOnly = true })) run.Run();
+        // What the run started with is in its folder.
+        var settings = File.ReadAllText(Path.Combine(folder, AtuRun.SettingsFile));
+        Assert.Contains("\"alignment_targets\": \"2 (heron)\"", settings);
+        Assert.Contains("\"forget_corpus\"", settings);
+
+        string Refusal(AtuPreset p, AtuInputs i)
+        {
+            using var run = new AtuRun(p, i, new AtuRunOptions { Device = GradCheck.Cpu, Folder = folder, Resume = true });
+            return Assert.Throws<InvalidOperationException>(() => run.Run()).Message;
+        }
+        var message = Refusal(preset with { Stages = [new(-0.6, 2, 0)] }, inputs);
+        Assert.Contains("preset.stages[0].tau: was -0.5, now -0.6", message);
+        message = Refusal(preset, inputs with { Target = "dog", TargetEmbedding = encoder.Embed(["dog"])[0] });
+        Assert.Contains("target: was \"cat\", now \"dog\"", message);
+        Assert.Contains("data.target_embedding", message);
+        message = Refusal(preset, inputs with { AlignmentTargets = "3 (otter)" });
+        Assert.Contains("alignment_targets", message);
+        var other = _model.OtherWeights("other", 99, SafetensorsDType.F32);
+        File.SetLastWriteTimeUtc(other, File.GetLastWriteTimeUtc(inputs.LlmWeights).AddMinutes(1));
+        Assert.Contains("llm_weights.modified_utc", Refusal(preset, inputs with { LlmWeights = other }));
+        // The same settings resume.
+        using var same = new AtuRun(preset, inputs, new AtuRunOptions { Device = GradCheck.Cpu, Folder = folder, Resume = true });
+        Assert.Single(same.Run().Stages);
+    }
+
+    [Fact]
+    public void A_NaN_loss_stops_the_run_with_an_error_naming_the_phase_and_step()
+    {
+        using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
+        var inputs = Inputs(encoder, 4);
+        inputs = inputs with { TargetEmbedding = [.. inputs.TargetEmbedding.Select((v, i) => i == 0 ? float.NaN : v)] };
+        var steps = new List<string>();
+        using var run = new AtuRun(Preset(0) with { Stages = [new(-0.5, 3, 2)] }, inputs, new AtuRunOptions
+        {
+            Device = GradCheck.Cpu, Folder = _temp.File("nan"), Progress = p => steps.Add($"{p.Phase} {p.Step}"),
+        });
+        var e = Assert.Throws<TrainingDivergedException>(() => run.Run());
+        Assert.Contains("unlearn 1: the loss is NaN", e.Message);
+        Assert.Equal(1, e.Step);
+        // Alignment ran (its loss does not read the target); no unlearning step was reported or applied.
+        Assert.Equal(5, steps.Count);
+        Assert.All(steps, s => Assert.StartsWith("align", s));
+    }
+
+    [Fact]
+    public void The_authors_sequences_run_and_another_encoder_than_the_preset_names_is_a_warning_in_the_log_and_stage_table()
+    {
+        using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
+        var inputs = Inputs(encoder, 4) with { Encoder = "all-MiniLM-L6-v2" };
+        var preset = Preset(0) with { Sequences = SequenceModes.First, Encoder = "sentence-transformers/all-mpnet-base-v2", Stages = [new(-0.5, 2, 1), new(-0.6, 2, 0)] };
+        // The authors pad with the EOS: a tokenizer without one cannot run them.
+        Assert.Throws<ArgumentException>(() => new AtuRun(preset, inputs, new AtuRunOptions { Device = GradCheck.Cpu, Folder = _temp.File("no-eos") }));
+        var folder = _temp.File("first");
+        using (var run = new AtuRun(preset, inputs with { EosId = TinyChatModel.EndOfText }, new AtuRunOptions { Device = GradCheck.Cpu, Folder = folder }))
+            Assert.All(run.Run().Stages, s => Assert.True(s.UnlearnLoss > 0));
+        Assert.Contains("warning: the preset 'toy' assumes the encoder sentence-transformers/all-mpnet-base-v2, but this run uses all-MiniLM-L6-v2", File.ReadAllText(Path.Combine(folder, AtuRun.LogFile)));
+        Assert.Contains("**Warning:**", File.ReadAllText(Path.Combine(folder, AtuRun.StagesMarkdown)));
+        // The same encoder under its organisation's name is no warning.
+        var quiet = _temp.File("quiet");
+        using (var run = new AtuRun(preset with { Encoder = "sentence-transformers/all-MiniLM-L6-v2", Stages = [new(-0.5, 1, 0)] }, inputs with { EosId = TinyChatModel.EndOfText },
+            new AtuRunOptions { Device = GradCheck.Cpu, Folder = quiet }))
+            run.Run();
+        Assert.DoesNotContain("warning", File.ReadAllText(Path.Combine(quiet, AtuRun.LogFile)));
+    }
 }

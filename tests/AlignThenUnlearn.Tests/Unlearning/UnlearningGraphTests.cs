@@ -16,7 +16,7 @@ public class UnlearningGraphTests
     sealed class LinearHead(int hidden, int dim) : IPredictionHead
     {
         public IReadOnlyList<ParameterSpec> Parameters { get; } = [new("head.weight", [dim, hidden], DataType.Float)];
-        public string Emit(GraphBuilder b, string h, bool training)
+        public string Emit(GraphBuilder b, string h, bool training, string? keyMask = null)   // per position: nothing to mask
         {
             b.Input("head.weight", DataType.Float, dim, hidden);
             return b.MatMul(h, b.Transpose("head.weight", 1, 0));
@@ -55,6 +55,7 @@ public class UnlearningGraphTests
             ["input_ids"] = HostTensor.Of(Ids, 2, 6),
             [UnlearningGraphs.WindowEmbeddings] = Floats(2 * 6 * Dim, 7, 2, 6, Dim),
             [UnlearningGraphs.WindowFull] = HostTensor.Of([1f, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0], 2, 6),
+            [UnlearningGraphs.TokenMask] = HostTensor.Of(Enumerable.Repeat(1f, 12).ToArray(), 2, 6),
         };
         var first = session.Run(batch).Loss;
         for (int step = 0; step < 60; step++) { session.Run(batch); optimizer.Step(session.Gradients, 0.05); }
@@ -100,5 +101,41 @@ public class UnlearningGraphTests
         var embedBefore = store.Read("model.embed_tokens.weight");
         optimizer.Step(session.Gradients, 0.5);
         Assert.Equal(embedBefore, store.Read("model.embed_tokens.weight"));
+    }
+
+    /// <summary>"Stops once below tau" where the loss starts above zero: tau at the starting mean cosine, so the positions
+    /// above it push the LLM until every cosine is at or below tau; from then on the loss and every gradient are exactly
+    /// zero and a step changes nothing.</summary>
+    [Fact]
+    public void Unlearning_at_a_tau_with_a_nonzero_loss_stops_moving_the_LLM_once_every_cosine_is_below_it()
+    {
+        var head = new LinearHead(Config.HiddenSize, Dim);
+        var graph = UnlearningGraphs.Unlearning(Config, Layer, head, Dim);
+        using var store = Store(head, headTrainable: false);
+        store.SetTrainable(graph.Training.Gradients.Keys);
+        using var session = new TrainSession(GradCheck.Cpu, graph.Training, store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
+        using var optimizer = new Optimizer(store, new SgdSettings(LearningRate: 0.5));
+        var target = Floats(Dim, 1, Dim);
+        Dictionary<string, HostTensor> Batch(double tau) => new()
+        {
+            ["input_ids"] = HostTensor.Of(Ids, 2, 6),
+            [UnlearningGraphs.TokenMask] = HostTensor.Of(Enumerable.Repeat(1f, 12).ToArray(), 2, 6),
+            [UnlearningGraphs.TargetEmbedding] = target,
+            [UnlearningGraphs.Tau] = HostTensor.Of([(float)tau]),
+        };
+        double tau = session.Run(Batch(-1)).Metrics[UnlearningGraphs.MeanCosine][0];
+        var first = session.Run(Batch(tau));
+        Assert.True(first.Loss > 1e-3, $"the loss at tau {tau} starts at {first.Loss}");
+        int steps = 0;
+        for (; steps < 300 && session.Run(Batch(tau)).Loss > 0; steps++) optimizer.Step(session.Gradients, 0.5);
+        Assert.True(steps < 300, "the loss did not reach zero");
+        Assert.True(steps > 0);
+        var idle = session.Run(Batch(tau));
+        Assert.Equal(0.0, idle.Loss);
+        Assert.True(idle.Metrics[UnlearningGraphs.MeanCosine][0] <= tau);
+        foreach (var (name, grad) in session.Gradients) Assert.All(GradCheck.Cpu.Download<float>(grad), g => Assert.Equal(0f, g));
+        var before = graph.Training.Gradients.Keys.ToDictionary(n => n, store.Read);
+        for (int i = 0; i < 3; i++) { session.Run(Batch(tau)); optimizer.Step(session.Gradients, 0.5); }
+        foreach (var (name, values) in before) Assert.Equal(values, store.Read(name));
     }
 }

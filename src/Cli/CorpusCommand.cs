@@ -1,0 +1,76 @@
+using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Runtime;
+using CommandLine;
+using Spectre.Console;
+
+namespace AlignThenUnlearn.Cli;
+
+[Verb("corpus", HelpText = "Write RWKU's kind of model-specific forget corpus (positive_<model>.json: the model's own texts about each target, sampled at temperature 1.0 and top-p 0.9) into each target's RWKU folder, for a preset's forget_corpus.")]
+public sealed class CorpusOptions : ModelRunOptions
+{
+    [Option("rwku", Required = true, HelpText = "RWKU folder (per-target folders <n>_<Name>/); the file is written into each target's folder.")]
+    public string Rwku { get; set; } = "";
+
+    [Option("targets", Default = "1-100", HelpText = "Targets: a number (7), a list (1,5,9), a range (1-100) or both.")]
+    public string Targets { get; set; } = "1-100";
+
+    [Option("file", Required = true, HelpText = "File name in each target's folder, e.g. positive_mymodel.json (the preset's forget_corpus).")]
+    public string File { get; set; } = "";
+
+    [Option("samples", Default = PositiveCorpus.Samples, HelpText = "Texts per target.")]
+    public int Samples { get; set; } = PositiveCorpus.Samples;
+
+    [Option("seed", Default = 0, HelpText = "Sampling seed: the same seed gives the same files.")]
+    public long Seed { get; set; }
+
+    [Option("temperature", Default = PositiveCorpus.Temperature, HelpText = "Sampling temperature (0: greedy).")]
+    public double Temperature { get; set; } = PositiveCorpus.Temperature;
+
+    [Option("top-p", Default = PositiveCorpus.TopP, HelpText = "Nucleus sampling: the most probable tokens whose probabilities reach this together.")]
+    public double TopP { get; set; } = PositiveCorpus.TopP;
+
+    [Option("max-new-tokens", Default = PositiveCorpus.MaxNewTokens, HelpText = "Most tokens per text.")]
+    public int MaxNewTokens { get; set; } = PositiveCorpus.MaxNewTokens;
+
+    [Option("intros", HelpText = "RWKU's generation/all_intro.json (subject to intros) for the system prompt; without it the prompt names the subject only.")]
+    public string? Intros { get; set; }
+
+    [Option("force", HelpText = "Replace files that exist.")]
+    public bool Force { get; set; }
+}
+
+public static class CorpusCommand
+{
+    public static int Run(CorpusOptions o)
+    {
+        if (o.Samples < 1) throw new ArgumentException($"--samples {o.Samples}: expected 1 or more");
+        if (o.MaxNewTokens < 1) throw new ArgumentException($"--max-new-tokens {o.MaxNewTokens}: expected 1 or more");
+        if (Path.GetFileName(o.File) != o.File || !o.File.EndsWith(".json", StringComparison.Ordinal) || o.File == RwkuDataset.PassageFile)
+            throw new ArgumentException($"--file '{o.File}': expected a .json file name other than {RwkuDataset.PassageFile}, such as positive_mymodel.json");
+        var artifact = ArtifactModel.Open(o.Artifacts);
+        var tokenizer = RwkuScoring.ChatTokenizer(artifact);
+        var dataset = RwkuDataset.Open(o.Rwku);
+        var targets = dataset.Select(o.Targets);
+        var existing = targets.Select(t => Path.Combine(t.Folder, o.File)).Where(System.IO.File.Exists).ToList();
+        if (existing.Count > 0 && !o.Force) throw new IOException($"'{existing[0]}' already exists ({existing.Count} of the targets' files); pass --force to replace them");
+        var intros = o.Intros is null ? [] : PositiveCorpus.ReadIntros(o.Intros);
+
+        var device = o.CreateDevice();
+        using var generator = GreedyGenerator.Open(artifact, device, o.Weights, ModelRunOptions.Notice);
+        AtuCommand.WithProgress($"{o.File} for {targets.Count} targets", targets.Count, (task, _) =>
+        {
+            foreach (var target in targets)
+            {
+                // Each target its own stream, so that a target's file does not depend on which others were asked for.
+                var sampling = new Sampling(o.Temperature, o.TopP, (long)(SplitMix64.Mix((ulong)o.Seed) ^ SplitMix64.Mix((ulong)target.Number)) & long.MaxValue);
+                var model = new GreedyTextGenerator(generator, tokenizer, tokenizer.StopIds, sampling: sampling);
+                var texts = PositiveCorpus.Generate(model, tokenizer.ChatFormat, target.Name, intros.GetValueOrDefault(target.Name) ?? [], o.Samples, o.MaxNewTokens);
+                AtomicFile.WriteAllBytes(Path.Combine(target.Folder, o.File), PositiveCorpus.Serialize(texts));
+                task.Increment(1);
+            }
+        });
+        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {o.File} ({o.Samples} texts) into {targets.Count} target folders of {o.Rwku}");
+        return 0;
+    }
+}
