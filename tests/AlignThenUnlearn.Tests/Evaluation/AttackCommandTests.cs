@@ -114,6 +114,72 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         Assert.Equal((forget - 0.1) / (0.9 - 0.1), report.GetProperty("recovery").GetDouble(), 12);
     }
 
+    static double[] Scores(string folder) =>
+        [.. File.ReadAllLines(Path.Combine(folder, RwkuReports.ProbesFile)).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble())];
+
+    AttackOptions Sample(RwkuFixture fixture, string name, int n, double temperature, long seed) => new()
+    {
+        Attack = "sample", Samples = n, Temperature = temperature, TopP = 0.9, Seed = seed, Artifacts = tiny.Artifacts,
+        Rwku = fixture.Root, Targets = "1-2", Out = _temp.File(name), NoMmlu = true,
+    };
+
+    [Fact]
+    public void Sampling_at_temperature_zero_answers_as_eval_does()
+    {
+        using var fixture = new RwkuFixture();
+        Assert.Equal(0, AttackCommand.Run(Sample(fixture, "t0", 2, 0, 5)));
+        Assert.Equal(0, EvalCommand.Run(new EvalOptions { Artifacts = tiny.Artifacts, Rwku = fixture.Root, Targets = "1-2", Out = _temp.File("greedy"), NoMmlu = true }));
+        Assert.Equal(Predictions(_temp.File("greedy")), Predictions(_temp.File("t0")));
+        Assert.Equal(Scores(_temp.File("greedy")), Scores(_temp.File("t0")));
+        var report = JsonDocument.Parse(File.ReadAllText(_temp.File("t0/attack.json"))).RootElement;
+        Assert.Equal(report.GetProperty("forget_all").GetDouble(), report.GetProperty("forget_all_mean").GetDouble(), 12);
+    }
+
+    [Fact]
+    public void Sampled_answers_score_each_probe_by_its_best_and_mean_recall()
+    {
+        var target = new RwkuTarget(1, "A", "1_A");
+        RwkuProbe[] probes = [new(ProbeSet.Forget, 1, "q1", "r1", "", "A"), new(ProbeSet.Forget, 2, "q2", "r2", "", "A"), new(ProbeSet.Forget, 3, "q3", "r3", "", "A")];
+        RunEvaluation Run(int sample, params double[] scores)
+        {
+            var outcomes = probes.Select((p, i) => new ProbeOutcome(target, p, $"answer {sample}.{i}", scores[i])).ToList();
+            var (s, counts) = RwkuScores.FromOutcomes(outcomes, []);
+            var evaluation = new TargetEvaluation(new TargetScores(1, "A", s, counts), outcomes, []);
+            return new RunEvaluation(new RunSummary("x", [evaluation.Scores]), [evaluation]);
+        }
+        // Per probe over three samples: FB 0.2/0.6/0.4, QA 0/0/0.3, AA 1/0.5/0.
+        var (best, mean) = SampledAnswers.Combine([Run(0, 0.2, 0, 1), Run(1, 0.6, 0, 0.5), Run(2, 0.4, 0.3, 0)], "attacked");
+        // Best: 0.6 (sample 1), 0.3 (sample 2), 1 (sample 0), with those samples' answers; forget All (0.6 + 0.3 + 1) / 3.
+        Assert.Equal([0.6, 0.3, 1.0], best.Targets[0].Probes.Select(p => p.Score));
+        Assert.Equal(["answer 1.0", "answer 2.1", "answer 0.2"], best.Targets[0].Probes.Select(p => p.Prediction));
+        Assert.Equal(1.9 / 3, best.Summary.Mean.ForgetAll!.Value, 12);
+        // Mean: 0.4, 0.1, 0.5; forget All 1 / 3.
+        Assert.Equal(0.4, mean.Targets[0].Probes[0].Score, 12);
+        Assert.Equal(0.1, mean.Targets[0].Probes[1].Score, 12);
+        Assert.Equal(0.5, mean.Targets[0].Probes[2].Score, 12);
+        Assert.Equal(1.0 / 3, mean.Summary.Mean.ForgetAll!.Value, 12);
+        Assert.Equal("attacked", best.Summary.Name);
+    }
+
+    [Fact]
+    public void Sampling_answer_i_draws_with_seed_plus_i_and_a_rerun_repeats_the_answers()
+    {
+        using var fixture = new RwkuFixture();
+        // The random model never hits a reference, so every recall ties at 0 and best-of-n keeps the first answer: that of
+        // seed 7 in a run of n = 3 from seed 7.
+        Assert.Equal(0, AttackCommand.Run(Sample(fixture, "n3", 3, 1.5, 7)));
+        Assert.All(Scores(_temp.File("n3")), v => Assert.Equal(0, v));
+        Assert.Equal(0, AttackCommand.Run(Sample(fixture, "s7", 1, 1.5, 7)));
+        Assert.Equal(0, AttackCommand.Run(Sample(fixture, "s8", 1, 1.5, 8)));
+        Assert.Equal(Predictions(_temp.File("s7")), Predictions(_temp.File("n3")));
+        Assert.NotEqual(Predictions(_temp.File("s7")), Predictions(_temp.File("s8")));   // another seed, other answers
+        Assert.Equal(0, AttackCommand.Run(Sample(fixture, "n3-again", 3, 1.5, 7)));
+        Assert.Equal(Predictions(_temp.File("n3")), Predictions(_temp.File("n3-again")));
+        var report = JsonDocument.Parse(File.ReadAllText(_temp.File("n3/attack.json"))).RootElement;
+        Assert.Equal(3, report.GetProperty("n").GetInt32());
+        Assert.Equal(0, report.GetProperty("forget_all_mean").GetDouble());
+    }
+
     [Fact]
     public void Bad_attack_options_are_refused_before_anything_runs()
     {
@@ -126,6 +192,8 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         Assert.Contains("expected 8 or 4", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Bits = 3))).Message);
         Assert.Contains("nf4 is 4-bit", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => { o.Scheme = "nf4"; o.GroupSize = 32; }))).Message);
         Assert.Contains("expected rtn or nf4", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Scheme = "gptq"))).Message);
+        Assert.Contains("--top-p 0: expected", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => { o.Attack = "sample"; o.TopP = 0; }))).Message);
+        Assert.Contains("--n 0: expected", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => { o.Attack = "sample"; o.Samples = 0; }))).Message);
         Assert.Contains("unknown attack 'prune'", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Attack = "prune"))).Message);
         Assert.Contains("both --before", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Before = "b.json"))).Message);
         Assert.Contains("do not exist", Assert.Throws<FileNotFoundException>(() => AttackCommand.Run(Options(o => { o.Before = "b.json"; o.Unlearned = "u.json"; }))).Message);
