@@ -31,7 +31,7 @@ public sealed class AttackOptions : EvalOptions
     [Option("symmetric", HelpText = "quantize, rtn: symmetric groups (absmax / (2^(bits-1) - 1), zero point 2^(bits-1)) instead of asymmetric ones (min/max with a zero point).")]
     public bool Symmetric { get; set; }
 
-    [Option("n", Default = 16, HelpText = "sample: answers per probe.")]
+    [Option('n', "samples", Default = 16, HelpText = "sample: answers per probe (-n 16; CommandLineParser takes no one-letter long name).")]
     public int Samples { get; set; } = 16;
 
     [Option("temperature", Default = 1.0, HelpText = "sample: logits divided by this (0: greedy).")]
@@ -107,7 +107,7 @@ public static class AttackCommand
     /// the best-of-n scores (each probe's highest recall, its answer in probes.jsonl), attack.json the best and the mean.</summary>
     static int Sample(AttackOptions o)
     {
-        if (o.Samples < 1) throw new ArgumentException($"--n {o.Samples}: expected 1 or more");
+        if (o.Samples < 1) throw new ArgumentException($"--samples {o.Samples}: expected 1 or more");
         if (o.Temperature < 0 || !double.IsFinite(o.Temperature)) throw new ArgumentException($"--temperature {o.Temperature}: expected 0 or more");
         if (o.TopP is <= 0 or > 1) throw new ArgumentException($"--top-p {o.TopP}: expected more than 0 and at most 1");
         var (before, unlearned) = EarlierResults(o);

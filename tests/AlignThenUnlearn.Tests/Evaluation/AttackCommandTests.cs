@@ -6,6 +6,7 @@ using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Checkpoints;
 using AlignThenUnlearn.Models.Quantization;
 using AlignThenUnlearn.Tests.Support;
+using CommandLine;
 using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace AlignThenUnlearn.Tests.Evaluation;
@@ -181,6 +182,22 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
     }
 
     [Fact]
+    public void The_command_line_parses_both_attacks_with_every_option()
+    {
+        object Parse(params string[] args) =>
+            Parser.Default.ParseArguments(args, Verbs.Types).MapResult(o => o, errors => throw new ArgumentException(string.Join("; ", errors)));
+        var sample = Assert.IsType<AttackOptions>(Parse("attack", "sample", "-n", "4", "--temperature", "0.7", "--top-p", "0.9", "--seed", "3",
+            "--artifacts", "a", "--rwku", "r", "--out", "o", "--before", "b", "--unlearned", "u"));
+        Assert.Equal(("sample", 4, 0.7, 0.9, 3L, "b", "u"), (sample.Attack, sample.Samples, sample.Temperature, sample.TopP, sample.Seed, sample.Before, sample.Unlearned));
+        var quantize = Assert.IsType<AttackOptions>(Parse("attack", "quantize", "--bits", "4", "--scheme", "rtn", "--group-size", "64", "--symmetric",
+            "--artifacts", "a", "--weights", "w", "--rwku", "r", "--out", "o", "--no-mmlu"));
+        Assert.Equal(QuantizationScheme.Rtn(4, 64, true), AttackCommand.SchemeOf(quantize));
+        Assert.True(quantize.NoMmlu);
+        var ship = Assert.IsType<ShipOptionsCli>(Parse("ship", "--artifacts", "a", "--weights", "w", "--out", "o", "--quantize", "int4", "--block-size", "64"));
+        Assert.Equal(("int4", 64), (ship.Quantize, ship.BlockSize));
+    }
+
+    [Fact]
     public void Bad_attack_options_are_refused_before_anything_runs()
     {
         AttackOptions Options(Action<AttackOptions> change)
@@ -193,7 +210,7 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         Assert.Contains("nf4 is 4-bit", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => { o.Scheme = "nf4"; o.GroupSize = 32; }))).Message);
         Assert.Contains("expected rtn or nf4", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Scheme = "gptq"))).Message);
         Assert.Contains("--top-p 0: expected", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => { o.Attack = "sample"; o.TopP = 0; }))).Message);
-        Assert.Contains("--n 0: expected", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => { o.Attack = "sample"; o.Samples = 0; }))).Message);
+        Assert.Contains("--samples 0: expected", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => { o.Attack = "sample"; o.Samples = 0; }))).Message);
         Assert.Contains("unknown attack 'prune'", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Attack = "prune"))).Message);
         Assert.Contains("both --before", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Before = "b.json"))).Message);
         Assert.Contains("do not exist", Assert.Throws<FileNotFoundException>(() => AttackCommand.Run(Options(o => { o.Before = "b.json"; o.Unlearned = "u.json"; }))).Message);
