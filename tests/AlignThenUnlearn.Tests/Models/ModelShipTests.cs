@@ -217,7 +217,8 @@ public sealed class ModelShipTests(ITestOutputHelper output) : IDisposable
         var (artifact, config) = Artifact(configFile);
         var trained = Trained(artifact, SafetensorsDType.F32);
         var shipped = _temp.File("int4");
-        var result = ModelShipper.Ship(artifact, trained, shipped, new ShipOptions { Format = ShipFormat.Onnx, Int4BlockSize = 32 });
+        // Chunks of 100 values: one row of 64 at a time; scales written in several chunks.
+        var result = ModelShipper.Ship(artifact, trained, shipped, new ShipOptions { Format = ShipFormat.Onnx, Int4BlockSize = 32, ChunkElements = 100 });
         Assert.Equal(SafetensorsDType.F32, result.OnnxDtype);
 
         // Every projection is a com.microsoft MatMulNBits (4 bits, blocks of 32) and ships only packed; embeddings and
@@ -251,7 +252,8 @@ public sealed class ModelShipTests(ITestOutputHelper output) : IDisposable
         var trained = Trained(artifact, SafetensorsDType.F32);
         var dequantized = Int4Dequantized(trained, config);
         ModelShipper.Ship(artifact, trained, _temp.File("f32"), new ShipOptions { Format = ShipFormat.Onnx });
-        ModelShipper.Ship(artifact, trained, _temp.File("int4"), new ShipOptions { Format = ShipFormat.Onnx, Int4BlockSize = 32 });
+        // Chunks of 50 values, shorter than a row of 64: the shipper reads a row at a time.
+        ModelShipper.Ship(artifact, trained, _temp.File("int4"), new ShipOptions { Format = ShipFormat.Onnx, Int4BlockSize = 32, ChunkElements = 50 });
         ModelShipper.Ship(artifact, dequantized, _temp.File("deq"), new ShipOptions { Format = ShipFormat.Onnx });
         long[] ids = [1, 250, 251, 252, 253, 254, 100, 3, 77, 17, 300, 42];
         var f32 = ShippedLogits(_temp.File("f32"), config, ids);
