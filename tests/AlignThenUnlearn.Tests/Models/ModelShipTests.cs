@@ -273,6 +273,20 @@ public sealed class ModelShipTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void Int4_f16_model_carries_f16_scales_and_runs_in_genai()
+    {
+        var (artifact, _) = Artifact("tiny-llama-gqa.json");
+        var shipped = _temp.File("int4-f16");
+        ModelShipper.Ship(artifact, Trained(artifact, SafetensorsDType.F32), shipped,
+            new ShipOptions { Format = ShipFormat.Onnx, Dtype = SafetensorsDType.F16, Int4BlockSize = 32, Int4Symmetric = true });
+        var model = ModelFile.Load(Path.Combine(shipped, ModelShipper.OnnxModelFile), loadExternalData: false);
+        var scales = model.Graph.Initializer.Where(t => t.Name.EndsWith("_scales", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(scales);
+        Assert.All(scales, t => Assert.Equal((int)global::Onnx.TensorProto.Types.DataType.Float16, t.DataType));
+        Assert.All(GreedyGenAi(shipped), (s, p) => Assert.Equal(Prompts[p].Length + NewTokens, s.Count));
+    }
+
+    [Fact]
     public void Ship_verb_refuses_quantize_options_it_cannot_honour()
     {
         var (artifact, _) = Artifact("tiny-llama-gqa.json");
