@@ -7,7 +7,7 @@ using Spectre.Console;
 namespace AlignThenUnlearn.Cli;
 
 [Verb("eval", HelpText = "Score an artifact folder (optionally with trained weights) on RWKU: forget and neighbour probes by ROUGE-L recall, MMLU by next-token logits. Writes results.json, results.md (Table 1 layout) and probes.jsonl.")]
-public sealed class EvalOptions : ModelRunOptions
+public class EvalOptions : ModelRunOptions
 {
 
     [Option("rwku", Required = true, HelpText = "RWKU folder: per-target folders <n>_<Name>/ and All/.")]

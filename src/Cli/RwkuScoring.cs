@@ -22,9 +22,30 @@ public static class RwkuScoring
     {
         var tokenizer = ChatTokenizer(artifact);
         using var generator = GreedyGenerator.Open(artifact, device, weights, ModelRunOptions.Notice);
-        var model = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer));
-        var evaluator = new RwkuEvaluator(model, model, MmluPrompts.AnswerTokenIds(tokenizer), options with { ChatFormat = tokenizer.ChatFormat });
-        return evaluator.EvaluateRun(name, targets, progress, series);
+        return Evaluator(generator, tokenizer, options, null).EvaluateRun(name, targets, progress, series);
+    }
+
+    /// <summary><paramref name="samples"/> evaluations of one model (opened once), the probes answered by sampling with seeds
+    /// <c>sampling.Seed</c>, +1, ...; MMLU, which reads logits, only in the first.</summary>
+    public static IReadOnlyList<RunEvaluation> EvaluateSampled(ArtifactModel artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets,
+        RwkuEvaluationOptions options, string name, Sampling sampling, int samples, Action<int>? sampled = null)
+    {
+        var tokenizer = ChatTokenizer(artifact);
+        using var generator = GreedyGenerator.Open(artifact, device, weights, ModelRunOptions.Notice);
+        var runs = new List<RunEvaluation>();
+        for (int s = 0; s < samples; s++)
+        {
+            var evaluator = Evaluator(generator, tokenizer, options with { Mmlu = options.Mmlu && s == 0 }, sampling with { Seed = sampling.Seed + s });
+            runs.Add(evaluator.EvaluateRun(name, targets));
+            sampled?.Invoke(s + 1);
+        }
+        return runs;
+    }
+
+    static RwkuEvaluator Evaluator(GreedyGenerator generator, LlmTokenizer tokenizer, RwkuEvaluationOptions options, Sampling? sampling)
+    {
+        var model = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer), sampling: sampling);
+        return new RwkuEvaluator(model, model, MmluPrompts.AnswerTokenIds(tokenizer), options with { ChatFormat = tokenizer.ChatFormat });
     }
 
     /// <summary>RWKU's whole evaluation on one opened model: the probes (forget, neighbour, MMLU), then the utility and

@@ -30,6 +30,15 @@ public sealed class ShipOptionsCli
 
     [Option("force", HelpText = "Replace an existing output folder.")]
     public bool Force { get; set; }
+
+    [Option("quantize", HelpText = "int4: the ONNX model's decoder-layer projections as 4-bit MatMulNBits (ONNX Runtime's contrib op; embeddings, norms and lm_head stay in --dtype).")]
+    public string? Quantize { get; set; }
+
+    [Option("block-size", Default = 32, HelpText = "--quantize int4: values per block along the input dimension (a power of two, 16 or more; GenAI's builder uses 32).")]
+    public int BlockSize { get; set; } = 32;
+
+    [Option("symmetric", HelpText = "--quantize int4: symmetric blocks (absmax / 7, zero point 8) instead of asymmetric ones (min/max, a zero point per block).")]
+    public bool Symmetric { get; set; }
 }
 
 public static class ShipCommand
@@ -51,7 +60,16 @@ public static class ShipCommand
             Dtype = o.Dtype is null ? null : ModelShipper.ParseDtype(o.Dtype),
             Force = o.Force,
             Card = card,
+            Int4BlockSize = o.Quantize switch
+            {
+                null => null,
+                "int4" => o.BlockSize,
+                _ => throw new ArgumentException($"--quantize {o.Quantize}: expected int4"),
+            },
+            Int4Symmetric = o.Symmetric,
         };
+        if (options.Int4BlockSize is not null && options.Format == ShipFormat.Safetensors)
+            throw new ArgumentException("--quantize int4 quantises the ONNX model; add --format onnx or both");
         var result = ModelShipper.Ship(o.Artifacts, o.Weights, o.Out, options);
         if (result.IgnoredTensors.Count > 0)
             AnsiConsole.MarkupLineInterpolated($"[yellow]note:[/] {result.IgnoredTensors.Count} tensor(s) of --weights are no decoder parameter and were not shipped: {string.Join(", ", result.IgnoredTensors.Take(5))}{(result.IgnoredTensors.Count > 5 ? ", ..." : "")}");
@@ -59,7 +77,7 @@ public static class ShipCommand
         var table = new Table().AddColumns("file", "bytes", "sha256");
         foreach (var f in result.Files) table.AddRow(f.Path, f.Bytes.ToString("N0"), f.Sha256[..16] + "…");
         AnsiConsole.Write(table);
-        var formats = string.Join(", ", new[] { result.OnnxDtype is { } x ? $"onnx {x.ToString().ToLowerInvariant()}" : null, result.SafetensorsDtype is { } s ? $"safetensors {s.ToString().ToLowerInvariant()}" : null }.OfType<string>());
+        var formats = string.Join(", ", new[] { result.OnnxDtype is { } x ? $"onnx {x.ToString().ToLowerInvariant()}{(options.Int4BlockSize is int b ? $" + int4 projections (block {b})" : "")}" : null, result.SafetensorsDtype is { } s ? $"safetensors {s.ToString().ToLowerInvariant()}" : null }.OfType<string>());
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {o.Out}: {formats}, model card {ModelCard.FileName}");
         return 0;
     }

@@ -20,6 +20,7 @@ public static class Verbs
         [typeof(ToyOptions)] = o => ToyCommand.Run((ToyOptions)o),
         [typeof(ShipOptionsCli)] = o => ShipCommand.Run((ShipOptionsCli)o),
         [typeof(SweepOptions)] = o => SweepCommand.Run((SweepOptions)o),
+        [typeof(AttackOptions)] = o => AttackCommand.Run((AttackOptions)o),
     };
 
     public static Type[] Types => [.. Handlers.Keys];

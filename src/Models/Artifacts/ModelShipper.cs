@@ -22,6 +22,12 @@ public sealed record ShipOptions
     public long MaxShardBytes { get; init; } = 5_000_000_000;
     /// <summary>Elements converted per chunk: bounds memory whatever the model's size.</summary>
     public int ChunkElements { get; init; } = 1 << 20;
+    /// <summary>Null: the ONNX model's linear layers are float. Else the decoder layers' projections ship as 4-bit
+    /// MatMulNBits with blocks of this many values (ONNX Runtime GenAI's int4 builder uses 32), quantised by round to
+    /// nearest (<see cref="Quantization.MatMulNBitsWeights"/>); embeddings, norms and lm_head stay in the ONNX dtype.</summary>
+    public int? Int4BlockSize { get; init; }
+    /// <summary>Int4: symmetric blocks (zero point 8) instead of asymmetric ones (min/max with a zero point per block).</summary>
+    public bool Int4Symmetric { get; init; }
 }
 
 /// <summary>What was shipped: the dtypes per format (null: format not written), every file, the tensors of the
@@ -82,9 +88,14 @@ public static class ModelShipper
 
         if (onnxDtype is SafetensorsDType onnxType)
         {
-            var layout = WriteOnnxData(weights, specs, onnxType, staged.PathOf(OnnxDataFile), options.ChunkElements);
+            var layout = WriteOnnxData(weights, specs, onnxType, staged.PathOf(OnnxDataFile), options);
             var elementType = onnxType == SafetensorsDType.F16 ? DataType.Float16 : DataType.Float;
-            var graph = DecoderBuilder.BuildInference(config, new InferenceGraphOptions { ElementType = elementType, MaxSequenceLength = manifest.MaxSequenceLength },
+            var graph = DecoderBuilder.BuildInference(config, new InferenceGraphOptions
+                {
+                    ElementType = elementType,
+                    MaxSequenceLength = manifest.MaxSequenceLength,
+                    Int4BlockSize = options.Int4BlockSize,
+                },
                 spec => ArtifactExporter.ExternalTensor(spec, OnnxDataFile, layout[spec.Name].Offset, layout[spec.Name].Length));
             ModelFile.Save(graph.Model, staged.PathOf(OnnxModelFile));
             File.WriteAllText(staged.PathOf(GenAiConfig.FileName), GenAiConfig.ToJson(config, generationIds, manifest.MaxSequenceLength, OnnxModelFile));
@@ -101,7 +112,7 @@ public static class ModelShipper
             .Select(f => Path.GetRelativePath(staged.Staging, f)).Order(StringComparer.Ordinal)
             .Select(f => ArtifactManifest.Describe(staged.Staging, f)).Select(f => new ShippedFile(f.Path, f.Bytes, f.Sha256)).ToList();
         var card = new ModelCard.Contents(options.Card, config, options.Card.BaseModel ?? BaseModelName(configPath, manifest),
-            onnxDtype?.ToString().ToLowerInvariant(), safetensorsDtype?.ToString().ToLowerInvariant(), manifest.MaxSequenceLength, files);
+            onnxDtype is null ? null : OnnxWeightsText(onnxDtype.Value, options), safetensorsDtype?.ToString().ToLowerInvariant(), manifest.MaxSequenceLength, files);
         File.WriteAllText(staged.PathOf(ModelCard.FileName), ModelCard.Render(card));
         staged.Commit();
         return new ShipResult(staged.Target, onnxDtype, safetensorsDtype, files, ignored, onnx ? GenAiTokenizerWarnings(artifactsFolder) : []);
@@ -119,6 +130,10 @@ public static class ModelShipper
             && config["tokenizer_class"] is JsonValue name && name.TryGetValue<string>(out var text) && text.Length > 0;
         return named ? [] : [$"{TokenizerFolder.ConfigFile} names no tokenizer_class: ONNX Runtime GenAI's tokenizer then adds <s> and </s> when asked for special tokens, not what tokenizer.json's post-processor says"];
     }
+
+    static string OnnxWeightsText(SafetensorsDType dtype, ShipOptions options) =>
+        dtype.ToString().ToLowerInvariant() + (options.Int4BlockSize is int blockSize
+            ? $", decoder-layer projections int4 (MatMulNBits, blocks of {blockSize}, {(options.Int4Symmetric ? "symmetric" : "asymmetric")} round to nearest)" : "");
 
     /// <summary>Parses a dtype as the command line spells it: f32, f16 or bf16.</summary>
     public static SafetensorsDType ParseDtype(string text) => text switch
@@ -192,32 +207,80 @@ public static class ModelShipper
         return manifest.Source is { Length: > 0 } source ? Path.GetFileName(source.TrimEnd('/', '\\')) : manifest.Family;
     }
 
-    /// <summary>Writes every parameter's bytes in <paramref name="dtype"/>, each starting at a multiple of
-    /// <see cref="DataAlignment"/>; returns where each tensor lies.</summary>
+    /// <summary>Writes every parameter's bytes in <paramref name="dtype"/> (with int4, each projection's MatMulNBits parts
+    /// instead), each tensor starting at a multiple of <see cref="DataAlignment"/>; returns where each tensor lies.</summary>
     static Dictionary<string, (long Offset, long Length)> WriteOnnxData(SafetensorsCheckpoint weights, IReadOnlyList<ParameterSpec> specs,
-        SafetensorsDType dtype, string path, int chunkElements)
+        SafetensorsDType dtype, string path, ShipOptions options)
     {
         var layout = new Dictionary<string, (long, long)>(StringComparer.Ordinal);
+        int chunkElements = options.ChunkElements;
         var values = new float[chunkElements];
         var bytes = new byte[chunkElements * dtype.ByteSize()];
         using var file = AtomicFile.Create(path);
         var stream = file.Stream;
-        foreach (var spec in specs)
+        void Begin(string name, long length)
         {
             stream.Write(new byte[(DataAlignment - stream.Position % DataAlignment) % DataAlignment]);
-            layout[spec.Name] = (stream.Position, spec.ElementCount * dtype.ByteSize());
+            layout[name] = (stream.Position, length);
+        }
+        void WriteFloats(ReadOnlySpan<float> chunk)
+        {
+            var stored = bytes.AsSpan(0, chunk.Length * dtype.ByteSize());
+            ElementConversion.FromSingle(chunk, dtype, stored);
+            stream.Write(stored);
+        }
+        foreach (var spec in specs)
+        {
+            if (spec.Projection && options.Int4BlockSize is int blockSize)
+            {
+                WriteInt4(weights, spec, blockSize, options.Int4Symmetric, dtype, values, Begin, stream, WriteFloats);
+                continue;
+            }
+            Begin(spec.Name, spec.ElementCount * dtype.ByteSize());
             for (long first = 0; first < spec.ElementCount; first += chunkElements)
             {
                 int n = (int)Math.Min(chunkElements, spec.ElementCount - first);
                 ReadChecked(weights, spec.Name, first, values.AsSpan(0, n), dtype);
-                var stored = bytes.AsSpan(0, n * dtype.ByteSize());
-                ElementConversion.FromSingle(values.AsSpan(0, n), dtype, stored);
-                stream.Write(stored);
+                WriteFloats(values.AsSpan(0, n));
             }
         }
         file.Commit();
         return layout;
     }
+
+    /// <summary>A projection's packed codes, streamed a chunk of whole rows at a time, then its scales and zero points
+    /// (a 64th of the weight's size or less, kept in memory).</summary>
+    static void WriteInt4(SafetensorsCheckpoint weights, ParameterSpec spec, int blockSize, bool symmetric, SafetensorsDType dtype, float[] buffer,
+        Action<string, long> begin, Stream stream, SpanAction writeFloats)
+    {
+        var (packed, scales, zeroPoints) = Quantization.MatMulNBitsWeights.Specs(spec, blockSize, DataType.Float);
+        int n = (int)spec.Shape[0], k = (int)spec.Shape[1];
+        int blocks = (int)packed.Shape[1], blob = (int)packed.Shape[2], zeroBlob = (int)(zeroPoints.ElementCount / n);
+        int rowsPerChunk = Math.Max(1, buffer.Length / k);
+        var rowValues = rowsPerChunk * k <= buffer.Length ? buffer : new float[k];
+        var scaleValues = new float[n * blocks];
+        var zeroValues = new byte[zeroPoints.ElementCount];
+        var packedBytes = new byte[rowsPerChunk * blocks * blob];
+        begin(packed.Name, packed.ElementCount);
+        for (int row = 0; row < n; row += rowsPerChunk)
+        {
+            int rows = Math.Min(rowsPerChunk, n - row);
+            var chunk = rowValues.AsSpan(0, rows * k);
+            // The dequantised weights are what the model computes with: each must stay finite in the shipped dtype.
+            ReadChecked(weights, spec.Name, (long)row * k, chunk, dtype);
+            var chunkPacked = packedBytes.AsSpan(0, rows * blocks * blob);
+            Quantization.MatMulNBitsWeights.Pack(chunk, k, blockSize, symmetric, chunkPacked,
+                scaleValues.AsSpan(row * blocks, rows * blocks), zeroValues.AsSpan(row * zeroBlob, rows * zeroBlob));
+            stream.Write(chunkPacked);
+        }
+        begin(scales.Name, scales.ElementCount * dtype.ByteSize());
+        for (int first = 0; first < scaleValues.Length; first += buffer.Length)
+            writeFloats(scaleValues.AsSpan(first, Math.Min(buffer.Length, scaleValues.Length - first)));
+        begin(zeroPoints.Name, zeroPoints.ElementCount);
+        stream.Write(zeroValues);
+    }
+
+    delegate void SpanAction(ReadOnlySpan<float> values);
 
     /// <summary>Reads elements [first, first + values.Length) of a weight as float32 and checks that each is finite and
     /// stays finite in <paramref name="target"/>: a diverged training run must not ship.</summary>

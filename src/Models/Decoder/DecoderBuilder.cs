@@ -68,7 +68,7 @@ public class DecoderBuilder
     string EmbedTokens(string inputIds) => B.Gather(Parameter("model.embed_tokens.weight", Config.VocabSize, Hidden), inputIds);
 
     string LmHead(string h) =>
-        Linear(h, Config.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight", Config.VocabSize, Hidden);
+        Linear(h, Config.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight", Config.VocabSize, Hidden, projection: false);
 
     // ---- decoder layer ----
 
@@ -112,10 +112,11 @@ public class DecoderBuilder
 
     // ---- building blocks ----
 
-    /// <summary>y = x @ W^T (+ b) with W [out, in] as stored in the checkpoint.</summary>
-    protected string Linear(string x, string weight, long outFeatures, long inFeatures, string? bias = null)
+    /// <summary>y = x @ W^T (+ b) with W [out, in] as stored in the checkpoint; <paramref name="projection"/>: W is a
+    /// decoder layer's projection (lm_head is not).</summary>
+    protected string Linear(string x, string weight, long outFeatures, long inFeatures, string? bias = null, bool projection = true)
     {
-        var y = B.MatMul(x, B.Transpose(Parameter(weight, outFeatures, inFeatures), 1, 0));
+        var y = Lowering.Linear(x, Declare(weight, [outFeatures, inFeatures], projection));
         return bias is null ? y : B.Add(y, Parameter(bias, outFeatures));
     }
 
@@ -124,15 +125,17 @@ public class DecoderBuilder
     string Silu(string x) => B.Mul(x, B.Sigmoid(x));
 
     /// <summary>Declares a parameter once (tied embeddings reuse it) and returns its name.</summary>
-    protected string Parameter(string name, params long[] shape)
+    protected string Parameter(string name, params long[] shape) => Declare(name, shape, projection: false).Name;
+
+    ParameterSpec Declare(string name, long[] shape, bool projection)
     {
         if (_parameters.Find(p => p.Name == name) is { } known)
-            return known.Shape.SequenceEqual(shape) ? name
+            return known.Shape.SequenceEqual(shape) ? known
                 : throw new InvalidOperationException($"parameter '{name}' is used with shapes [{string.Join(",", known.Shape)}] and [{string.Join(",", shape)}]");
-        var spec = new ParameterSpec(name, shape, Lowering.ElementType);
+        var spec = new ParameterSpec(name, shape, Lowering.ElementType, projection);
         Lowering.DeclareParameter(spec);
         _parameters.Add(spec);
-        return name;
+        return spec;
     }
 
     static void Validate(DecoderConfig c, DataType type)

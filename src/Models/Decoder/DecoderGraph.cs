@@ -5,8 +5,9 @@ using DataType = Onnx.TensorProto.Types.DataType;
 namespace AlignThenUnlearn.Models;
 
 /// <summary>One parameter a decoder graph expects as an input, named as Hugging Face checkpoints name it.
-/// Shapes follow the checkpoint too: matrices are [out, in].</summary>
-public sealed record ParameterSpec(string Name, long[] Shape, DataType ElementType)
+/// Shapes follow the checkpoint too: matrices are [out, in]. <paramref name="Projection"/>: the weight of a decoder layer's
+/// linear projection (attention q/k/v/o, MLP gate/up/down and their fused forms), what weight-only quantisation acts on.</summary>
+public sealed record ParameterSpec(string Name, long[] Shape, DataType ElementType, bool Projection = false)
 {
     public long ElementCount => Shape.Aggregate(1L, (p, d) => p * d);
     public override string ToString() => $"{Name} {ElementType}[{string.Join(",", Shape)}]";

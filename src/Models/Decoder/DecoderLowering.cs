@@ -23,6 +23,9 @@ public abstract class DecoderLowering
     public abstract string Begin(Func<string, string> embedTokens);
 
     public abstract void DeclareParameter(ParameterSpec spec);
+
+    /// <summary>y = x @ W^T for a declared weight W [out, in].</summary>
+    public virtual string Linear(string x, ParameterSpec weight) => B.MatMul(x, B.Transpose(weight.Name, 1, 0));
     public abstract string RmsNorm(string x, string weight);
 
     /// <summary>Rotary embedding, causal attention and head merging: [batch, seq, heads*head_dim] q/k/v in, context out.</summary>

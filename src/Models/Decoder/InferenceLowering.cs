@@ -15,6 +15,16 @@ public sealed record InferenceGraphOptions
 
     /// <summary>Hidden states to output as well (Hugging Face indexing), for inspection and comparisons.</summary>
     public IReadOnlyList<int> HiddenStates { get; init; } = [];
+
+    /// <summary>Null: every linear layer is a float MatMul. Else the decoder layers' projections
+    /// (<see cref="ParameterSpec.Projection"/>) are com.microsoft MatMulNBits, 4-bit with blocks of this many values along
+    /// the input dimension, and the weights callback is asked for each projection's packed parts
+    /// (<see cref="Quantization.MatMulNBitsWeights.Specs"/>) instead of the float matrix.</summary>
+    public int? Int4BlockSize { get; init; }
+
+    /// <summary>MatMulNBits' accuracy_level: 0 (unset: the activations stay float; the default here, so the int4 graph computes
+    /// what the dequantised weights in float do) to 4 (activations quantised to int8 blockwise, faster on CPUs).</summary>
+    public int Int4AccuracyLevel { get; init; }
 }
 
 /// <summary>The inference lowering: opset-23 fused operators (RMSNormalization, RotaryEmbedding, Attention with
@@ -51,6 +61,26 @@ public sealed class InferenceLowering(InferenceGraphOptions options, Func<Parame
     }
 
     public override void DeclareParameter(ParameterSpec spec)
+    {
+        if (spec.Projection && options.Int4BlockSize is int blockSize)
+        {
+            var (packed, scales, zeroPoints) = Quantization.MatMulNBitsWeights.Specs(spec, blockSize, ElementType);
+            foreach (var part in new[] { packed, scales, zeroPoints }) Initializer(part);
+            return;
+        }
+        Initializer(spec);
+    }
+
+    public override string Linear(string x, ParameterSpec weight)
+    {
+        if (!weight.Projection || options.Int4BlockSize is not int blockSize) return base.Linear(x, weight);
+        var (packed, scales, zeroPoints) = Quantization.MatMulNBitsWeights.Specs(weight, blockSize, ElementType);
+        return B.Node("MatMulNBits", [x, packed.Name, scales.Name, zeroPoints.Name], 1,
+            [Attr.Int("K", weight.Shape[1]), Attr.Int("N", weight.Shape[0]), Attr.Int("bits", Quantization.MatMulNBitsWeights.Bits),
+             Attr.Int("block_size", blockSize), Attr.Int("accuracy_level", options.Int4AccuracyLevel)], domain: "com.microsoft")[0];
+    }
+
+    void Initializer(ParameterSpec spec)
     {
         var tensor = weights(spec);
         if ((DataType)tensor.DataType != spec.ElementType || !tensor.Dims.SequenceEqual(spec.Shape))

@@ -1,0 +1,188 @@
+using System.Text.Json.Nodes;
+using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Evaluation.Attacks;
+using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Models.Checkpoints;
+using AlignThenUnlearn.Models.Quantization;
+using AlignThenUnlearn.Runtime;
+using CommandLine;
+using Spectre.Console;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace AlignThenUnlearn.Cli;
+
+/// <summary><c>atu attack KIND</c>: an attack on an unlearned model followed by `atu eval`'s ordinary evaluation (every
+/// option of `atu eval` applies; the attack kind is a positional value because CommandLineParser does not nest verbs).</summary>
+[Verb("attack", HelpText = "Attack an unlearned model and score it on RWKU as `atu eval` does: `atu attack quantize` quantises the decoder layers' linear weights (RTN int8/int4 or NF4) and dequantises them back; `atu attack sample` answers every probe --n times by seeded temperature/top-p sampling and scores the best and the mean recall. Writes eval's reports and attack.json (forget All after the attack; recovery with --before and --unlearned).")]
+public sealed class AttackOptions : EvalOptions
+{
+    [Value(0, MetaName = "attack", Required = true, HelpText = "quantize or sample.")]
+    public string Attack { get; set; } = "";
+
+    [Option("bits", Default = 4, HelpText = "quantize: 8 or 4 (rtn), 4 (nf4).")]
+    public int Bits { get; set; } = 4;
+
+    [Option("scheme", Default = "rtn", HelpText = "quantize: rtn (round to nearest, a scale and zero point per group) or nf4 (bitsandbytes' NormalFloat4, absmax per block of 64).")]
+    public string Scheme { get; set; } = "rtn";
+
+    [Option("group-size", HelpText = "quantize, rtn: values of a row sharing one scale (e.g. 32, 64, 128); 0: one per output channel. Default: 0 for 8 bits, 128 for 4 bits. nf4: 64 only.")]
+    public int? GroupSize { get; set; }
+
+    [Option("symmetric", HelpText = "quantize, rtn: symmetric groups (absmax / (2^(bits-1) - 1), zero point 2^(bits-1)) instead of asymmetric ones (min/max with a zero point).")]
+    public bool Symmetric { get; set; }
+
+    [Option('n', "samples", Default = 16, HelpText = "sample: answers per probe (-n 16; CommandLineParser takes no one-letter long name).")]
+    public int Samples { get; set; } = 16;
+
+    [Option("temperature", Default = 1.0, HelpText = "sample: logits divided by this (0: greedy).")]
+    public double Temperature { get; set; } = 1.0;
+
+    [Option("top-p", Default = 1.0, HelpText = "sample: keep the most probable tokens whose probabilities first reach this together (nucleus sampling).")]
+    public double TopP { get; set; } = 1.0;
+
+    [Option("seed", Default = 0L, HelpText = "sample: answer i of every probe draws with seed + i; the same seed gives the same answers.")]
+    public long Seed { get; set; }
+
+    [Option("before", HelpText = "results.json (or its folder) of `atu eval` on the model before unlearning; with --unlearned, attack.json gets the recovery.")]
+    public string? Before { get; set; }
+
+    [Option("unlearned", HelpText = "results.json (or its folder) of `atu eval` on the unlearned model without the attack.")]
+    public string? Unlearned { get; set; }
+}
+
+public static class AttackCommand
+{
+    public const string QuantizeAttack = "quantize", SampleAttack = "sample", ReportFile = "attack.json";
+
+    public static int Run(AttackOptions o) => o.Attack switch
+    {
+        QuantizeAttack => Quantize(o),
+        SampleAttack => Sample(o),
+        _ => throw new ArgumentException($"atu attack: unknown attack '{o.Attack}'; the attacks are: {QuantizeAttack}, {SampleAttack}"),
+    };
+
+    /// <summary>The scheme the options name; the group size defaults to per output channel for int8 and 128 for int4.</summary>
+    public static QuantizationScheme SchemeOf(AttackOptions o) => o.Scheme switch
+    {
+        "rtn" when o.Bits is 8 or 4 => QuantizationScheme.Rtn(o.Bits, o.GroupSize ?? (o.Bits == 8 ? 0 : 128), o.Symmetric),
+        "rtn" => throw new ArgumentException($"--bits {o.Bits}: expected 8 or 4"),
+        "nf4" when o.Bits == 4 && (o.GroupSize ?? NormalFloat4.BlockSize) == NormalFloat4.BlockSize && !o.Symmetric => QuantizationScheme.Nf4,
+        "nf4" => throw new ArgumentException($"--scheme nf4 is 4-bit with blocks of {NormalFloat4.BlockSize} and its own absmax scaling (--bits 4, no --group-size other than 64, no --symmetric)"),
+        _ => throw new ArgumentException($"--scheme {o.Scheme}: expected rtn or nf4"),
+    };
+
+    static int Quantize(AttackOptions o)
+    {
+        var scheme = SchemeOf(o);
+        var (before, unlearned) = EarlierResults(o);
+        var artifact = ArtifactModel.Open(o.Artifacts);
+        var runType = artifact.Manifest.Dtype == "f16" ? DataType.Float16 : DataType.Float;
+        var source = o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile);
+        o.Name ??= $"{DefaultName(o)} {scheme.Label}";
+        var temporary = Directory.CreateTempSubdirectory("atu-quantized-").FullName;
+        try
+        {
+            var quantizedPath = Path.Combine(temporary, ArtifactExporter.WeightsFile);
+            int quantized;
+            using (var checkpoint = SafetensorsCheckpoint.Open(source))
+            {
+                var specs = DecoderBuilder.Parameters(artifact.Config, runType);
+                ArtifactExporter.CheckTensors(checkpoint, specs);
+                quantized = WeightQuantization.WriteQuantized(checkpoint, specs, quantizedPath, runType, scheme).Count;
+            }
+            AnsiConsole.MarkupLineInterpolated($"[green]quantised[/] {quantized} projection weights of '{source}' ({scheme.Label}); scoring the dequantised model");
+            o.Weights = quantizedPath;
+            int code = EvalCommand.Run(o);
+            if (code != 0) return code;
+        }
+        finally { Directory.Delete(temporary, recursive: true); }
+
+        var attacked = ResultsJson.Read(Path.Combine(o.Out, RwkuReports.ResultsFile));
+        WriteReport(o, new JsonObject { ["attack"] = QuantizeAttack, ["scheme"] = scheme.Label, ["weights"] = source }, scheme.Label,
+            [("", attacked)], before, unlearned);
+        return 0;
+    }
+
+    /// <summary>The sampling attack: RWKU's probes answered --n times each by temperature/top-p sampling; results.json holds
+    /// the best-of-n scores (each probe's highest recall, its answer in probes.jsonl), attack.json the best and the mean.</summary>
+    static int Sample(AttackOptions o)
+    {
+        if (o.Samples < 1) throw new ArgumentException($"--samples {o.Samples}: expected 1 or more");
+        if (o.Temperature < 0 || !double.IsFinite(o.Temperature)) throw new ArgumentException($"--temperature {o.Temperature}: expected 0 or more");
+        if (o.TopP is <= 0 or > 1) throw new ArgumentException($"--top-p {o.TopP}: expected more than 0 and at most 1");
+        var (before, unlearned) = EarlierResults(o);
+        var label = $"sample-n{o.Samples}-t{o.Temperature:0.###}-p{o.TopP:0.###}";
+        o.Name ??= $"{DefaultName(o)} {label}";
+
+        // As `atu eval` reads its inputs.
+        var artifact = ArtifactModel.Open(o.Artifacts);
+        var tokenizer = RwkuScoring.ChatTokenizer(artifact);
+        var dataset = RwkuDataset.Open(o.Rwku);
+        var targets = dataset.Select(o.Targets).Select(t => dataset.Load(t, includeMmlu: !o.NoMmlu)).ToList();
+        var options = new RwkuEvaluationOptions
+        {
+            ChatFormat = tokenizer.ChatFormat, BatchSize = o.BatchSize, MaxNewTokens = o.MaxNewTokens, Neighbor = !o.NoNeighbor, Mmlu = !o.NoMmlu,
+        };
+        using var device = o.CreateDevice();
+        var samples = RwkuScoring.EvaluateSampled(artifact, device, o.Weights, targets, options, o.Name, new Sampling(o.Temperature, o.TopP, o.Seed), o.Samples,
+            done => AnsiConsole.MarkupLineInterpolated($"sample {done}/{o.Samples} scored"));
+        var (best, mean) = SampledAnswers.Combine(samples, o.Name, o.Series);
+        RwkuReports.WriteRun(o.Out, best);
+        AnsiConsole.Write(ReportCommand.Table([best.Summary]));
+        WriteReport(o, new JsonObject
+            {
+                ["attack"] = SampleAttack, ["n"] = o.Samples, ["temperature"] = o.Temperature, ["top_p"] = o.TopP, ["seed"] = o.Seed,
+                ["weights"] = o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile),
+            }, label, [("", best.Summary), ("_mean", mean.Summary)], before, unlearned);
+        return 0;
+    }
+
+    /// <summary>Reads --before and --unlearned (both or neither) and refuses to overwrite earlier reports, before any work.</summary>
+    static ((RunSummary Run, string Path)? Before, (RunSummary Run, string Path)? Unlearned) EarlierResults(AttackOptions o)
+    {
+        if ((o.Before is null) != (o.Unlearned is null))
+            throw new ArgumentException("recovery needs both --before (the model before unlearning) and --unlearned (the unlearned model without the attack)");
+        var before = o.Before is null ? null : ReadResults(o.Before);
+        var unlearned = o.Unlearned is null ? null : ReadResults(o.Unlearned);
+        var resultsPath = Path.Combine(o.Out, RwkuReports.ResultsFile);
+        if (File.Exists(resultsPath) && !o.Force) throw new IOException($"'{resultsPath}' already exists; pass --force to replace the reports in '{o.Out}'");
+        return (before, unlearned);
+    }
+
+    static string DefaultName(AttackOptions o) =>
+        Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights ?? Path.GetFullPath(o.Artifacts)));
+
+    /// <summary>attack.json: <paramref name="report"/> plus, per scored run (key suffix, summary), forget and neighbour All
+    /// and, with earlier results, the recovery.</summary>
+    static void WriteReport(AttackOptions o, JsonObject report, string label, IReadOnlyList<(string Suffix, RunSummary Run)> runs,
+        (RunSummary Run, string Path)? before, (RunSummary Run, string Path)? unlearned)
+    {
+        foreach (var (suffix, run) in runs)
+        {
+            report["forget_all" + suffix] = run.Mean.ForgetAll;
+            report["neighbor_all" + suffix] = run.Mean.NeighborAll;
+            var line = $"forget All{suffix.Replace('_', ' ')} after {label}: {Percent(run.Mean.ForgetAll)}";
+            if (before is not null && unlearned is not null)
+            {
+                var recovery = AttackRecovery.Of(before.Value.Run, before.Value.Path, unlearned.Value.Run, unlearned.Value.Path, run);
+                report["forget_all_before"] = recovery.Before;
+                report["forget_all_unlearned"] = recovery.Unlearned;
+                report["recovery" + suffix] = recovery.Recovery;
+                line += $" (before {Percent(recovery.Before)}, unlearned {Percent(recovery.Unlearned)}); recovery {(recovery.Recovery is double r ? r.ToString("0.000") : "n/a: unlearning changed nothing")}";
+            }
+            AnsiConsole.MarkupLineInterpolated($"[green]{line}[/]");
+        }
+        AtomicFile.WriteAllBytes(Path.Combine(o.Out, ReportFile), System.Text.Encoding.UTF8.GetBytes(
+            report.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n"));
+        AnsiConsole.MarkupLineInterpolated($"wrote {ReportFile} to {o.Out}");
+    }
+
+    static string Percent(double? value) => value is double v ? (100 * v).ToString("0.0") : "n/a";
+
+    static (RunSummary Run, string Path)? ReadResults(string path)
+    {
+        var file = Directory.Exists(path) ? Path.Combine(path, RwkuReports.ResultsFile) : path;
+        if (!File.Exists(file)) throw new FileNotFoundException($"results '{file}' do not exist (write them with `atu eval`)", file);
+        return (ResultsJson.Read(file), file);
+    }
+}
