@@ -61,6 +61,9 @@ public sealed class ToyWorldSuiteTests(ToyWorldFolder world) : IClassFixture<Toy
         var files = Directory.GetFiles(world.Root, "*.json", SearchOption.AllDirectories)
             .Where(f => !Path.GetRelativePath(world.Root, f).StartsWith(WorldFolder.TokenizerFolderName, StringComparison.Ordinal))
             .Where(f => Path.GetFileName(f) is not (RwkuDataset.RetainMiaFile or WorldFolder.StrangersFile)).ToList();
+        // The pattern finds every stranger in retain_mia.json, where they are.
+        var retain = File.ReadAllText(Path.Combine(world.Root, RwkuDataset.CombinedFolder, RwkuDataset.RetainMiaFile));
+        Assert.Equal(names.Concat(titles).ToHashSet(), pattern.Matches(retain).Select(m => m.Value).ToHashSet());
         Assert.Contains(files, f => Path.GetFileName(f) == WorldFolder.CorpusFile);
         Assert.Contains(files, f => Path.GetFileName(f) == WorldFolder.TrainingQuestionsFile);
         Assert.Contains(files, f => Path.GetFileName(f) == WorldFolder.TrainingChoicesFile);
