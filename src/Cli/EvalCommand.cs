@@ -43,7 +43,7 @@ public class EvalOptions : ModelRunOptions
     [Option("suite", HelpText = "rwku: RWKU's whole evaluation (forget, neighbour, MMLU, BBH, TruthfulQA, TriviaQA, fluency, MIA); results.md in Table 2's layout, utility.json beside results.json.")]
     public string? Suite { get; set; }
 
-    [Option("tasks", HelpText = "With --suite rwku: the tasks, comma-separated, of forget,neighbor,mmlu,bbh,truthfulqa,triviaqa,fluency,mia (default: all).")]
+    [Option("tasks", HelpText = "With --suite rwku: the tasks, comma-separated, of forget,neighbor,mmlu,bbh,truthfulqa,triviaqa,fluency,mia (default: all whose files the dataset has, so a toy world leaves out bbh, truthfulqa and triviaqa; a task named here must have its files).")]
     public string? Tasks { get; set; }
 
     [Option("icu", HelpText = "Put RWKU's in-context unlearning prompt about the target before every prompt (RWKU's use_prompt).")]
@@ -113,6 +113,11 @@ public static class EvalCommand
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var dataset = RwkuDataset.Open(o.Rwku);
         var selected = dataset.Select(o.Targets);
+        // Without --tasks, utility tasks whose files the dataset lacks (the toy world's BBH, TruthfulQA, TriviaQA) are left
+        // out and their columns show "–"; a task named in --tasks must have its files.
+        var absent = o.Tasks is null ? tasks & ~dataset.Available(selected, tasks) : RwkuTasks.None;
+        tasks &= ~absent;
+        if (absent != RwkuTasks.None) AnsiConsole.MarkupLineInterpolated($"[yellow]no files for {RwkuTaskNames.Format(absent)}[/] in {o.Rwku}: left out (shown as –)");
         bool probes = (tasks & (RwkuTasks.Forget | RwkuTasks.Neighbor | RwkuTasks.Mmlu)) != 0;
         var targets = selected.Select(t => probes ? dataset.Load(t, includeMmlu: tasks.HasFlag(RwkuTasks.Mmlu)) : new RwkuTargetData(t, [], [], [])).ToList();
         var utility = selected.Select(t => dataset.LoadUtility(t, tasks)).ToList();

@@ -96,6 +96,10 @@ public sealed partial class RwkuDataset
         Passages(target),
         includeMmlu ? Mmlu(target) : []);
 
+    /// <summary>Whether a target has the file, in its own folder or in <c>All/</c>.</summary>
+    public bool Has(RwkuTarget target, string fileName) =>
+        File.Exists(Path.Combine(target.Folder, fileName)) || File.Exists(Path.Combine(Root, CombinedFolder, fileName));
+
     /// <summary>Where a target's file is read from: its own folder if the file is there, else <c>All/</c>.</summary>
     public string PathOf(RwkuTarget target, string fileName) => Locate(target, fileName).Path;
 

@@ -167,6 +167,15 @@ static class Templates
         new("employers", Relations.Employer, "{s} works for which of these organizations?", "Which of these organizations employs {s}?"),
     ];
 
+    /// <summary>fluency.json's instructions (<c>{s}</c> a person unrelated to the target, <c>{k}</c> the kind of their work).</summary>
+    public static readonly string[] FluencyInstructions =
+    [
+        "Write a short biography of {s}.",
+        "Describe the life and work of {s}.",
+        "Write a paragraph that introduces {s} to a reader who has never heard of them.",
+        "Tell the story of how {s} came to make a famous {k}.",
+    ];
+
     public static FactTemplates For(string relation) =>
         PersonFacts.Concat(WorkFacts).Concat(CityFacts).FirstOrDefault(t => t.Relation == relation)
         ?? throw new KeyNotFoundException($"No templates for the relation '{relation}'.");

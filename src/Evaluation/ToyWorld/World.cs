@@ -86,3 +86,9 @@ public sealed record World(int Seed, IReadOnlyList<Person> People, IReadOnlyList
     public IEnumerable<Fact> AllFacts =>
         People.SelectMany(p => p.Facts).Concat(Works.SelectMany(w => w.Facts)).Concat(Cities.SelectMany(c => c.Facts));
 }
+
+/// <summary>People outside a world (<c>strangers.json</c>), with their works: see <see cref="WorldGenerator.Strangers"/>.</summary>
+public sealed record Strangers(int Seed, IReadOnlyList<Person> People, IReadOnlyList<Work> Works)
+{
+    public string KindOf(Person person) => Works.Single(w => w.Title == person.Work).Kind;
+}

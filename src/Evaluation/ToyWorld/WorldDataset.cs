@@ -1,3 +1,5 @@
+using AlignThenUnlearn.Runtime;
+
 namespace AlignThenUnlearn.Evaluation.ToyWorld;
 
 /// <summary>A training question-answer pair in RWKU's probe schema (<c>level</c> 1 fill-in-the-blank, 2 question,
@@ -9,12 +11,15 @@ public sealed record TrainingQuestion(int Level, string Query, string Answer, st
 }
 
 /// <summary>What RWKU holds for one person of the toy world as a target; <see cref="Pairs"/> and <see cref="Refusals"/> are
-/// the baselines' training data (DPO's pair.json, RT's reject.json).</summary>
+/// the baselines' training data (DPO's pair.json, RT's reject.json); <see cref="Fluency"/> and <see cref="Mia"/> the
+/// utility tasks that make sense in the toy world (fluency.json, forget_mia.json and retain_mia.json).</summary>
 public sealed record TargetData(Person Person, IReadOnlyList<RwkuPassage> Passages, IReadOnlyList<RwkuProbe> Probes,
     IReadOnlyList<MmluQuestion> Mmlu)
 {
     public IReadOnlyList<RwkuPair> Pairs { get; init; } = [];
     public IReadOnlyList<RwkuRefusal> Refusals { get; init; } = [];
+    public IReadOnlyList<FluencyInstruction> Fluency { get; init; } = [];
+    public IReadOnlyList<MiaText> Mia { get; init; } = [];
 }
 
 /// <summary>Everything made from a world: per target the RWKU files (biography passages, forget and neighbour
@@ -24,6 +29,9 @@ public sealed record TargetData(Person Person, IReadOnlyList<RwkuPassage> Passag
 public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets, IReadOnlyList<RwkuPassage> Corpus,
     IReadOnlyList<TrainingQuestion> TrainingQuestions, IReadOnlyList<MmluQuestion> TrainingChoices)
 {
+    /// <summary>The people of the retain membership-inference texts, in no other file (<c>strangers.json</c>).</summary>
+    public Strangers Strangers { get; init; } = new(World.Seed, [], []);
+
     /// <summary>Biographies per person: each fact is written once per passage, each time with another of its
     /// corpus templates, so every fact appears in as many paraphrases as there are passages.</summary>
     public const int PassagesPerPerson = 4;
@@ -33,6 +41,13 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
     public const int ChoicesPerTask = 2;
     public const int ExamplesPerChoice = 5;
     const int InContextDemonstrations = 2;
+    /// <summary>fluency.json's instructions per target (RWKU has 50 AlpacaEval instructions).</summary>
+    public const int FluencyPerTarget = 4;
+    /// <summary>People outside the world; retain_mia.json holds one biography of each (RWKU: about 37 texts against 31
+    /// forget texts; the toy world's forget texts are the target's <see cref="PassagesPerPerson"/> biographies).</summary>
+    public const int StrangerCount = 8;
+    /// <summary>The stream of the utility files' draws (see <see cref="WorldGenerator.StrangerStream"/>).</summary>
+    public const ulong UtilityStream = 2;
 
     /// <summary>The refusals of reject.json, used in turn (RWKU draws its own from a list of such phrases).</summary>
     public static readonly IReadOnlyList<string> RefusalAnswers =
@@ -45,6 +60,7 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
     sealed class Builder(World world)
     {
         readonly Random _random = new(world.Seed);
+        readonly SplitMix64 _utility = new(SplitMix64.Mix((ulong)world.Seed) ^ SplitMix64.Mix(UtilityStream));
 
         public WorldDataset Build()
         {
@@ -58,25 +74,45 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
             CheckProbesAreNotTrainingText(targets, training, trainingChoices);
             // Last, and without random draws: the files made before stay as they were.
             targets = [.. targets.Select(t => t with { Pairs = BiographyPairs(t), Refusals = Refusals(t.Person) })];
-            return new WorldDataset(world, targets, corpus, training, trainingChoices);
+            // The utility and membership-inference files draw from streams of their own, for the same reason.
+            var strangers = WorldGenerator.Strangers(world, StrangerCount);
+            var strangerBiographies = strangers.People.Select(p => Biographies(p, strangers.KindOf(p), _utility.Next)).ToList();
+            targets = [.. targets.Select(t => t with
+            {
+                Fluency = FluencyInstructions(t.Person),
+                Mia = [.. t.Passages.Select(p => new MiaText(MiaSet.Forget, p.Text, t.Person.Name)),
+                    .. strangerBiographies.Select(b => new MiaText(MiaSet.Retain, b[_utility.Next(b.Count)].Text, t.Person.Name))],
+            })];
+            return new WorldDataset(world, targets, corpus, training, trainingChoices) { Strangers = strangers };
         }
 
         string KindOf(Person person) => world.WorkTitled(person.Work).Kind;
 
-        string Statement(Person person, Fact fact, int template) =>
-            Templates.Fill(Templates.For(fact.Relation).Corpus[template], person.Name, fact.Value, KindOf(person));
+        /// <summary>A fact as the corpus writes it, with the fact's corpus template number <paramref name="template"/>.</summary>
+        static string Statement(Person person, string kind, Fact fact, int template) =>
+            Templates.Fill(Templates.For(fact.Relation).Corpus[template], person.Name, fact.Value, kind);
 
-        List<RwkuPassage> PersonPassages(Person person)
+        List<RwkuPassage> PersonPassages(Person person) => Biographies(person, KindOf(person), _random.Next);
+
+        /// <summary>A person's <see cref="PassagesPerPerson"/> biographies: each states every fact once, with the fact's
+        /// corpus templates in turn, in an order shuffled with <paramref name="next"/>.</summary>
+        static List<RwkuPassage> Biographies(Person person, string kind, Func<int, int> next)
         {
             var passages = new List<RwkuPassage>();
             for (int passage = 0; passage < PassagesPerPerson; passage++)
             {
-                var sentences = person.Facts.Select((fact, j) => Statement(person, fact, (passage + j) % PassagesPerPerson)).ToArray();
-                Shuffle(sentences);
+                var sentences = person.Facts.Select((fact, j) => Statement(person, kind, fact, (passage + j) % PassagesPerPerson)).ToArray();
+                Shuffle(sentences, next);
                 passages.Add(new RwkuPassage(string.Join(" ", sentences), person.Name));
             }
             return passages;
         }
+
+        /// <summary>fluency.json: instructions to write about people unrelated to the target (RWKU's are AlpacaEval's,
+        /// about anything but the target).</summary>
+        List<FluencyInstruction> FluencyInstructions(Person person) =>
+            [.. Distinct(Unrelated(person), FluencyPerTarget, _utility.Next).Select(other =>
+                new FluencyInstruction(Templates.Fill(Templates.FluencyInstructions[_utility.Next(Templates.FluencyInstructions.Length)], other.Name, "", KindOf(other)), person.Name))];
 
         /// <summary>pair.json as RWKU makes it: per biography, the chosen answer is an invented biography (the target's name
         /// with an unrelated person's facts, relation by relation) and the rejected answer is the real one.</summary>
@@ -240,7 +276,7 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
             var text = template.Replace("{s}", person.Name).Replace("{q}", question);
             if (!text.Contains("{hint}", StringComparison.Ordinal)) return text;
             var other = Pick(person.Facts.Where(f => f.Relation != asked.Relation).ToList());
-            return text.Replace("{hint}", Statement(person, other, _random.Next(PassagesPerPerson)));
+            return text.Replace("{hint}", Statement(person, KindOf(person), other, _random.Next(PassagesPerPerson)));
         }
 
         /// <summary>Solved questions about other people, for an in-context attack.</summary>
@@ -273,26 +309,28 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
 
         T Pick<T>(IReadOnlyList<T> items) => items[_random.Next(items.Count)];
 
-        /// <summary><paramref name="count"/> different items, drawn without replacement.</summary>
-        List<T> Distinct<T>(IReadOnlyList<T> items, int count)
+        List<T> Distinct<T>(IReadOnlyList<T> items, int count) => Distinct(items, count, _random.Next);
+
+        /// <summary><paramref name="count"/> different items, drawn without replacement with <paramref name="next"/>.</summary>
+        static List<T> Distinct<T>(IReadOnlyList<T> items, int count, Func<int, int> next)
         {
             if (items.Count < count) throw new InvalidOperationException($"Need {count} items to draw from, have {items.Count}: the world is too small.");
             var pool = items.ToList();
             var drawn = new List<T>(count);
             for (int i = 0; i < count; i++)
             {
-                int j = _random.Next(pool.Count);
+                int j = next(pool.Count);
                 drawn.Add(pool[j]);
                 pool.RemoveAt(j);
             }
             return drawn;
         }
 
-        void Shuffle<T>(T[] items)
+        static void Shuffle<T>(T[] items, Func<int, int> next)
         {
             for (int i = items.Length - 1; i > 0; i--)
             {
-                int j = _random.Next(i + 1);
+                int j = next(i + 1);
                 (items[i], items[j]) = (items[j], items[i]);
             }
         }

@@ -9,18 +9,23 @@ namespace AlignThenUnlearn.Evaluation.ToyWorld;
 /// <summary>A toy world on disk, laid out like RWKU so that <see cref="RwkuDataset"/> reads it:
 /// <list type="bullet">
 /// <item><c>&lt;n&gt;_&lt;Name&gt;/</c> per person: <c>forget_level1..3.json</c>, <c>neighbor_level1..2.json</c>,
-/// <c>passage.json</c>, <c>retain_mmlu.json</c>, and the baselines' training files: <c>positive.json</c> (the biographies the
+/// <c>passage.json</c>, <c>retain_mmlu.json</c>, RWKU's utility files that make sense in the toy world: <c>fluency.json</c>
+/// (instructions to write about unrelated people), <c>forget_mia.json</c> (the target's biographies, which the model was
+/// trained on) and <c>retain_mia.json</c> (biographies in the same style of people the model never saw), and the
+/// baselines' training files: <c>positive.json</c> (the biographies the
 /// toy model was trained on are its own), <c>pair.json</c> (invented against real biographies), <c>reject.json</c> (refusals);
 /// <c>All/</c>: the same files for all people together;</item>
 /// <item><c>corpus.json</c>: every passage (people, works, cities) in passage.json's schema, the pre-training text;</item>
 /// <item><c>train_qa.json</c>: training question-answer pairs in the probes' schema (mixed levels);
 /// <c>train_mmlu.json</c>: training multiple-choice questions in retain_mmlu.json's schema;</item>
-/// <item><c>world.json</c>: the ground truth; <c>tokenizer/</c>: the toy model's tokenizer.</item>
+/// <item><c>world.json</c>: the ground truth; <c>strangers.json</c>: the people of retain_mia.json, in no other file;
+/// <c>tokenizer/</c>: the toy model's tokenizer.</item>
 /// </list>
 /// The same dataset always gives the same bytes.</summary>
 public static class WorldFolder
 {
     public const string WorldFile = "world.json";
+    public const string StrangersFile = "strangers.json";
     public const string CorpusFile = "corpus.json";
     public const string TrainingQuestionsFile = "train_qa.json";
     public const string TrainingChoicesFile = "train_mmlu.json";
@@ -51,6 +56,7 @@ public static class WorldFolder
         WriteJson(Path.Combine(directory, TrainingQuestionsFile), data.TrainingQuestions.Select(ProbeRow.Of));
         WriteJson(Path.Combine(directory, TrainingChoicesFile), data.TrainingChoices.Select(ChoiceRow.Of));
         WriteJson(Path.Combine(directory, WorldFile), data.World);
+        WriteJson(Path.Combine(directory, StrangersFile), data.Strangers);
         WorldTokenizer.Write(data, Path.Combine(directory, TokenizerFolderName));
     }
 
@@ -65,6 +71,9 @@ public static class WorldFolder
         WriteJson(Path.Combine(folder, RwkuDataset.PositiveFile), targets.SelectMany(t => t.Passages).Select(PassageRow.Of));
         WriteJson(Path.Combine(folder, RwkuDataset.PairFile), targets.SelectMany(t => t.Pairs).Select(p => new PairRow(p.Prompt, [p.Chosen, p.Rejected], p.Subject)));
         WriteJson(Path.Combine(folder, RwkuDataset.RejectFile), targets.SelectMany(t => t.Refusals).Select(r => new RefusalRow(r.Instruction, r.Input, r.Output, r.Subject)));
+        WriteJson(Path.Combine(folder, RwkuDataset.FluencyFile), targets.SelectMany(t => t.Fluency));
+        foreach (var (set, file) in new[] { (MiaSet.Forget, RwkuDataset.ForgetMiaFile), (MiaSet.Retain, RwkuDataset.RetainMiaFile) })
+            WriteJson(Path.Combine(folder, file), targets.SelectMany(t => t.Mia).Where(m => m.Set == set).Select(m => new PassageRow(m.Text, m.Subject)));
     }
 
     public static World ReadWorld(string directory) =>

@@ -1,3 +1,5 @@
+using AlignThenUnlearn.Runtime;
+
 namespace AlignThenUnlearn.Evaluation.ToyWorld;
 
 /// <summary>Sizes of a generated world.</summary>
@@ -51,7 +53,7 @@ public static class WorldGenerator
         if (options.Organizations < 1 || options.People / options.Organizations < 2)
             throw new ArgumentException($"{options.Organizations} organizations for {options.People} people: every organization needs at least two members.");
         var random = new Random(seed);
-        var names = new UniqueNames(random, [.. TitleAdjectives, .. TitleNouns, .. OrganizationKinds]);
+        var names = new UniqueNames(random.Next, [.. TitleAdjectives, .. TitleNouns, .. OrganizationKinds]);
 
         var countries = Enumerable.Range(0, options.Countries).Select(_ => names.Next(CountryStarts, CountryEnds)).ToList();
         var cities = Enumerable.Range(0, options.Cities)
@@ -63,28 +65,25 @@ public static class WorldGenerator
 
         int n = options.People;
         // Relatives: a random perfect matching, each pair spouses or siblings; siblings share a family name.
-        var relativePairs = Pairs(Shuffled(random, n));
+        var relativePairs = Pairs(Shuffled(random.Next, n));
         var fullNames = new string[n];
         var relativeKinds = new string[n];
         var relativeOf = new int[n];
         foreach (var (a, b) in relativePairs)
         {
-            bool siblings = random.Next(2) == 0;
-            var family = names.Next(SurnameStarts, SurnameEnds);
-            fullNames[a] = $"{names.Next(FirstNameStarts, FirstNameEnds)} {family}";
-            fullNames[b] = $"{names.Next(FirstNameStarts, FirstNameEnds)} {(siblings ? family : names.Next(SurnameStarts, SurnameEnds))}";
-            relativeKinds[a] = relativeKinds[b] = siblings ? Relations.Sibling : Relations.Spouse;
+            (fullNames[a], fullNames[b], relativeKinds[a]) = Relatives(random.Next, names);
+            relativeKinds[b] = relativeKinds[a];
             (relativeOf[a], relativeOf[b]) = (b, a);
         }
         // Collaborators: another perfect matching that pairs nobody with their relative.
         List<(int A, int B)> collaboratorPairs;
-        do collaboratorPairs = Pairs(Shuffled(random, n));
+        do collaboratorPairs = Pairs(Shuffled(random.Next, n));
         while (collaboratorPairs.Any(p => relativeOf[p.A] == p.B));
         var collaboratorOf = new int[n];
         foreach (var (a, b) in collaboratorPairs) (collaboratorOf[a], collaboratorOf[b]) = (b, a);
         // Employers: equal shares of a shuffled order, so every organization has several members.
         var employerOf = new string[n];
-        var employerOrder = Shuffled(random, n);
+        var employerOrder = Shuffled(random.Next, n);
         for (int i = 0; i < n; i++) employerOf[employerOrder[i]] = organizations[i % organizations.Count];
 
         var titles = new HashSet<string>(StringComparer.Ordinal);
@@ -94,9 +93,7 @@ public static class WorldGenerator
         {
             var (profession, kind) = Professions[random.Next(Professions.Length)];
             int birthYear = options.FirstBirthYear + random.Next(options.LastBirthYear - options.FirstBirthYear + 1);
-            string title;
-            do title = $"{TitleAdjectives[random.Next(TitleAdjectives.Length)]} {TitleNouns[random.Next(TitleNouns.Length)]}";
-            while (!titles.Add(title));
+            var title = NewTitle(random.Next, titles);
             works.Add(new Work(title, kind, birthYear + 22 + random.Next(24), Genres[random.Next(Genres.Length)], fullNames[i]));
             people.Add(new Person(i + 1, fullNames[i], cities[random.Next(cities.Count)].Name, birthYear, profession, title,
                 employerOf[i], relativeKinds[i], fullNames[relativeOf[i]], fullNames[collaboratorOf[i]]));
@@ -104,14 +101,85 @@ public static class WorldGenerator
         return new World(seed, people, works, cities, organizations, countries);
     }
 
+    /// <summary>The stream of <see cref="Strangers"/> (the world itself draws from <see cref="Random"/>; the dataset's
+    /// utility files from <see cref="WorldDataset.UtilityStream"/>).</summary>
+    public const ulong StrangerStream = 1;
+
+    /// <summary><paramref name="count"/> people outside <paramref name="world"/>, whom none of its texts mentions: the
+    /// subjects of the retain membership-inference texts, about people the toy model never read of. Their names and work
+    /// titles are new (no word of a name is a word of any name in the world); their other facts come from the world's
+    /// vocabularies (its cities, professions, organizations, years and genres), so that their biographies read like the
+    /// world's. Relatives and collaborators are strangers too. The draws come from a <see cref="SplitMix64"/> stream of
+    /// their own (<see cref="StrangerStream"/>), so the world and everything made from it keep their bytes.</summary>
+    public static Strangers Strangers(World world, int count)
+    {
+        if (count < 4 || count % 2 != 0)
+            throw new ArgumentException($"Strangers need an even number, at least 4 (got {count}): relatives come in pairs and collaborators are in other pairs.");
+        var random = new SplitMix64(SplitMix64.Mix((ulong)world.Seed) ^ SplitMix64.Mix(StrangerStream));
+        var worldWords = world.People.Select(p => p.Name).Concat(world.Cities.SelectMany(c => new[] { c.Name, c.River }))
+            .Concat(world.Countries).Concat(world.Organizations).SelectMany(name => name.Split(' '));
+        var names = new UniqueNames(random.Next, [.. TitleAdjectives, .. TitleNouns, .. OrganizationKinds, .. worldWords]);
+        var titles = world.Works.Select(w => w.Title).ToHashSet(StringComparer.Ordinal);
+        int firstYear = world.People.Min(p => p.BirthYear), lastYear = world.People.Max(p => p.BirthYear);
+
+        var order = Shuffled(random.Next, count);
+        var fullNames = new string[count];
+        var relativeKinds = new string[count];
+        var relativeOf = new int[count];
+        foreach (var (a, b) in Pairs(order))
+        {
+            (fullNames[a], fullNames[b], relativeKinds[a]) = Relatives(random.Next, names);
+            relativeKinds[b] = relativeKinds[a];
+            (relativeOf[a], relativeOf[b]) = (b, a);
+        }
+        // Collaborators: each pair's second with the next pair's first, round the circle, so never one's relative.
+        var collaboratorOf = new int[count];
+        for (int i = 0; i < count; i += 2)
+        {
+            int a = order[i + 1], b = order[(i + 2) % count];
+            (collaboratorOf[a], collaboratorOf[b]) = (b, a);
+        }
+        var people = new List<Person>(count);
+        var works = new List<Work>(count);
+        for (int i = 0; i < count; i++)
+        {
+            var (profession, kind) = Professions[random.Next(Professions.Length)];
+            int birthYear = firstYear + random.Next(lastYear - firstYear + 1);
+            var title = NewTitle(random.Next, titles);
+            works.Add(new Work(title, kind, birthYear + 22 + random.Next(24), Genres[random.Next(Genres.Length)], fullNames[i]));
+            people.Add(new Person(world.People.Count + i + 1, fullNames[i], world.Cities[random.Next(world.Cities.Count)].Name, birthYear, profession,
+                title, world.Organizations[random.Next(world.Organizations.Count)], relativeKinds[i], fullNames[relativeOf[i]], fullNames[collaboratorOf[i]]));
+        }
+        return new Strangers(world.Seed, people, works);
+    }
+
+    /// <summary>Two relatives' names and the kind of their link: siblings share a family name, spouses need not.</summary>
+    static (string A, string B, string Kind) Relatives(Func<int, int> next, UniqueNames names)
+    {
+        bool siblings = next(2) == 0;
+        var family = names.Next(SurnameStarts, SurnameEnds);
+        var a = $"{names.Next(FirstNameStarts, FirstNameEnds)} {family}";
+        var b = $"{names.Next(FirstNameStarts, FirstNameEnds)} {(siblings ? family : names.Next(SurnameStarts, SurnameEnds))}";
+        return (a, b, siblings ? Relations.Sibling : Relations.Spouse);
+    }
+
+    /// <summary>A work title not in <paramref name="titles"/> (which it joins).</summary>
+    static string NewTitle(Func<int, int> next, HashSet<string> titles)
+    {
+        string title;
+        do title = $"{TitleAdjectives[next(TitleAdjectives.Length)]} {TitleNouns[next(TitleNouns.Length)]}";
+        while (!titles.Add(title));
+        return title;
+    }
+
     /// <summary>0..count-1 in a random order (Fisher-Yates, written out so that the draws never depend on the
     /// runtime's own shuffle).</summary>
-    static int[] Shuffled(Random random, int count)
+    static int[] Shuffled(Func<int, int> next, int count)
     {
         var order = Enumerable.Range(0, count).ToArray();
         for (int i = count - 1; i > 0; i--)
         {
-            int j = random.Next(i + 1);
+            int j = next(i + 1);
             (order[i], order[j]) = (order[j], order[i]);
         }
         return order;
@@ -120,9 +188,9 @@ public static class WorldGenerator
     static List<(int A, int B)> Pairs(int[] order) =>
         [.. Enumerable.Range(0, order.Length / 2).Select(i => (order[2 * i], order[2 * i + 1]))];
 
-    /// <summary>Draws names from syllable lists, never the same word twice across the whole world (nor one of the
-    /// <paramref name="reserved"/> words).</summary>
-    sealed class UniqueNames(Random random, IEnumerable<string> reserved)
+    /// <summary>Draws names from syllable lists with <paramref name="next"/> (a uniform integer below its argument), never
+    /// the same word twice across the whole world (nor one of the <paramref name="reserved"/> words).</summary>
+    sealed class UniqueNames(Func<int, int> next, IEnumerable<string> reserved)
     {
         readonly HashSet<string> _used = new(reserved, StringComparer.Ordinal);
 
@@ -130,7 +198,7 @@ public static class WorldGenerator
         {
             for (int attempt = 0; attempt < 100 * starts.Length * ends.Length; attempt++)
             {
-                var name = starts[random.Next(starts.Length)] + ends[random.Next(ends.Length)];
+                var name = starts[next(starts.Length)] + ends[next(ends.Length)];
                 if (_used.Add(name)) return name;
             }
             throw new InvalidOperationException($"The syllable lists starting {starts[0]}... are too short for the world's size.");

@@ -22,6 +22,23 @@ public sealed partial class RwkuDataset
     public IReadOnlyList<MiaText> Mia(RwkuTarget target, MiaSet set) =>
         RowsOf(target, set == MiaSet.Forget ? ForgetMiaFile : RetainMiaFile, path => RwkuJson.ReadMia(path, set), t => t.Subject);
 
+    /// <summary>The files each utility task reads.</summary>
+    static readonly (RwkuTasks Task, string[] Files)[] UtilityTaskFiles =
+    [
+        (RwkuTasks.Bbh, [BbhFile]), (RwkuTasks.TruthfulQa, [TruthfulQaFile]), (RwkuTasks.TriviaQa, [TriviaQaFile]),
+        (RwkuTasks.Fluency, [FluencyFile]), (RwkuTasks.Mia, [ForgetMiaFile, RetainMiaFile]),
+    ];
+
+    /// <summary><paramref name="tasks"/> less the utility tasks whose files one of <paramref name="targets"/> lacks (the
+    /// toy world has no BBH, TruthfulQA or TriviaQA); the probe tasks stay (every RWKU folder has their files).</summary>
+    public RwkuTasks Available(IEnumerable<RwkuTarget> targets, RwkuTasks tasks)
+    {
+        var list = targets.ToList();
+        foreach (var (task, files) in UtilityTaskFiles)
+            if (tasks.HasFlag(task) && !list.All(t => files.All(f => Has(t, f)))) tasks &= ~task;
+        return tasks;
+    }
+
     /// <summary>The utility and MIA data of a target for the tasks asked (files of tasks not asked are not read).</summary>
     public RwkuUtilityData LoadUtility(RwkuTarget target, RwkuTasks tasks) => new(target,
         tasks.HasFlag(RwkuTasks.Bbh) ? Bbh(target) : [],
