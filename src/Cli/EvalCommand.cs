@@ -67,19 +67,11 @@ public static class EvalCommand
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var dataset = RwkuDataset.Open(o.Rwku);
         var targets = dataset.Select(o.Targets).Select(t => dataset.Load(t, includeMmlu: !o.NoMmlu)).ToList();
-        var name = o.Name ?? (o.Weights is not null ? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
-            : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts))));
+        var name = RunName(o);
 
         var device = o.CreateDevice();
-        var options = new RwkuEvaluationOptions
-        {
-            ChatFormat = tokenizer.ChatFormat,
-            BatchSize = o.BatchSize,
-            MaxNewTokens = o.MaxNewTokens,
-            Neighbor = !o.NoNeighbor,
-            Mmlu = !o.NoMmlu,
-            Icu = o.Icu,
-        };
+        var options = ProbeOptions(o, tokenizer.ChatFormat,
+            RwkuTasks.Forget | (o.NoNeighbor ? RwkuTasks.None : RwkuTasks.Neighbor) | (o.NoMmlu ? RwkuTasks.None : RwkuTasks.Mmlu));
 
         RunEvaluation run = null!;
         AnsiConsole.Progress()
@@ -121,20 +113,10 @@ public static class EvalCommand
         bool probes = (tasks & (RwkuTasks.Forget | RwkuTasks.Neighbor | RwkuTasks.Mmlu)) != 0;
         var targets = selected.Select(t => probes ? dataset.Load(t, includeMmlu: tasks.HasFlag(RwkuTasks.Mmlu)) : new RwkuTargetData(t, [], [], [])).ToList();
         var utility = selected.Select(t => dataset.LoadUtility(t, tasks)).ToList();
-        var name = o.Name ?? (o.Weights is not null ? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
-            : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts))));
+        var name = RunName(o);
 
         var device = o.CreateDevice();
-        var options = new RwkuEvaluationOptions
-        {
-            ChatFormat = tokenizer.ChatFormat,
-            BatchSize = o.BatchSize,
-            MaxNewTokens = o.MaxNewTokens,
-            Forget = tasks.HasFlag(RwkuTasks.Forget),
-            Neighbor = tasks.HasFlag(RwkuTasks.Neighbor),
-            Mmlu = tasks.HasFlag(RwkuTasks.Mmlu),
-            Icu = o.Icu,
-        };
+        var options = ProbeOptions(o, tokenizer.ChatFormat, tasks);
         var utilityOptions = new RwkuUtilityOptions { ChatFormat = tokenizer.ChatFormat, BatchSize = o.BatchSize, Tasks = tasks & RwkuTasks.Utility, Icu = o.Icu };
 
         SuiteEvaluation run = null!;
@@ -162,4 +144,20 @@ public static class EvalCommand
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.ResultsFile}, {RwkuSuiteReports.UtilityFile}, {RwkuReports.TableFile}, {RwkuReports.ProbesFile} to {o.Out} ({targets.Count} targets; {RwkuTaskNames.Format(tasks)})");
         return 0;
     }
+
+    /// <summary>The run's name in the reports: <c>--name</c>, else the weights file's or the artifact folder's name.</summary>
+    internal static string RunName(EvalOptions o) => o.Name ?? (o.Weights is not null ? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
+        : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts))));
+
+    /// <summary>The probe evaluation's settings for the probe tasks in <paramref name="tasks"/>.</summary>
+    static RwkuEvaluationOptions ProbeOptions(EvalOptions o, ChatFormat format, RwkuTasks tasks) => new()
+    {
+        ChatFormat = format,
+        BatchSize = o.BatchSize,
+        MaxNewTokens = o.MaxNewTokens,
+        Forget = tasks.HasFlag(RwkuTasks.Forget),
+        Neighbor = tasks.HasFlag(RwkuTasks.Neighbor),
+        Mmlu = tasks.HasFlag(RwkuTasks.Mmlu),
+        Icu = o.Icu,
+    };
 }
