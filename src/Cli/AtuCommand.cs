@@ -101,7 +101,9 @@ public static class AtuCommand
             throw new InvalidOperationException($"'{job.Artifacts}' has no sentence encoder; add one with `atu export --encoder minilm --out {job.Artifacts}`");
         var dataset = RwkuDataset.Open(job.Rwku);
         var target = dataset.Target(job.Target);
-        var data = dataset.Load(target, includeMmlu: job.Report);
+        var stageTasks = job.Preset.StageTasks is { Length: > 0 } asked ? RwkuTaskNames.Parse(string.Join(",", asked)) : RwkuTasks.None;
+        var data = dataset.Load(target, includeMmlu: job.Report || stageTasks.HasFlag(RwkuTasks.Mmlu));
+        var stageUtility = dataset.LoadUtility(target, stageTasks);   // before training: a missing file stops the run before it starts
         var others = job.AlignTargets is { } chosen ? ChosenTargets(dataset, target, chosen) : OtherTargets(dataset, target, job.Preset);
         var forgetTexts = dataset.ForgetTexts(target, job.Preset.ForgetCorpus).ToList();
         var alignmentTexts = forgetTexts.Concat(others.SelectMany(t => dataset.ForgetTexts(t, job.Preset.ForgetCorpus))).ToList();
@@ -119,8 +121,9 @@ public static class AtuCommand
             encoder.Embed([target.Name])[0], target.Name, tokenizer.EosId, EncoderName(artifact),
             string.Join(", ", others.Select(t => $"{t.Number} ({t.Name})")) is { Length: > 0 } names ? names : null);
 
-        var stageOptions = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, Mmlu = false, AllWeights = AllWeightsOf(job.Preset) };
-        var stageData = data with { Mmlu = [] };
+        var stageOptions = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, Mmlu = stageTasks.HasFlag(RwkuTasks.Mmlu), AllWeights = AllWeightsOf(job.Preset) };
+        var stageData = stageOptions.Mmlu ? data : data with { Mmlu = [] };
+        var stageUtilityOptions = new RwkuUtilityOptions { ChatFormat = tokenizer.ChatFormat, Tasks = stageTasks & RwkuTasks.Utility };
         AtuRunResult result = null!;
         long total = job.Preset.Alignment.Steps + job.Preset.Stages.Sum(s => (long)s.UnlearnSteps + s.RealignSteps);
         WithProgress("Align-then-Unlearn", total, (task, log) =>
@@ -131,11 +134,8 @@ public static class AtuCommand
                 Folder = job.Out,
                 Resume = job.Resume,
                 AlignmentOnly = job.AlignmentOnly,
-                Evaluate = !job.ScoreStages ? null : weights =>
-                {
-                    var scores = RwkuScoring.Evaluate(artifact, device, weights ?? job.Weights, [stageData], stageOptions, "stage").Summary.Mean;   // null: the model the run started from
-                    return new ProbeScores(100 * (scores.ForgetAll ?? double.NaN), 100 * (scores.NeighborAll ?? double.NaN));
-                },
+                Evaluate = !job.ScoreStages ? null : weights =>   // null: the model the run started from
+                    StageScores(RwkuScoring.EvaluateSuite(artifact, device, weights ?? job.Weights, [stageData], stageOptions, [stageUtility], stageUtilityOptions, "stage"), stageTasks),
                 Progress = p =>
                 {
                     task.Value = total - p.StepsLeftInRun;
@@ -149,6 +149,25 @@ public static class AtuCommand
         });
         if (job.Report && result.Final is not null) WriteReport(job, artifact, device, data, result);
         return result;
+    }
+
+    /// <summary>The columns of RWKU's Table 2 (<see cref="RwkuSuiteReports.Columns"/>) that each of the preset's stage_tasks fills.</summary>
+    static readonly (RwkuTasks Task, string Column)[] StageTaskColumns =
+    [
+        (RwkuTasks.Mia, "MIA FM ↑"), (RwkuTasks.Mia, "MIA RM ↓"), (RwkuTasks.Mmlu, "Gen ↑"), (RwkuTasks.Bbh, "Rea ↑"),
+        (RwkuTasks.TruthfulQa, "Tru ↑"), (RwkuTasks.TriviaQa, "Fac ↑"), (RwkuTasks.Fluency, "Flu ↑"),
+    ];
+
+    /// <summary>A stage's forget and neighbour averages and, for the stage tasks asked, their figures as results.md shows
+    /// them (x 100, named by the column without its arrow; a figure the data cannot give is left out).</summary>
+    static ProbeScores StageScores(SuiteEvaluation suite, RwkuTasks stageTasks)
+    {
+        var mean = suite.Probes.Summary.Mean;
+        var row = RwkuSuiteReports.Row(mean, suite.UtilityMean);
+        var figures = RwkuSuiteReports.Columns.Select((column, i) => (Column: column, Value: row[i]))
+            .Where(c => c.Value is not null && StageTaskColumns.Any(s => s.Column == c.Column && stageTasks.HasFlag(s.Task)))
+            .ToDictionary(c => c.Column.TrimEnd('↑', '↓', ' '), c => 100 * c.Value!.Value);
+        return new ProbeScores(100 * (mean.ForgetAll ?? double.NaN), 100 * (mean.NeighborAll ?? double.NaN), stageTasks == RwkuTasks.None ? null : figures);
     }
 
     /// <summary>The preset's weights of the "All" averages (null: the probe counts of the evaluated set).</summary>
@@ -218,12 +237,14 @@ public static class AtuCommand
     public static Table StageTableView(IReadOnlyList<StageRecord> rows)
     {
         var table = new Table();
-        foreach (var column in new[] { "stage", "tau", "unlearn loss", "realign loss", "cos to target", "forget avg", "neighbour avg", "checkpoint" })
-            table.AddColumn(new TableColumn(column).RightAligned());
+        var utility = StageTable.UtilityColumns(rows);
+        foreach (var column in new[] { "stage", "tau", "unlearn loss", "realign loss", "cos to target", "forget avg", "neighbour avg" }.Concat(utility).Append("checkpoint"))
+            table.AddColumn(new TableColumn(Markup.Escape(column)).RightAligned());
         string F(double? v, string format) => v?.ToString(format, CultureInfo.InvariantCulture) ?? "–";
         foreach (var r in rows)
-            table.AddRow(r.Stage.ToString(CultureInfo.InvariantCulture), F(r.Tau, "0.00"), F(r.UnlearnLoss, "0.0000"), F(r.RealignLoss, "0.0000"),
-                F(r.MeanCosineToTarget, "0.000"), F(r.ForgetAverage, "0.0"), F(r.NeighbourAverage, "0.0"), Markup.Escape(r.Checkpoint ?? ""));
+            table.AddRow([r.Stage.ToString(CultureInfo.InvariantCulture), F(r.Tau, "0.00"), F(r.UnlearnLoss, "0.0000"), F(r.RealignLoss, "0.0000"),
+                F(r.MeanCosineToTarget, "0.000"), F(r.ForgetAverage, "0.0"), F(r.NeighbourAverage, "0.0"),
+                .. utility.Select(u => F(r.Utility?.TryGetValue(u, out var v) == true ? v : null, "0.0")), Markup.Escape(r.Checkpoint ?? "")]);
         return table;
     }
 }

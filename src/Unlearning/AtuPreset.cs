@@ -76,6 +76,14 @@ public sealed record AtuPreset
     public string? Encoder { get; init; }
     /// <summary>The weights of the levels in the "All" averages (null: the probe counts of the evaluated set).</summary>
     public AllWeightSettings? AllWeights { get; init; }
+    /// <summary>RWKU suite tasks beyond the forget and neighbour probes (<see cref="StageTaskNames"/>, as `atu eval --suite rwku
+    /// --tasks` names them) scored after every stage, their figures in the stage table (null or empty: none). Left out of
+    /// the preset's JSON when null, so that runs started before the key existed resume.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string[]? StageTasks { get; init; }
+
+    /// <summary>The names <see cref="StageTasks"/> takes.</summary>
+    public static IReadOnlyList<string> StageTaskNames => ["mmlu", "bbh", "truthfulqa", "triviaqa", "fluency", "mia"];
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -134,6 +142,9 @@ public sealed record AtuPreset
         Require(AllWeights is null || (AllWeights.Forget.Length == 3 && AllWeights.Neighbour.Length == 2
             && AllWeights.Forget.Concat(AllWeights.Neighbour).All(w => w >= 0) && AllWeights.Forget.Sum() > 0 && AllWeights.Neighbour.Sum() > 0),
             "all_weights needs forget [FB, QA, AA] and neighbour [FB, QA], non-negative with positive sums");
+        foreach (var task in StageTasks ?? [])
+            Require(StageTaskNames.Contains(task), $"stage_tasks: unknown task '{task}'; expected some of {string.Join(", ", StageTaskNames)} (forget and neighbour are scored anyway)");
+        Require(StageTasks is null || StageTasks.Distinct().Count() == StageTasks.Length, "stage_tasks names a task twice");
         Require(ResetHeadOptimizerEachStage || Realignment.Optimizer == Alignment.Optimizer,
             "realignment continues the alignment's head optimizer unless reset_head_optimizer_each_stage is true, so both need the same optimizer");
     }

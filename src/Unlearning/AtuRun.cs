@@ -8,8 +8,14 @@ using AlignThenUnlearn.Runtime;
 
 namespace AlignThenUnlearn.Unlearning;
 
-/// <summary>What the probes say about a model, in percent: the forget average (FB, QA, AA) and the neighbour average.</summary>
-public sealed record ProbeScores(double ForgetAverage, double NeighbourAverage);
+/// <summary>What the probes say about a model, in percent: the forget average (FB, QA, AA) and the neighbour average;
+/// <see cref="Utility"/>, the figures of the preset's stage_tasks (see <see cref="StageRecord.Utility"/>).</summary>
+public sealed record ProbeScores(double ForgetAverage, double NeighbourAverage, IReadOnlyDictionary<string, double>? Utility = null)
+{
+    /// <summary>"forget average 41.2, neighbour average 60.3", then the utility figures (for the log and stages.md).</summary>
+    public string Describe() => string.Create(CultureInfo.InvariantCulture, $"forget average {ForgetAverage:0.0}, neighbour average {NeighbourAverage:0.0}")
+        + string.Concat((Utility ?? new Dictionary<string, double>()).Select(f => string.Create(CultureInfo.InvariantCulture, $", {f.Key} {f.Value:0.0}")));
+}
 
 /// <summary>Where a run is, after each step: for progress displays.</summary>
 public sealed record AtuProgress(string Phase, int Stage, double Tau, long Step, long Steps, double Loss, double MeanCosine,
@@ -253,7 +259,7 @@ public sealed class AtuRun : IDisposable
             var folder = Path.Combine(_options.Folder, EvaluationFolder);
             KeepModel(folder, force: true);
             scores = _options.Evaluate(Path.Combine(folder, ModelFile));
-            Log(string.Create(CultureInfo.InvariantCulture, $"stage {phase.Stage}: forget average {scores.ForgetAverage:0.0}, neighbour average {scores.NeighbourAverage:0.0}"));
+            Log($"stage {phase.Stage}: {scores.Describe()}");
             var crossed = thresholds.Observe(phase.Stage, scores.ForgetAverage);
             foreach (var t in crossed)
             {
@@ -263,7 +269,7 @@ public sealed class AtuRun : IDisposable
             }
             if (crossed.Count > 0) names = string.Join(", ", crossed.Select(ThresholdCheckpoints.NameOf));
         }
-        _records.Add(new StageRecord(phase.Stage, phase.Tau, loss, 0, cosine, scores?.ForgetAverage, scores?.NeighbourAverage, names));
+        _records.Add(new StageRecord(phase.Stage, phase.Tau, loss, 0, cosine, scores?.ForgetAverage, scores?.NeighbourAverage, names, scores?.Utility));
     }
 
     /// <summary>A folder with the LLM as it now is (every parameter, the frozen ones from the run's weights: what `atu eval`,
@@ -328,7 +334,7 @@ public sealed class AtuRun : IDisposable
             if (_options.Evaluate is not null)
             {
                 _before = _options.Evaluate(null);
-                Log(string.Create(CultureInfo.InvariantCulture, $"before unlearning: forget average {_before.ForgetAverage:0.0}, neighbour average {_before.NeighbourAverage:0.0}"));
+                Log($"before unlearning: {_before.Describe()}");
             }
             return;
         }
@@ -342,7 +348,8 @@ public sealed class AtuRun : IDisposable
             _saves = state["saves"]!.GetValue<int>();
             _lossSum = state["loss_sum"]!.GetValue<double>();
             _cosineSum = state["cosine_sum"]!.GetValue<double>();
-            _before = state["before"] is JsonObject before ? new ProbeScores(before["forget"]!.GetValue<double>(), before["neighbour"]!.GetValue<double>()) : null;
+            _before = state["before"] is JsonObject before ? new ProbeScores(before["forget"]!.GetValue<double>(), before["neighbour"]!.GetValue<double>(),
+                before["utility"]?.Deserialize<Dictionary<string, double>>()) : null;
             _records.AddRange(StageTable.FromJson(state["records"]!.ToJsonString()));
             _alignData.RestoreState(state["align_data"]!.AsObject());
             _forgetData.RestoreState(state["forget_data"]!.AsObject());
@@ -369,7 +376,10 @@ public sealed class AtuRun : IDisposable
             ["saves"] = _saves + 1,
             ["loss_sum"] = _lossSum,
             ["cosine_sum"] = _cosineSum,
-            ["before"] = _before is null ? null : new JsonObject { ["forget"] = _before.ForgetAverage, ["neighbour"] = _before.NeighbourAverage },
+            ["before"] = _before is null ? null : new JsonObject
+            {
+                ["forget"] = _before.ForgetAverage, ["neighbour"] = _before.NeighbourAverage, ["utility"] = JsonSerializer.SerializeToNode(_before.Utility),
+            },
             ["records"] = JsonNode.Parse(StageTable.ToJson(_records)),
             ["align_data"] = _alignData.SaveState(),
             ["forget_data"] = _forgetData.SaveState(),
@@ -382,8 +392,7 @@ public sealed class AtuRun : IDisposable
     void WriteStageTable()
     {
         AtomicFile.WriteAllBytes(Path.Combine(_options.Folder, StagesJson), System.Text.Encoding.UTF8.GetBytes(StageTable.ToJson(_records)));
-        var before = _before is null ? "" : string.Create(CultureInfo.InvariantCulture,
-            $"Before unlearning: forget average {_before.ForgetAverage:0.0}, neighbour average {_before.NeighbourAverage:0.0}.\n\n");
+        var before = _before is null ? "" : $"Before unlearning: {_before.Describe()}.\n\n";
         var warning = EncoderWarning() is string w ? $"**Warning:** {w}\n\n" : "";
         AtomicFile.WriteAllBytes(Path.Combine(_options.Folder, StagesMarkdown), System.Text.Encoding.UTF8.GetBytes(
             $"# Align-then-Unlearn: {_inputs.Target}\n\n{warning}{before}{StageTable.ToMarkdown(_records)}"));

@@ -1,13 +1,16 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace AlignThenUnlearn.Unlearning;
 
 /// <summary>One row of the stage table: what a stage did and what the probes said after its unlearning steps (scores in
-/// percent; null when the run scores no probes). Losses and the cosine are means over the phase's steps.</summary>
+/// percent; null when the run scores no probes). Losses and the cosine are means over the phase's steps. <see cref="Utility"/>
+/// holds the figures of the preset's stage_tasks (column name to value, as results.md shows them; null when none are asked).</summary>
 public sealed record StageRecord(int Stage, double Tau, double UnlearnLoss, double RealignLoss, double MeanCosineToTarget,
-    double? ForgetAverage, double? NeighbourAverage, string? Checkpoint = null);
+    double? ForgetAverage, double? NeighbourAverage, string? Checkpoint = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, double>? Utility = null);
 
 /// <summary>Names the checkpoints at which the forget average first drops below each threshold (the paper's
 /// Table 1 rows: 50, 35 and 20 percent, absolute).</summary>
@@ -39,14 +42,21 @@ public static class StageTable
 
     public static IReadOnlyList<StageRecord> FromJson(string json) => JsonSerializer.Deserialize<List<StageRecord>>(json, Json) ?? [];
 
+    /// <summary>The utility figures' names in the rows' order of first appearance (a column each).</summary>
+    public static IReadOnlyList<string> UtilityColumns(IReadOnlyList<StageRecord> rows) =>
+        [.. rows.SelectMany(r => r.Utility?.Keys ?? []).Distinct()];
+
     public static string ToMarkdown(IReadOnlyList<StageRecord> rows)
     {
+        var utility = UtilityColumns(rows);
         var md = new StringBuilder();
-        md.AppendLine("| stage | tau | unlearn loss | realign loss | mean cos to target | forget avg | neighbour avg | checkpoint |");
-        md.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+        md.AppendLine("| stage | tau | unlearn loss | realign loss | mean cos to target | forget avg | neighbour avg | " + string.Concat(utility.Select(u => u + " | ")) + "checkpoint |");
+        md.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + string.Concat(utility.Select(_ => "---: | ")) + "--- |");
         foreach (var r in rows)
             md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Stage} | {r.Tau:0.###} | {r.UnlearnLoss:0.0000} | {r.RealignLoss:0.0000} | {r.MeanCosineToTarget:0.000} | {r.ForgetAverage?.ToString("0.0", CultureInfo.InvariantCulture)} | {r.NeighbourAverage?.ToString("0.0", CultureInfo.InvariantCulture)} | {r.Checkpoint ?? ""} |"));
+                $"| {r.Stage} | {r.Tau:0.###} | {r.UnlearnLoss:0.0000} | {r.RealignLoss:0.0000} | {r.MeanCosineToTarget:0.000} | {r.ForgetAverage?.ToString("0.0", CultureInfo.InvariantCulture)} | {r.NeighbourAverage?.ToString("0.0", CultureInfo.InvariantCulture)} | ")
+                + string.Concat(utility.Select(u => (r.Utility?.TryGetValue(u, out var v) == true ? v.ToString("0.0", CultureInfo.InvariantCulture) : "") + " | "))
+                + $"{r.Checkpoint ?? ""} |");
         return md.ToString();
     }
 }

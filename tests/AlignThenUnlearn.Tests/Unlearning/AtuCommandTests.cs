@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Text.Json;
 using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Runtime;
@@ -19,7 +20,7 @@ public sealed class AtuCommandTests : IDisposable
     readonly TempFolder _temp = new();
     public void Dispose() { _model.Dispose(); _rwku.Dispose(); _temp.Dispose(); }
 
-    string SmallPreset()
+    string SmallPreset(Func<AtuPreset, AtuPreset>? change = null)
     {
         var preset = AtuPreset.Load("toy") with
         {
@@ -30,8 +31,8 @@ public sealed class AtuCommandTests : IDisposable
             Unlearning = new PhaseSettings { Optimizer = "sgd", LearningRate = 0.05, MaxGradNorm = 1, BatchSize = 2, SequenceLength = 16 },
             Stages = [new(0.5, 3, 2), new(0.2, 3, 0)],
         };
-        var path = _temp.File("small.json");
-        File.WriteAllText(path, preset.ToJson());
+        var path = _temp.File(change is null ? "small.json" : "changed.json");
+        File.WriteAllText(path, (change?.Invoke(preset) ?? preset).ToJson());
         return path;
     }
 
@@ -96,6 +97,74 @@ public sealed class AtuCommandTests : IDisposable
         var missing = Assert.Throws<FileNotFoundException>(() => AtuCommand.Run(Options(positive, _temp.File("positive-run"))));
         Assert.Contains(Path.Combine(_rwku.Root, "1_Ada_Quill", "positive_phi.json"), missing.Message);
         Assert.Contains("atu corpus", missing.Message);
+    }
+
+    [Fact]
+    public void Stage_tasks_put_the_suites_figures_of_each_stages_model_in_the_stage_table_and_a_resume_keeps_them()
+    {
+        EncoderInstaller.Install(_model.Artifacts, EncoderInstaller.MiniLm, GradCheck.Cpu, force: false);
+        RwkuUtilityFixture.AddTo(_rwku);
+        // Threshold 100: stage 1's model is kept under a name (its forget average is below 100), stage 2's is the final
+        // model (realignment moves only the head), so `atu eval --suite` can score both models independently.
+        // The tiny model's cosine to the target is near 0: thresholds below it make the unlearning loss, and the model move.
+        var preset = SmallPreset(p => p with { StageTasks = ["mia", "fluency"], CheckpointThresholds = [100], Stages = [new(-0.5, 3, 2), new(-0.9, 3, 0)] });
+        var folder = _temp.File("stage-tasks");
+        T Options<T>() where T : AtuOptions, new() => new() { Artifacts = _model.Artifacts, Rwku = _rwku.Root, Target = 1, Preset = preset, Out = folder, Device = "cpu" };
+        // The whole schedule with the model before scored too (what `atu run` does, without its final report).
+        AtuCommand.Execute(new AtuJob(_model.Artifacts, null, _rwku.Root, 1, AtuPreset.Load(preset), folder, _temp.File("window-cache"),
+            Resume: false, AlignmentOnly: false, ScoreStages: true, Report: false), GradCheck.Cpu);
+
+        var stagesPath = Path.Combine(folder, AtuRun.StagesJson);
+        var stagesJson = File.ReadAllText(stagesPath);
+        var stages = StageTable.FromJson(stagesJson);
+        Assert.Equal(2, stages.Count);
+        Assert.All(stages, s => Assert.True(s.UnlearnLoss > 0));
+        Assert.Equal("forget-below-100", stages[0].Checkpoint);
+        string[] figures = ["MIA FM", "MIA RM", "Flu"];   // only the columns of the tasks asked
+        Assert.All(stages, s => Assert.Equal(figures, s.Utility!.Keys.ToArray()));
+        var markdownPath = Path.Combine(folder, AtuRun.StagesMarkdown);
+        var markdown = File.ReadAllText(markdownPath);
+        Assert.Contains("| neighbour avg | MIA FM | MIA RM | Flu | checkpoint |", markdown);
+        Assert.Matches(@"Before unlearning: forget average [0-9.]+, neighbour average [0-9.]+, MIA FM [0-9.]+, MIA RM [0-9.]+, Flu [0-9.]+\.", markdown);
+
+        // Each stage's figures are `atu eval --suite rwku --tasks mia,fluency` of its model's weights, x 100 (results.md's scale).
+        string[] models = [Path.Combine(folder, "forget-below-100", AtuRun.ModelFile), Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile)];
+        for (int i = 0; i < stages.Count; i++)
+        {
+            var eval = _temp.File($"eval-{i}");
+            Assert.Equal(0, EvalCommand.Run(new EvalOptions { Artifacts = _model.Artifacts, Weights = models[i], Rwku = _rwku.Root, Targets = "1", Out = eval, Suite = "rwku", Tasks = "mia,fluency" }));
+            var mean = JsonDocument.Parse(File.ReadAllText(Path.Combine(eval, RwkuSuiteReports.UtilityFile))).RootElement.GetProperty("mean");
+            Assert.Equal(100 * mean.GetProperty("mia_forget_loss").GetDouble(), stages[i].Utility!["MIA FM"], 3);
+            Assert.Equal(100 * mean.GetProperty("mia_retain_loss").GetDouble(), stages[i].Utility!["MIA RM"], 3);
+            Assert.Equal(100 * mean.GetProperty("fluency_entropy").GetDouble(), stages[i].Utility!["Flu"], 3);
+        }
+        Assert.NotEqual(stages[0].Utility!["MIA FM"], stages[1].Utility!["MIA FM"]);   // the unlearning moved the model between the stages
+
+        // Resume from the checkpoint before the last phase: the stage table is rewritten from the checkpoint's records.
+        var checkpoints = new CheckpointDirectory(Path.Combine(folder, AtuRun.CheckpointsFolder));
+        var complete = checkpoints.Complete();
+        Directory.Delete(complete[^1].Folder, recursive: true);
+        File.WriteAllText(Path.Combine(checkpoints.Root, CheckpointDirectory.LatestFile), Path.GetFileName(complete[^2].Folder) + "\n");
+        File.Delete(stagesPath);
+        File.Delete(markdownPath);
+        Assert.Equal(0, AtuCommand.Run(Options<UnlearnOptions>()));
+        Assert.Equal(stagesJson, File.ReadAllText(stagesPath));
+        Assert.Equal(markdown, File.ReadAllText(markdownPath));
+    }
+
+    [Fact]
+    public void Stage_tasks_are_checked_against_the_suites_names_and_absent_by_default()
+    {
+        Assert.Null(AtuPreset.Load("toy").StageTasks);
+        Assert.DoesNotContain("stage_tasks", AtuPreset.Load("toy").ToJson());   // runs started before the key resume
+        Assert.Equal(RwkuTaskNames.Names.Select(n => n.Name).Except(["forget", "neighbor"]), AtuPreset.StageTaskNames);
+        Assert.Equal(["mmlu", "mia"], AtuPreset.Load(SmallPreset(p => p with { StageTasks = ["mmlu", "mia"] })).StageTasks!);
+        foreach (var unknown in new[] { "mai", "forget" })
+        {
+            var error = Assert.Throws<InvalidDataException>(() => AtuPreset.Load(SmallPreset(p => p with { StageTasks = ["bbh", unknown] })));
+            Assert.Contains($"stage_tasks: unknown task '{unknown}'", error.Message);
+        }
+        Assert.Contains("stage_tasks names a task twice", Assert.Throws<InvalidDataException>(() => AtuPreset.Load(SmallPreset(p => p with { StageTasks = ["mia", "mia"] }))).Message);
     }
 
     [Fact]
