@@ -38,6 +38,15 @@ public abstract class AtuOptions : ModelRunOptions
     [Option("no-hidden-cache", HelpText = "Recompute the LLM's hidden states at every (re)alignment step instead of caching them once per phase (same results, slower; for comparison).")]
     public bool NoHiddenCache { get; set; }
 
+    [Option("method", Default = Methods.Atu, HelpText = "atu (Align-then-Unlearn), or a token-level baseline in the same harness: ga, ga-star, graddiff, npo, dpo, rt (trained), icu (no training; RWKU's unlearning prompt) (unlearn, run).")]
+    public string Method { get; set; } = Methods.Atu;
+
+    [Option("lora", HelpText = "Train the baseline's LoRA adapters (rank 8, alpha 16 on q_proj, v_proj; merged for evaluation) instead of every weight.")]
+    public bool Lora { get; set; }
+
+    /// <summary>Whether --preset names something else than the default; a baseline's default is rwku-llama3-&lt;method&gt;[-lora].</summary>
+    public bool PresetGiven => Preset != "paper";
+
     [Option("hidden-cache-memory", Default = 2048, HelpText = "MiB of cached hidden states kept in the device's memory; more are memory-mapped from a file in --cache.")]
     public long HiddenCacheMemory { get; set; } = 2048;
 }
@@ -64,17 +73,20 @@ public static class AtuCommand
 {
     public const string ReportFolder = "report";
 
-    public static int Run(AlignOptions o) => Run(o, alignmentOnly: true, scoreStages: false, report: false);
+    public static int Run(AlignOptions o) => Methods.Check(o.Method) == Methods.Atu ? Run(o, alignmentOnly: true, scoreStages: false, report: false)
+        : throw new ArgumentException($"`atu align` is Align-then-Unlearn's first part; --method {o.Method} runs with `atu unlearn` or `atu run`");
 
     public static int Run(UnlearnOptions o)
     {
+        if (Methods.Check(o.Method) != Methods.Atu) return MethodCommand.Run(o, report: false);
         if (!File.Exists(Path.Combine(o.Out, AtuRun.PresetFile)))
             throw new InvalidOperationException($"'{o.Out}' holds no aligned run; start it with `atu align` (or run everything with `atu run`)");
         o.Resume = true;
         return Run(o, alignmentOnly: false, scoreStages: !o.NoEval, report: false);
     }
 
-    public static int Run(RunOptions o) => Run(o, alignmentOnly: false, scoreStages: true, report: true);
+    public static int Run(RunOptions o) => Methods.Check(o.Method) != Methods.Atu ? MethodCommand.Run(o, report: true)
+        : Run(o, alignmentOnly: false, scoreStages: true, report: true);
 
     static int Run(AtuOptions o, bool alignmentOnly, bool scoreStages, bool report)
     {
@@ -171,7 +183,9 @@ public static class AtuCommand
     }
 
     /// <summary>The preset's weights of the "All" averages (null: the probe counts of the evaluated set).</summary>
-    public static AllWeights? AllWeightsOf(AtuPreset preset) => preset.AllWeights is { } w
+    public static AllWeights? AllWeightsOf(AtuPreset preset) => AllWeightsOf(preset.AllWeights);
+
+    public static AllWeights? AllWeightsOf(AllWeightSettings? weights) => weights is { } w
         ? new AllWeights(w.Forget[0], w.Forget[1], w.Forget[2], w.Neighbour[0], w.Neighbour[1]) : null;
 
     /// <summary>The encoder's name as installed (`atu export --encoder`): all-MiniLM-L6-v2 for the embedded one, else the

@@ -145,7 +145,7 @@ public sealed class AtuRun : IDisposable
 
     /// <summary>Holds <c>.lock</c> in the run folder for the run's lifetime (an exclusive lock the OS drops when the process
     /// dies), so a second process cannot train into the same checkpoints.</summary>
-    static FileStream Lock(string folder)
+    internal static FileStream Lock(string folder)
     {
         try { return new FileStream(Path.Combine(folder, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
         catch (IOException e) { throw new IOException($"another process is running in '{folder}' ({e.Message})", e); }

@@ -5,9 +5,20 @@ namespace AlignThenUnlearn.Unlearning;
 
 /// <summary>A token sequence whose tokens from <see cref="FirstLabel"/> on are labels: 1 for a text trained on every
 /// token (GA, NPO), the first answer token for a prompt and answer (RT, DPO), as LLaMA-Factory sets the prompt's labels
-/// to -100.</summary>
-public sealed record LabelledSequence(int[] Tokens, int FirstLabel = 1)
+/// to -100. Tokens from <see cref="LabelEnd"/> on are not labels either: RWKU's pre-training rows append the EOS, which
+/// is also the padding token, so the collator masks it (<see cref="TextWithEos"/>).</summary>
+public sealed record LabelledSequence(int[] Tokens, int FirstLabel = 1, int LabelEnd = int.MaxValue)
 {
+    /// <summary>A forget-corpus text as RWKU's GA/NPO rows (LLaMA-Factory's pre-training preprocessing): the text's
+    /// tokens with the EOS appended, cut at <paramref name="cutoff"/> tokens (a cut text loses its EOS), and the EOS not a
+    /// label, because the pad token is the EOS and the language-modelling collator masks every pad id.</summary>
+    public static LabelledSequence TextWithEos(IReadOnlyList<int> text, int eosId, int cutoff)
+    {
+        var tokens = text.Append(eosId).Take(cutoff).ToArray();
+        int eos = Array.IndexOf(tokens, eosId);
+        return new LabelledSequence(tokens, 1, eos < 0 ? int.MaxValue : eos);
+    }
+
     /// <summary>A prompt followed by its answer, the answer's tokens the labels.</summary>
     public static LabelledSequence PromptAndAnswer(int[] prompt, int[] answer) => new([.. prompt, .. answer], Math.Max(1, prompt.Length));
 
@@ -25,7 +36,7 @@ public sealed record LabelledSequence(int[] Tokens, int FirstLabel = 1)
             for (int t = 0; t < row.Tokens.Length; t++)
             {
                 ids[b * length + t] = row.Tokens[t];
-                if (t + 1 >= row.FirstLabel && t + 1 < row.Tokens.Length) mask[b * length + t] = 1;
+                if (t + 1 >= row.FirstLabel && t + 1 < Math.Min(row.Tokens.Length, row.LabelEnd)) mask[b * length + t] = 1;
             }
         }
         return (HostTensor.Of(ids, rows.Count, length), HostTensor.Of(mask, rows.Count, length));
@@ -61,7 +72,7 @@ public sealed class LabelledBatches : IBatchSource
             {
                 if (s.Tokens.Length > maxLength)
                     throw new ArgumentException($"example {i} has a sequence of {s.Tokens.Length} tokens, more than the maximum length {maxLength}; cut it or raise the maximum");
-                if (s.FirstLabel < 1 || s.FirstLabel >= s.Tokens.Length)
+                if (s.FirstLabel < 1 || s.FirstLabel >= Math.Min(s.Tokens.Length, s.LabelEnd))
                     throw new ArgumentException($"example {i}: labels from token {s.FirstLabel} of a sequence of {s.Tokens.Length} tokens leave nothing to predict");
             }
             if (reference is not null && (i >= reference.Count || reference[i].Length != arity))
@@ -70,7 +81,7 @@ public sealed class LabelledBatches : IBatchSource
         if (reference is not null && reference.Count != examples.Count)
             throw new ArgumentException($"{reference.Count} reference entries for {examples.Count} examples");
         (_examples, _reference, _secondMask, _padId) = (examples, reference, secondMask, padId);
-        _batches = new ShuffledBatches([.. examples.Select(e => e.SelectMany(s => s.Tokens.Prepend(-s.FirstLabel)).ToArray())], batchSize, seed);
+        _batches = new ShuffledBatches([.. examples.Select(e => e.SelectMany(s => s.Tokens.Prepend(-Math.Min(s.LabelEnd, s.Tokens.Length)).Prepend(-s.FirstLabel)).ToArray())], batchSize, seed);
     }
 
     public IReadOnlyDictionary<string, HostTensor> Next()

@@ -29,7 +29,9 @@ public sealed record TokenLossGraph(DecoderGraph Decoder, GradientGraph Training
     public const string LossName = "loss", RetainMask = "retain_mask", ReferenceLogProbs = "reference_log_probs";
 
     /// <param name="decoderOptions">The lowering's options (LoRA adapters, element type); logits are always on.</param>
-    public static TokenLossGraph Build(DecoderConfig config, TokenLoss loss, IEnumerable<string> trainable, DecoderGraphOptions? decoderOptions = null)
+    /// <param name="beta">NPO's or DPO's beta (null: RWKU's, <see cref="MethodLosses.NpoBeta"/> and <see cref="MethodLosses.DpoBeta"/>).</param>
+    public static TokenLossGraph Build(DecoderConfig config, TokenLoss loss, IEnumerable<string> trainable, DecoderGraphOptions? decoderOptions = null,
+        double? beta = null)
     {
         var decoder = DecoderBuilder.Build(config, (decoderOptions ?? new DecoderGraphOptions()) with { Logits = true });
         var forward = decoder.Model.Clone();
@@ -42,8 +44,8 @@ public sealed record TokenLossGraph(DecoderGraph Decoder, GradientGraph Training
             TokenLoss.CrossEntropy => MethodLosses.RejectionTuning(b, logits, ids, mask),
             TokenLoss.GradientAscent => MethodLosses.GradientAscent(b, logits, ids, mask),
             TokenLoss.GradientDifference => MethodLosses.GradientDifference(b, logits, ids, mask, Mask(RetainMask)),
-            TokenLoss.Npo => MethodLosses.Npo(b, logits, ids, mask, Row(ReferenceLogProbs, DataType.Float)),
-            TokenLoss.Dpo => MethodLosses.Dpo(b, logits, ids, mask, Row(ReferenceLogProbs, DataType.Float)),
+            TokenLoss.Npo => MethodLosses.Npo(b, logits, ids, mask, Row(ReferenceLogProbs, DataType.Float), beta ?? MethodLosses.NpoBeta),
+            TokenLoss.Dpo => MethodLosses.Dpo(b, logits, ids, mask, Row(ReferenceLogProbs, DataType.Float), beta ?? MethodLosses.DpoBeta),
             _ => throw new ArgumentOutOfRangeException(nameof(loss), loss, "no such token loss"),
         };
         var output = b.Node("Identity", [value], 1, name: "Loss", outputNames: [LossName])[0];

@@ -1,0 +1,127 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using AlignThenUnlearn.Models;
+
+namespace AlignThenUnlearn.Unlearning;
+
+/// <summary>The token-level baselines (issue 15) that train: each one's data and loss (<see cref="MethodPreset.Loss"/>).</summary>
+public static class Methods
+{
+    public const string Atu = "atu", Ga = "ga", GaStar = "ga-star", GradDiff = "graddiff", Npo = "npo", Dpo = "dpo", Rt = "rt", Icu = "icu";
+
+    /// <summary>Every method `atu unlearn --method` takes: Align-then-Unlearn, the trained baselines, and ICU (no training).</summary>
+    public static IReadOnlyList<string> All => [Atu, Ga, GaStar, GradDiff, Npo, Dpo, Rt, Icu];
+    public static IReadOnlyList<string> Trained => [Ga, GaStar, GradDiff, Npo, Dpo, Rt];
+
+    /// <summary>Refuses a name that is not a method, listing the names.</summary>
+    public static string Check(string method) => All.Contains(method) ? method
+        : throw new ArgumentException($"unknown method '{method}'; the methods are {string.Join(", ", All)}");
+}
+
+/// <summary>Every value of a token-level baseline run (`atu unlearn --method ga|ga-star|graddiff|npo|dpo|rt`), as JSON
+/// (snake_case keys; built-in presets <c>rwku-llama3-&lt;method&gt;[-lora]</c> with RWKU's Llama-3-8B settings and
+/// <c>toy-&lt;method&gt;[-lora]</c>). Optimiser and schedule as RWKU: AdamW, linear warm-up then cosine decay to 0.</summary>
+public sealed record MethodPreset
+{
+    public string Name { get; init; } = "custom";
+    public string Method { get; init; } = Methods.Ga;
+    public double LearningRate { get; init; }
+    public int Epochs { get; init; } = 3;
+    /// <summary>Sequences (GA, NPO, RT) or examples (DPO's pairs, GradDiff's forget and retain texts) per micro-batch.</summary>
+    public int BatchSize { get; init; } = 8;
+    /// <summary>Micro-batches whose gradients are averaged into one optimizer step.</summary>
+    public int GradientAccumulation { get; init; } = 1;
+    public int WarmupSteps { get; init; } = 20;
+    public double WeightDecay { get; init; }
+    /// <summary>Gradient clipping (Hugging Face's Trainer default 1.0; 0: none).</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>Tokens per sequence at most (LLaMA-Factory's cutoff_len).</summary>
+    public int Cutoff { get; init; } = 512;
+    /// <summary>NPO's and DPO's beta (null: RWKU's, 0.2 for NPO and 0.1 for DPO).</summary>
+    public double? Beta { get; init; }
+    /// <summary>GA, GA*, GradDiff and NPO train on this file of the target's folder (positive.json: RWKU's Llama-3 corpus;
+    /// passage.json: GA*).</summary>
+    public string ForgetCorpus { get; init; } = "positive.json";
+    /// <summary>GradDiff's retain corpus: the forget-corpus texts of this many other targets, drawn by <see cref="Seed"/>.</summary>
+    public int RetainTargets { get; init; } = 3;
+    public bool Lora { get; init; }
+    public int LoraRank { get; init; } = 8;
+    public double LoraAlpha { get; init; } = 16;
+    /// <summary>Train only decoder layers [first, last] (RWKU's --train_layers); null: all.</summary>
+    public int[]? TrainLayers { get; init; }
+    /// <summary>Score the probes every this many optimizer steps; 0: after every epoch.</summary>
+    public int EvaluateEvery { get; init; }
+    public double[] CheckpointThresholds { get; init; } = [50, 35, 20];
+    public int Seed { get; init; }
+    /// <summary>The weights of the levels in the "All" averages (null: the probe counts of the evaluated set).</summary>
+    public AllWeightSettings? AllWeights { get; init; }
+
+    public TokenLoss Loss => Method switch
+    {
+        Methods.Ga or Methods.GaStar => TokenLoss.GradientAscent,
+        Methods.GradDiff => TokenLoss.GradientDifference,
+        Methods.Npo => TokenLoss.Npo,
+        Methods.Dpo => TokenLoss.Dpo,
+        Methods.Rt => TokenLoss.CrossEntropy,
+        _ => throw new ArgumentException($"method '{Method}' trains no token loss"),
+    };
+
+    public double EffectiveBeta => Beta ?? (Method == Methods.Dpo ? MethodLosses.DpoBeta : MethodLosses.NpoBeta);
+
+    public LoraOptions? LoraOptions => Lora ? new LoraOptions { Rank = LoraRank, Alpha = LoraAlpha, Layers = Layers } : null;
+
+    public LayerRange? Layers => TrainLayers is [var first, var last] ? new LayerRange(first, last) : null;
+
+    static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+    };
+
+    public static IReadOnlyList<string> Builtin { get; } =
+        [.. new[] { "rwku-llama3", "toy" }.SelectMany(p => Methods.Trained.SelectMany(m => new[] { $"{p}-{m}", $"{p}-{m}-lora" }))];
+
+    /// <summary>The built-in preset of a method: <c>rwku-llama3-ga</c>, <c>toy-npo-lora</c>, ...</summary>
+    public static string BuiltinName(string family, string method, bool lora) => $"{family}-{method}{(lora ? "-lora" : "")}";
+
+    /// <summary>A built-in preset by name, or a JSON file.</summary>
+    public static MethodPreset Load(string nameOrPath)
+    {
+        string json, source;
+        if (Builtin.Contains(nameOrPath))
+        {
+            source = $"built-in preset '{nameOrPath}'";
+            using var stream = typeof(MethodPreset).Assembly.GetManifestResourceStream($"AlignThenUnlearn.Unlearning.Presets.{nameOrPath}.json")
+                ?? throw new InvalidOperationException($"{source} is missing from the assembly");
+            json = new StreamReader(stream).ReadToEnd();
+        }
+        else if (File.Exists(nameOrPath)) (json, source) = (File.ReadAllText(nameOrPath), $"preset file '{nameOrPath}'");
+        else throw new FileNotFoundException($"method preset '{nameOrPath}' is neither a built-in preset ({string.Join(", ", Builtin)}) nor a file", nameOrPath);
+        MethodPreset preset;
+        try { preset = JsonSerializer.Deserialize<MethodPreset>(json, Json) ?? throw new InvalidDataException($"{source} is empty"); }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
+        preset.Validate(source);
+        return preset;
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public void Validate(string source)
+    {
+        void Require(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
+        Require(Methods.Trained.Contains(Method), $"method '{Method}' is not one of {string.Join(", ", Methods.Trained)}");
+        Require(LearningRate > 0, "learning_rate must be positive");
+        Require(Epochs > 0 && BatchSize > 0 && GradientAccumulation > 0, "epochs, batch_size and gradient_accumulation must be positive");
+        Require(WarmupSteps >= 0 && WeightDecay >= 0 && MaxGradNorm >= 0, "warmup_steps, weight_decay and max_grad_norm must not be negative");
+        Require(Cutoff > 1, "cutoff must leave at least two tokens");
+        Require(Beta is null or > 0, "beta must be positive");
+        Require(!string.IsNullOrWhiteSpace(ForgetCorpus) && Path.GetFileName(ForgetCorpus) == ForgetCorpus, $"forget_corpus '{ForgetCorpus}' must be a file name in the target's RWKU folder");
+        Require(RetainTargets > 0, "retain_targets must be positive");
+        Require(LoraRank > 0 && LoraAlpha > 0, "lora_rank and lora_alpha must be positive");
+        Require(TrainLayers is null || (TrainLayers.Length == 2 && TrainLayers[0] >= 0 && TrainLayers[0] <= TrainLayers[1]), "train_layers is [first, last] with 0 <= first <= last");
+        Require(EvaluateEvery >= 0, "evaluate_every must be 0 (every epoch) or positive");
+        Require(CheckpointThresholds.All(t => t is > 0 and <= 100), "checkpoint_thresholds are percentages in (0, 100]");
+    }
+}

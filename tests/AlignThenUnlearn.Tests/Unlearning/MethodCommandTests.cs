@@ -1,0 +1,54 @@
+using AlignThenUnlearn.Cli;
+using AlignThenUnlearn.Tests.Evaluation;
+using AlignThenUnlearn.Tests.Support;
+using AlignThenUnlearn.Unlearning;
+
+namespace AlignThenUnlearn.Tests.Unlearning;
+
+/// <summary>`atu unlearn --method ...` on a tiny random model and the RWKU-shaped fixture: a baseline runs in the harness
+/// and scores the probes after every epoch, ICU only evaluates, and unknown methods are refused.</summary>
+[Collection(ConsoleCollection.Name)]
+public sealed class MethodCommandTests : IDisposable
+{
+    readonly TinyChatModel _model = new();
+    readonly RwkuFixture _rwku = new();
+    readonly TempFolder _temp = new();
+    public void Dispose() { _model.Dispose(); _rwku.Dispose(); _temp.Dispose(); }
+
+    UnlearnOptions Options(string method, string folder, string preset = "paper") =>
+        new() { Artifacts = _model.Artifacts, Rwku = _rwku.Root, Target = 1, Preset = preset, Out = folder, Device = "cpu", Method = method };
+
+    [Fact]
+    public void A_baseline_scores_the_probes_after_every_epoch_in_the_run_folder()
+    {
+        var preset = _temp.File("ga-star.json");
+        File.WriteAllText(preset, (MethodPreset.Load("toy-ga-star") with { Epochs = 2, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 1 }).ToJson());
+        var folder = _temp.File("run");
+        Assert.Equal(0, AtuCommand.Run(Options(Methods.GaStar, folder, preset)));
+        var stages = StageTable.FromJson(File.ReadAllText(Path.Combine(folder, AtuRun.StagesJson)));
+        Assert.Equal(2, stages.Count);   // one evaluation per epoch
+        Assert.All(stages, s => Assert.NotNull(s.ForgetAverage));
+        Assert.True(File.Exists(Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile)));
+        Assert.Contains("ga-star", File.ReadAllText(Path.Combine(folder, AtuRun.PresetFile)));
+    }
+
+    [Fact]
+    public void Icu_trains_nothing_and_reports_the_prompted_model()
+    {
+        var folder = _temp.File("icu");
+        Assert.Equal(0, AtuCommand.Run(Options(Methods.Icu, folder)));
+        Assert.True(Directory.Exists(Path.Combine(folder, AtuCommand.ReportFolder, "ICU")));
+        Assert.False(Directory.Exists(Path.Combine(folder, AtuRun.CheckpointsFolder)));
+    }
+
+    [Fact]
+    public void Unknown_methods_and_align_with_a_baseline_are_refused()
+    {
+        var e = Assert.Throws<ArgumentException>(() => AtuCommand.Run(Options("gradient-ascent", _temp.File("x"))));
+        Assert.Contains("'gradient-ascent'", e.Message);
+        var align = new AlignOptions { Artifacts = _model.Artifacts, Rwku = _rwku.Root, Target = 1, Out = _temp.File("y"), Device = "cpu", Method = Methods.Ga };
+        Assert.Contains("atu unlearn", Assert.Throws<ArgumentException>(() => AtuCommand.Run(align)).Message);
+        // A preset of another method is refused rather than silently run.
+        Assert.Contains("not npo", Assert.Throws<ArgumentException>(() => MethodCommand.PresetOf(Methods.Npo, "toy-ga", presetGiven: true, lora: false)).Message);
+    }
+}
