@@ -116,7 +116,7 @@ public static class AttackCommand
 
         var attacked = ResultsJson.Read(Path.Combine(o.Out, RwkuReports.ResultsFile));
         WriteReport(o, new JsonObject { ["attack"] = QuantizeAttack, ["scheme"] = scheme.Label, ["weights"] = source }, scheme.Label,
-            [("", attacked)], before, unlearned);
+            [("", attacked, AdversarialTypes.OfProbesFile(Path.Combine(o.Out, RwkuReports.ProbesFile)))], before, unlearned);
         return 0;
     }
 
@@ -150,7 +150,7 @@ public static class AttackCommand
             {
                 ["attack"] = SampleAttack, ["n"] = o.Samples, ["temperature"] = o.Temperature, ["top_p"] = o.TopP, ["seed"] = o.Seed,
                 ["weights"] = o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile),
-            }, label, [("", best.Summary), ("_mean", mean.Summary)], before, unlearned);
+            }, label, [("", best.Summary, AdversarialTypes.Of(best)), ("_mean", mean.Summary, AdversarialTypes.Of(mean))], before, unlearned);
         return 0;
     }
 
@@ -193,7 +193,7 @@ public static class AttackCommand
             ["attack"] = RelearnAttack, ["data"] = o.Data, ["examples"] = new JsonArray([.. counts.Select(k => JsonValue.Create(k))]),
             ["steps"] = o.Steps, ["lr"] = o.LearningRate, ["seed"] = o.Seed, ["weights"] = source,
         };
-        var runs = new List<(string Suffix, RunSummary Run)>();
+        var runs = new List<(string Suffix, RunSummary Run, IReadOnlyDictionary<string, double> AaByType)>();
         var temporary = Directory.CreateTempSubdirectory("atu-relearned-").FullName;
         try
         {
@@ -217,7 +217,7 @@ public static class AttackCommand
                 (o.Weights, o.Out, o.Name) = (relearned, RelearnFolder(output, k), $"{name} k{k}");
                 int code = EvalCommand.Run(o);
                 if (code != 0) return code;
-                runs.Add(($"_k{k}", ResultsJson.Read(Path.Combine(o.Out, RwkuReports.ResultsFile))));
+                runs.Add(($"_k{k}", ResultsJson.Read(Path.Combine(o.Out, RwkuReports.ResultsFile)), AdversarialTypes.OfProbesFile(Path.Combine(o.Out, RwkuReports.ProbesFile))));
                 File.Delete(relearned);
             }
         }
@@ -249,15 +249,18 @@ public static class AttackCommand
     static string DefaultName(AttackOptions o) =>
         Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights ?? Path.GetFullPath(o.Artifacts)));
 
-    /// <summary>attack.json: <paramref name="report"/> plus, per scored run (key suffix, summary), forget and neighbour All
-    /// and, with earlier results, the recovery.</summary>
-    static void WriteReport(AttackOptions o, JsonObject report, string label, IReadOnlyList<(string Suffix, RunSummary Run)> runs,
+    /// <summary>attack.json: <paramref name="report"/> plus, per scored run (key suffix, summary, AA per attack type),
+    /// forget and neighbour All, AA by type (<c>aa_by_type</c>) and, with earlier results, the recovery.</summary>
+    static void WriteReport(AttackOptions o, JsonObject report, string label, IReadOnlyList<(string Suffix, RunSummary Run, IReadOnlyDictionary<string, double> AaByType)> runs,
         (RunSummary Run, string Path)? before, (RunSummary Run, string Path)? unlearned)
     {
-        foreach (var (suffix, run) in runs)
+        foreach (var (suffix, run, aaByType) in runs)
         {
             report["forget_all" + suffix] = run.Mean.ForgetAll;
             report["neighbor_all" + suffix] = run.Mean.NeighborAll;
+            report["aa_by_type" + suffix] = new JsonObject(aaByType.Select(t => KeyValuePair.Create(t.Key, (JsonNode?)t.Value)));
+            if (aaByType.Count > 0)
+                AnsiConsole.MarkupLineInterpolated($"AA{suffix.Replace('_', ' ')} by attack type: {string.Join(", ", aaByType.Select(t => $"{t.Key} {Percent(t.Value)}"))}");
             var line = $"forget All{suffix.Replace('_', ' ')} after {label}: {Percent(run.Mean.ForgetAll)}";
             if (before is not null && unlearned is not null)
             {

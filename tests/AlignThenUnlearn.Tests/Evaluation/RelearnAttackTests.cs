@@ -95,6 +95,12 @@ public sealed class RelearnAttackTests(TinyChatModel tiny) : IClassFixture<TinyC
             Assert.Equal(forget, report.GetProperty($"forget_all_k{k}").GetDouble(), 12);
             Assert.Equal((forget - 0.1) / (0.9 - 0.1), report.GetProperty($"recovery_k{k}").GetDouble(), 12);
         }
+        // Ada Quill has one AA probe of each type, so each type's AA is that probe's recall.
+        var aaLines = File.ReadAllLines(Path.Combine(k0, RwkuReports.ProbesFile)).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(r => r.GetProperty("kind").GetString() == "AA").ToList();
+        Assert.Equal(3, aaLines.Count);
+        foreach (var line in aaLines)
+            Assert.Equal(line.GetProperty("score").GetDouble(), report.GetProperty("aa_by_type_k0").GetProperty(line.GetProperty("type").GetString()!).GetDouble(), 12);
         Assert.False(report.TryGetProperty("loss_first_k0", out _));   // nothing trained
         Assert.True(report.GetProperty("loss_last_k2").GetDouble() < report.GetProperty("loss_first_k2").GetDouble());
     }
