@@ -254,6 +254,8 @@ public static class AttackCommand
     static void WriteReport(AttackOptions o, JsonObject report, string label, IReadOnlyList<(string Suffix, RunSummary Run, IReadOnlyDictionary<string, double> AaByType)> runs,
         (RunSummary Run, string Path)? before, (RunSummary Run, string Path)? unlearned)
     {
+        report["label"] = label;   // the column of `atu report --attacks`; the series (method) and weights name its row
+        if (o.Series is not null) report["series"] = o.Series;
         foreach (var (suffix, run, aaByType) in runs)
         {
             report["forget_all" + suffix] = run.Mean.ForgetAll;

@@ -40,7 +40,7 @@ public static class ResultsTable
         return text.ToString();
     }
 
-    static string Percent(double? value) => value is double v ? (100 * v).ToString("F1", CultureInfo.InvariantCulture) : "–";
+    internal static string Percent(double? value) => value is double v ? (100 * v).ToString("F1", CultureInfo.InvariantCulture) : "–";
 
-    static string Escape(string cell) => cell.Replace("|", "\\|").ReplaceLineEndings(" ");
+    internal static string Escape(string cell) => cell.Replace("|", "\\|").ReplaceLineEndings(" ");
 }
