@@ -51,6 +51,17 @@ public sealed class AdversarialTypesTests : IDisposable
     }
 
     [Fact]
+    public void The_run_report_lists_AA_per_type_in_percent()
+    {
+        RwkuReports.WriteRun(_temp.File("run"), Run());
+        var lines = File.ReadAllLines(Path.Combine(_temp.File("run"), RwkuReports.TableFile));
+        int head = Array.IndexOf(lines, "| Attack type | AA ↓ |");
+        // The figures of the test above in percent, types in ordinal order.
+        Assert.Equal(["| prefix injection | 100.0 |", "| role playing | 25.0 |", "| untyped | 50.0 |"], lines.Skip(head + 2));
+        Assert.Equal("", ResultsTable.AdversarialByType(new Dictionary<string, double>()));   // no AA probes, no section
+    }
+
+    [Fact]
     public void The_probes_file_gives_the_same_breakdown()
     {
         var run = Run();
