@@ -6,6 +6,7 @@ using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Checkpoints;
 using AlignThenUnlearn.Tests.Support;
 using AlignThenUnlearn.Unlearning;
+using CommandLine;
 
 namespace AlignThenUnlearn.Tests.Evaluation;
 
@@ -103,6 +104,16 @@ public sealed class RelearnAttackTests(TinyChatModel tiny) : IClassFixture<TinyC
             Assert.Equal(line.GetProperty("score").GetDouble(), report.GetProperty("aa_by_type_k0").GetProperty(line.GetProperty("type").GetString()!).GetDouble(), 12);
         Assert.False(report.TryGetProperty("loss_first_k0", out _));   // nothing trained
         Assert.True(report.GetProperty("loss_last_k2").GetDouble() < report.GetProperty("loss_first_k2").GetDouble());
+    }
+
+    [Fact]
+    public void The_command_line_parses_the_relearn_options()
+    {
+        var parsed = Parser.Default.ParseArguments(["attack", "relearn", "--data", "neighbour", "--examples", "0,4,16", "--steps", "7", "--lr", "2e-5",
+            "--seed", "3", "--artifacts", "a", "--rwku", "r", "--out", "o"], Verbs.Types).MapResult(o => o, errors => throw new ArgumentException(string.Join("; ", errors)));
+        var o = Assert.IsType<AttackOptions>(parsed);
+        Assert.Equal(("relearn", "neighbour", 7L, 2e-5, 3L), (o.Attack, o.Data, o.Steps, o.LearningRate, o.Seed));
+        Assert.Equal([0, 4, 16], AttackCommand.ExampleCounts(o.Examples));
     }
 
     [Fact]
