@@ -5,6 +5,7 @@ using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Checkpoints;
 using AlignThenUnlearn.Models.Quantization;
 using AlignThenUnlearn.Runtime;
+using AlignThenUnlearn.Unlearning;
 using CommandLine;
 using Spectre.Console;
 using DataType = Onnx.TensorProto.Types.DataType;
@@ -13,10 +14,10 @@ namespace AlignThenUnlearn.Cli;
 
 /// <summary><c>atu attack KIND</c>: an attack on an unlearned model followed by `atu eval`'s ordinary evaluation (every
 /// option of `atu eval` applies; the attack kind is a positional value because CommandLineParser does not nest verbs).</summary>
-[Verb("attack", HelpText = "Attack an unlearned model and score it on RWKU as `atu eval` does: `atu attack quantize` quantises the decoder layers' linear weights (RTN int8/int4 or NF4) and dequantises them back; `atu attack sample` answers every probe --n times by seeded temperature/top-p sampling and scores the best and the mean recall. Writes eval's reports and attack.json (forget All after the attack; recovery with --before and --unlearned).")]
+[Verb("attack", HelpText = "Attack an unlearned model and score it on RWKU as `atu eval` does: `atu attack quantize` quantises the decoder layers' linear weights (RTN int8/int4 or NF4) and dequantises them back; `atu attack sample` answers every probe --n times by seeded temperature/top-p sampling and scores the best and the mean recall; `atu attack relearn` fine-tunes on K texts (--data forget|neighbour|unrelated, --examples K,K2,...) with next-token loss and AdamW, then scores each. Writes eval's reports and attack.json (forget All after the attack; recovery with --before and --unlearned).")]
 public sealed class AttackOptions : EvalOptions
 {
-    [Value(0, MetaName = "attack", Required = true, HelpText = "quantize or sample.")]
+    [Value(0, MetaName = "attack", Required = true, HelpText = "quantize, sample or relearn.")]
     public string Attack { get; set; } = "";
 
     [Option("bits", Default = 4, HelpText = "quantize: 8 or 4 (rtn), 4 (nf4).")]
@@ -40,7 +41,19 @@ public sealed class AttackOptions : EvalOptions
     [Option("top-p", Default = 1.0, HelpText = "sample: keep the most probable tokens whose probabilities first reach this together (nucleus sampling).")]
     public double TopP { get; set; } = 1.0;
 
-    [Option("seed", Default = 0L, HelpText = "sample: answer i of every probe draws with seed + i; the same seed gives the same answers.")]
+    [Option("data", Default = RelearnTexts.Forget, HelpText = "relearn: forget (the attacked targets' passage.json), neighbour (their neighbor_level1 probes as sentences, the blank filled with the answer) or unrelated (the passage.json texts of every other target in --rwku).")]
+    public string Data { get; set; } = RelearnTexts.Forget;
+
+    [Option("examples", Default = "4", HelpText = "relearn: texts to fine-tune on, one or several comma-separated (e.g. 0,4,16); each K is a separate attack on the given weights, reports in <out>/k<K>/. K = 0 scores the weights unchanged.")]
+    public string Examples { get; set; } = "4";
+
+    [Option("steps", Default = 20L, HelpText = "relearn: AdamW steps, each on one batch of all K texts.")]
+    public long Steps { get; set; } = 20;
+
+    [Option("lr", Default = 1e-5, HelpText = "relearn: AdamW learning rate (constant, no weight decay).")]
+    public double LearningRate { get; set; } = 1e-5;
+
+    [Option("seed", Default = 0L, HelpText = "sample: answer i of every probe draws with seed + i; the same seed gives the same answers. relearn: which K texts (the pool shuffled with it) and the batch order.")]
     public long Seed { get; set; }
 
     [Option("before", HelpText = "results.json (or its folder) of `atu eval` on the model before unlearning; with --unlearned, attack.json gets the recovery.")]
@@ -52,13 +65,17 @@ public sealed class AttackOptions : EvalOptions
 
 public static class AttackCommand
 {
-    public const string QuantizeAttack = "quantize", SampleAttack = "sample", ReportFile = "attack.json";
+    public const string QuantizeAttack = "quantize", SampleAttack = "sample", RelearnAttack = "relearn", ReportFile = "attack.json";
+
+    /// <summary>The longest text (in tokens, from its start) relearning trains on, or the model's maximum if smaller.</summary>
+    public const int RelearnMaxTokens = 512;
 
     public static int Run(AttackOptions o) => o.Attack switch
     {
         QuantizeAttack => Quantize(o),
         SampleAttack => Sample(o),
-        _ => throw new ArgumentException($"atu attack: unknown attack '{o.Attack}'; the attacks are: {QuantizeAttack}, {SampleAttack}"),
+        RelearnAttack => Relearn(o),
+        _ => throw new ArgumentException($"atu attack: unknown attack '{o.Attack}'; the attacks are: {QuantizeAttack}, {SampleAttack}, {RelearnAttack}"),
     };
 
     /// <summary>The scheme the options name; the group size defaults to per output channel for int8 and 128 for int4.</summary>
@@ -99,7 +116,7 @@ public static class AttackCommand
 
         var attacked = ResultsJson.Read(Path.Combine(o.Out, RwkuReports.ResultsFile));
         WriteReport(o, new JsonObject { ["attack"] = QuantizeAttack, ["scheme"] = scheme.Label, ["weights"] = source }, scheme.Label,
-            [("", attacked)], before, unlearned);
+            [("", attacked, AdversarialTypes.OfProbesFile(Path.Combine(o.Out, RwkuReports.ProbesFile)))], before, unlearned);
         return 0;
     }
 
@@ -133,34 +150,119 @@ public static class AttackCommand
             {
                 ["attack"] = SampleAttack, ["n"] = o.Samples, ["temperature"] = o.Temperature, ["top_p"] = o.TopP, ["seed"] = o.Seed,
                 ["weights"] = o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile),
-            }, label, [("", best.Summary), ("_mean", mean.Summary)], before, unlearned);
+            }, label, [("", best.Summary, AdversarialTypes.Of(best)), ("_mean", mean.Summary, AdversarialTypes.Of(mean))], before, unlearned);
         return 0;
     }
 
-    /// <summary>Reads --before and --unlearned (both or neither) and refuses to overwrite earlier reports, before any work.</summary>
-    static ((RunSummary Run, string Path)? Before, (RunSummary Run, string Path)? Unlearned) EarlierResults(AttackOptions o)
+    /// <summary>The values of --examples: distinct counts of 0 or more, in the order given.</summary>
+    public static IReadOnlyList<int> ExampleCounts(string examples)
+    {
+        var counts = examples.Split(',', StringSplitOptions.TrimEntries).Select(part =>
+            int.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var k) ? k
+            : throw new ArgumentException($"--examples {examples}: '{part}' is no count of texts (expected e.g. 0,4,16)")).ToList();
+        if (counts.Distinct().Count() != counts.Count) throw new ArgumentException($"--examples {examples}: a count is repeated");
+        return counts;
+    }
+
+    /// <summary>Where relearning on <paramref name="k"/> texts writes `atu eval`'s reports.</summary>
+    public static string RelearnFolder(string output, int k) => Path.Combine(output, $"k{k}");
+
+    /// <summary>The relearning attack: for each K, the given weights fine-tuned on K texts (<see cref="RelearnTexts"/>,
+    /// <see cref="Relearning"/>), then scored by `atu eval` into &lt;out&gt;/k&lt;K&gt;/, as the quantisation attack scores;
+    /// attack.json holds every K's figures (keys suffixed _k&lt;K&gt;) and the loss before and after fine-tuning.</summary>
+    static int Relearn(AttackOptions o)
+    {
+        var counts = ExampleCounts(o.Examples);
+        if (!RelearnTexts.Kinds.Contains(o.Data)) throw new ArgumentException($"--data {o.Data}: expected {string.Join(", ", RelearnTexts.Kinds)}");
+        if (o.Steps < 1) throw new ArgumentException($"--steps {o.Steps}: expected 1 or more");
+        if (!(o.LearningRate > 0) || !double.IsFinite(o.LearningRate)) throw new ArgumentException($"--lr {o.LearningRate}: expected a positive number");
+        var output = o.Out;
+        var (before, unlearned) = EarlierResults(o, [.. counts.Select(k => RelearnFolder(output, k))]);
+        var artifact = ArtifactModel.Open(o.Artifacts);
+        var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{artifact.Folder}' has no tokenizer files; relearning trains on text");
+        var dataset = RwkuDataset.Open(o.Rwku);
+        var pool = RelearnTexts.Pool(dataset, dataset.Select(o.Targets), o.Data, o.Seed);
+        var texts = counts.ToDictionary(k => k, k => RelearnTexts.Take(pool, o.Data, k));   // every K checked before any training
+        int maxTokens = Math.Min(RelearnMaxTokens, artifact.Config.MaxPositionEmbeddings);
+        var runType = artifact.Manifest.Dtype == "f16" ? DataType.Float16 : DataType.Float;
+        var source = o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile);
+        var label = FormattableString.Invariant($"relearn-{o.Data}-s{o.Steps}-lr{o.LearningRate:G3}");
+        var name = o.Name ?? $"{DefaultName(o)} {label}";
+        var report = new JsonObject
+        {
+            ["attack"] = RelearnAttack, ["data"] = o.Data, ["examples"] = new JsonArray([.. counts.Select(k => JsonValue.Create(k))]),
+            ["steps"] = o.Steps, ["lr"] = o.LearningRate, ["seed"] = o.Seed, ["weights"] = source,
+        };
+        var runs = new List<(string Suffix, RunSummary Run, IReadOnlyDictionary<string, double> AaByType)>();
+        var temporary = Directory.CreateTempSubdirectory("atu-relearned-").FullName;
+        try
+        {
+            foreach (var k in counts)
+            {
+                var sequences = texts[k].Select(t => tokenizer.EncodeToIds(t).Take(maxTokens).ToArray()).ToList();
+                var trained = Path.Combine(temporary, $"k{k}.f32.safetensors");
+                var relearned = Path.Combine(temporary, $"k{k}.safetensors");
+                IReadOnlyList<double> losses;
+                using (var device = o.CreateDevice())
+                    losses = Relearning.Run(device, artifact.Config, source, sequences, o.Steps, o.LearningRate, o.Seed, trained);
+                using (var checkpoint = SafetensorsCheckpoint.Open(trained))   // in the artifact's dtype, as eval reads weights
+                    ArtifactExporter.WriteWeights(checkpoint, DecoderBuilder.Parameters(artifact.Config, runType), relearned, runType);
+                File.Delete(trained);
+                if (losses.Count > 0)
+                {
+                    report[$"loss_first_k{k}"] = losses[0];
+                    report[$"loss_last_k{k}"] = losses[^1];
+                    AnsiConsole.MarkupLineInterpolated($"[green]relearned[/] on {k} {o.Data} texts, {o.Steps} steps: loss {losses[0]:0.###} -> {losses[^1]:0.###}");
+                }
+                (o.Weights, o.Out, o.Name) = (relearned, RelearnFolder(output, k), $"{name} k{k}");
+                int code = EvalCommand.Run(o);
+                if (code != 0) return code;
+                runs.Add(($"_k{k}", ResultsJson.Read(Path.Combine(o.Out, RwkuReports.ResultsFile)), AdversarialTypes.OfProbesFile(Path.Combine(o.Out, RwkuReports.ProbesFile))));
+                File.Delete(relearned);
+            }
+        }
+        finally
+        {
+            Directory.Delete(temporary, recursive: true);
+            (o.Weights, o.Out, o.Name) = (source, output, name);
+        }
+        WriteReport(o, report, label, runs, before, unlearned);
+        return 0;
+    }
+
+    /// <summary>Reads --before and --unlearned (both or neither) and refuses to overwrite earlier reports (in --out, or in
+    /// each of <paramref name="outputs"/>), before any work.</summary>
+    static ((RunSummary Run, string Path)? Before, (RunSummary Run, string Path)? Unlearned) EarlierResults(AttackOptions o, IReadOnlyList<string>? outputs = null)
     {
         if ((o.Before is null) != (o.Unlearned is null))
             throw new ArgumentException("recovery needs both --before (the model before unlearning) and --unlearned (the unlearned model without the attack)");
         var before = o.Before is null ? null : ReadResults(o.Before);
         var unlearned = o.Unlearned is null ? null : ReadResults(o.Unlearned);
-        var resultsPath = Path.Combine(o.Out, RwkuReports.ResultsFile);
-        if (File.Exists(resultsPath) && !o.Force) throw new IOException($"'{resultsPath}' already exists; pass --force to replace the reports in '{o.Out}'");
+        foreach (var folder in outputs ?? [o.Out])
+        {
+            var resultsPath = Path.Combine(folder, RwkuReports.ResultsFile);
+            if (File.Exists(resultsPath) && !o.Force) throw new IOException($"'{resultsPath}' already exists; pass --force to replace the reports in '{folder}'");
+        }
         return (before, unlearned);
     }
 
     static string DefaultName(AttackOptions o) =>
         Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights ?? Path.GetFullPath(o.Artifacts)));
 
-    /// <summary>attack.json: <paramref name="report"/> plus, per scored run (key suffix, summary), forget and neighbour All
-    /// and, with earlier results, the recovery.</summary>
-    static void WriteReport(AttackOptions o, JsonObject report, string label, IReadOnlyList<(string Suffix, RunSummary Run)> runs,
+    /// <summary>attack.json: <paramref name="report"/> plus, per scored run (key suffix, summary, AA per attack type),
+    /// forget and neighbour All, AA by type (<c>aa_by_type</c>) and, with earlier results, the recovery.</summary>
+    static void WriteReport(AttackOptions o, JsonObject report, string label, IReadOnlyList<(string Suffix, RunSummary Run, IReadOnlyDictionary<string, double> AaByType)> runs,
         (RunSummary Run, string Path)? before, (RunSummary Run, string Path)? unlearned)
     {
-        foreach (var (suffix, run) in runs)
+        report["label"] = label;   // the column of `atu report --attacks`; the series (method) and weights name its row
+        if (o.Series is not null) report["series"] = o.Series;
+        foreach (var (suffix, run, aaByType) in runs)
         {
             report["forget_all" + suffix] = run.Mean.ForgetAll;
             report["neighbor_all" + suffix] = run.Mean.NeighborAll;
+            report["aa_by_type" + suffix] = new JsonObject(aaByType.Select(t => KeyValuePair.Create(t.Key, (JsonNode?)t.Value)));
+            if (aaByType.Count > 0)
+                AnsiConsole.MarkupLineInterpolated($"AA{suffix.Replace('_', ' ')} by attack type: {string.Join(", ", aaByType.Select(t => $"{t.Key} {Percent(t.Value)}"))}");
             var line = $"forget All{suffix.Replace('_', ' ')} after {label}: {Percent(run.Mean.ForgetAll)}";
             if (before is not null && unlearned is not null)
             {

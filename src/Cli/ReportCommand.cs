@@ -1,5 +1,6 @@
 using System.Globalization;
 using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Models;
 using CommandLine;
 using Spectre.Console;
 
@@ -8,8 +9,11 @@ namespace AlignThenUnlearn.Cli;
 [Verb("report", HelpText = "Combine several `atu eval` runs into one table (combined.md, a row per run) and the forget-vs-neighbour plot (forget_vs_neighbor.png).")]
 public sealed class ReportOptions
 {
-    [Option("runs", Required = true, Min = 1, HelpText = "Output folders of `atu eval` (or their results.json files), in the order of the rows.")]
+    [Option("runs", HelpText = "Output folders of `atu eval` (or their results.json files), in the order of the rows.")]
     public IEnumerable<string> Runs { get; set; } = [];
+
+    [Option("attacks", HelpText = "Output folders of `atu attack` (or their attack.json files): the robustness table (robustness.md; rows method (--series) x checkpoint (the attacked weights), columns the attacks) and its bar chart (robustness.png).")]
+    public IEnumerable<string> Attacks { get; set; } = [];
 
     [Option("out", Required = true, HelpText = "Folder for combined.md and forget_vs_neighbor.png.")]
     public string Out { get; set; } = "";
@@ -19,9 +23,23 @@ public static class ReportCommand
 {
     public static int Run(ReportOptions o)
     {
-        var runs = RwkuReports.Combine(o.Runs.ToList(), o.Out);
-        AnsiConsole.Write(Table(runs));
-        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.CombinedTableFile} and {TradeoffPlot.FileName} to {o.Out}");
+        if (!o.Runs.Any() && !o.Attacks.Any()) throw new ArgumentException("atu report needs --runs (results of `atu eval`), --attacks (reports of `atu attack`) or both");
+        var robustness = o.Attacks.Any() ? RobustnessTable.Read(o.Attacks) : null;   // read before anything is written
+        if (o.Runs.Any())
+        {
+            var runs = RwkuReports.Combine(o.Runs.ToList(), o.Out);
+            AnsiConsole.Write(Table(runs));
+            AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.CombinedTableFile} and {TradeoffPlot.FileName} to {o.Out}");
+        }
+        if (robustness is not null)
+        {
+            Directory.CreateDirectory(o.Out);
+            var markdown = robustness.Markdown();
+            AtomicFile.WriteAllBytes(Path.Combine(o.Out, RobustnessTable.TableFile), System.Text.Encoding.UTF8.GetBytes(markdown));
+            AtomicFile.WriteAllBytes(Path.Combine(o.Out, RobustnessTable.PlotFile), robustness.RenderPng());
+            AnsiConsole.WriteLine(markdown);
+            AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RobustnessTable.TableFile} and {RobustnessTable.PlotFile} to {o.Out}");
+        }
         return 0;
     }
 

@@ -40,7 +40,19 @@ public static class ResultsTable
         return text.ToString();
     }
 
-    static string Percent(double? value) => value is double v ? (100 * v).ToString("F1", CultureInfo.InvariantCulture) : "–";
+    /// <summary>Forget AA per RWKU attack type (<see cref="Attacks.AdversarialTypes"/>) as a section of a run's report;
+    /// empty when the run has no AA probes.</summary>
+    public static string AdversarialByType(IReadOnlyDictionary<string, double> byType)
+    {
+        if (byType.Count == 0) return "";
+        var text = new StringBuilder("\n## Forget AA by attack type\n\n");
+        text.Append("Per target the mean recall of its level-3 probes of the type, then the mean over the targets having it.\n\n");
+        text.Append("| Attack type | AA ↓ |\n| :-- | --: |\n");
+        foreach (var (type, score) in byType) text.Append("| ").Append(Escape(type)).Append(" | ").Append(Percent(score)).Append(" |\n");
+        return text.ToString();
+    }
 
-    static string Escape(string cell) => cell.Replace("|", "\\|").ReplaceLineEndings(" ");
+    internal static string Percent(double? value) => value is double v ? (100 * v).ToString("F1", CultureInfo.InvariantCulture) : "–";
+
+    internal static string Escape(string cell) => cell.Replace("|", "\\|").ReplaceLineEndings(" ");
 }

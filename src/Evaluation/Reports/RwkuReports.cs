@@ -10,13 +10,13 @@ public static class RwkuReports
     public const string ProbesFile = "probes.jsonl";
     public const string CombinedTableFile = "combined.md";
 
-    /// <summary>Writes <c>results.json</c>, <c>results.md</c> (the run's row and a row per target) and
+    /// <summary>Writes <c>results.json</c>, <c>results.md</c> (the run's row, a row per target and AA per attack type) and
     /// <c>probes.jsonl</c> (every probe) into <paramref name="folder"/>.</summary>
     public static void WriteRun(string folder, RunEvaluation run)
     {
         Directory.CreateDirectory(folder);
         AtomicFile.WriteAllBytes(Path.Combine(folder, ResultsFile), ResultsJson.Serialize(run.Summary));
-        WriteText(Path.Combine(folder, TableFile), ResultsTable.Run(run.Summary));
+        WriteText(Path.Combine(folder, TableFile), ResultsTable.Run(run.Summary) + ResultsTable.AdversarialByType(Attacks.AdversarialTypes.Of(run)));
         var probes = new StringWriter { NewLine = "\n" };
         ProbesJsonLines.Write(probes, run.Summary.Name, run.Targets);
         WriteText(Path.Combine(folder, ProbesFile), probes.ToString());
