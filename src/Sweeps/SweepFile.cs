@@ -39,7 +39,11 @@ public sealed record SweepFile
     /// <summary>"1-100", "1-3,7" or a list of numbers and such strings.</summary>
     public JsonElement Targets { get; init; }
     public string[] Methods { get; init; } = ["atu"];
+    /// <summary>ATU's presets (built-in names or files).</summary>
     public string[] Presets { get; init; } = ["paper"];
+    /// <summary>The presets of any method, overriding its default: ATU's <see cref="Presets"/>, a baseline's
+    /// <c>rwku-llama3-&lt;method&gt;[-lora]</c> (as `atu run --method`); icu takes none.</summary>
+    public Dictionary<string, string[]> MethodPresets { get; init; } = [];
     /// <summary>Hook layers; empty: each preset's own.</summary>
     public int[] Layers { get; init; } = [];
     /// <summary>Seeds written into the preset; empty: each preset's own.</summary>
@@ -79,6 +83,8 @@ public sealed record SweepFile
         Require(Rwku.Length > 0, "rwku", "is missing (the RWKU folder)");
         Require(Methods.Length > 0 && Methods.Distinct().Count() == Methods.Length, "methods", "must list at least one method, each once");
         Require(Presets.Length > 0 && Presets.Distinct().Count() == Presets.Length, "presets", "must list at least one preset, each once");
+        foreach (var (method, presets) in MethodPresets)
+            Require(Methods.Contains(method) && presets.Length > 0 && presets.Distinct().Count() == presets.Length, $"method_presets.{method}", "must be a method of \"methods\" with at least one preset, each once");
         Require(Layers.All(l => l >= 0) && Layers.Distinct().Count() == Layers.Length, "layers", "must be distinct hidden-state indexes >= 0");
         Require(Seeds.Distinct().Count() == Seeds.Length, "seeds", "must be distinct");
         var unknown = Eval.Except(EvalTasks).ToList();

@@ -43,32 +43,72 @@ public sealed record SweepManifest
 /// <summary>Sweep file -> cells (one per combination) -> a sweep folder with a manifest.</summary>
 public static partial class SweepPlanner
 {
-    /// <summary>The command line of each method (after the atu program), the only place a method becomes a command.
-    /// Baselines (ga, npo, ...) join here once `atu run --method M` exists.</summary>
-    static readonly Dictionary<string, Func<CellSettings, string[]>> MethodCommands = new()
-    {
-        ["atu"] = c => [
-            "run", "--artifacts", c.Artifacts, "--rwku", c.Rwku, "--target", Text(c.Target), "--preset", c.Preset,
-            .. c.Layer is int layer ? new[] { "--layer", Text(layer) } : [],
-            "--out", c.Run, "--resume", "--device", c.Device, "--threads", Text(c.Threads)],
-    };
+    /// <summary>The command line of each method (after the atu program), the only place a method becomes a command:
+    /// atu, each baseline of `atu run --method` and each trained baseline with LoRA as <c>&lt;method&gt;-lora</c>.</summary>
+    static readonly Dictionary<string, Func<CellSettings, string[]>> MethodCommands = MethodCommandTable();
 
-    /// <summary>What a method's command line is made of (absolute paths).</summary>
-    public sealed record CellSettings(string Artifacts, string Rwku, int Target, string Preset, int? Layer, string Run, string Device, int Threads);
+    static Dictionary<string, Func<CellSettings, string[]>> MethodCommandTable()
+    {
+        var table = new Dictionary<string, Func<CellSettings, string[]>>
+        {
+            [Unlearning.Methods.Atu] = c => [
+                "run", "--artifacts", c.Artifacts, "--rwku", c.Rwku, "--target", Text(c.Target), "--preset", c.Preset!,
+                .. c.Layer is int layer ? new[] { "--layer", Text(layer) } : [],
+                "--out", c.Run, "--resume", "--device", c.Device, "--threads", Text(c.Threads)],
+        };
+        foreach (var method in Unlearning.Methods.Trained)
+        {
+            table[method] = c => BaselineCommand(method, false, c);
+            table[method + LoraSuffix] = c => BaselineCommand(method, true, c);
+        }
+        table[Unlearning.Methods.Icu] = c => BaselineCommand(Unlearning.Methods.Icu, false, c);
+        return table;
+    }
+
+    const string LoraSuffix = "-lora";
+
+    /// <summary>`atu run --method M [--lora]`: a baseline has no hook layer; icu no preset (it does not train).</summary>
+    static string[] BaselineCommand(string method, bool lora, CellSettings c) => [
+        "run", "--method", method, .. lora ? new[] { "--lora" } : [],
+        "--artifacts", c.Artifacts, "--rwku", c.Rwku, "--target", Text(c.Target),
+        .. c.Preset is string preset ? new[] { "--preset", preset } : [],
+        "--out", c.Run, "--resume", "--device", c.Device, "--threads", Text(c.Threads)];
+
+    /// <summary>What a method's command line is made of (absolute paths); no preset for icu, no layer for baselines.</summary>
+    public sealed record CellSettings(string Artifacts, string Rwku, int Target, string? Preset, int? Layer, string Run, string Device, int Threads);
 
     public static IReadOnlyCollection<string> Methods => MethodCommands.Keys;
+
+    /// <summary>The `atu run --method` name of a sweep method (ga for ga-lora) and whether it trains LoRA adapters.</summary>
+    public static (string Method, bool Lora) RunMethod(string method) =>
+        method.EndsWith(LoraSuffix, StringComparison.Ordinal) && MethodCommands.ContainsKey(method) ? (method[..^LoraSuffix.Length], true) : (method, false);
+
+    /// <summary>The presets a method's cells run with: <see cref="SweepFile.MethodPresets"/>, else ATU's
+    /// <see cref="SweepFile.Presets"/> or a baseline's default; none for icu.</summary>
+    public static IReadOnlyList<string> PresetsOf(SweepFile sweep, string method)
+    {
+        if (method == Unlearning.Methods.Icu)
+            return sweep.MethodPresets.ContainsKey(method) ? throw new InvalidDataException("sweep file: \"method_presets.icu\" must not be given: icu does not train, it takes no preset") : [];
+        if (sweep.MethodPresets.TryGetValue(method, out var presets)) return presets;
+        if (method == Unlearning.Methods.Atu) return sweep.Presets;
+        var (runMethod, lora) = RunMethod(method);
+        return [MethodPreset.BuiltinName("rwku-llama3", runMethod, lora)];
+    }
+
+    static readonly int?[] NoValue = [null];
 
     static string Text(int n) => n.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The cells of <paramref name="sweep"/> in the order targets, methods, presets, layers, seeds (the last
-    /// varies fastest). <paramref name="baseFolder"/>: the sweep file's folder (relative paths in it start there);
-    /// <paramref name="presetFiles"/>: the preset file (absolute) of each (preset, seed), see <see cref="Plan"/>.</summary>
-    public static IReadOnlyList<SweepCell> Cells(SweepFile sweep, string baseFolder, string sweepFolder, Func<string, int?, string> presetFiles)
+    /// varies fastest); layers apply to atu only, seeds to every method but icu. <paramref name="baseFolder"/>: the sweep
+    /// file's folder (relative paths in it start there); <paramref name="presetFiles"/>: the preset file (absolute) of
+    /// each (method, preset, seed), see <see cref="Plan"/>.</summary>
+    public static IReadOnlyList<SweepCell> Cells(SweepFile sweep, string baseFolder, string sweepFolder, Func<string, string, int?, string> presetFiles)
     {
         var unknown = sweep.Methods.Where(m => !MethodCommands.ContainsKey(m)).ToList();
         if (unknown.Count > 0)
-            throw new InvalidDataException($"sweep file: method(s) {string.Join(", ", unknown.Select(m => $"'{m}'"))} cannot run with this atu yet; the runnable methods are: {string.Join(", ", MethodCommands.Keys)}");
-        var presetNames = sweep.Presets.ToDictionary(p => p, PresetLabel);
+            throw new InvalidDataException($"sweep file: method(s) {string.Join(", ", unknown.Select(m => $"'{m}'"))} cannot run with this atu; the runnable methods are: {string.Join(", ", MethodCommands.Keys)}");
+        var presetNames = sweep.Methods.SelectMany(m => PresetsOf(sweep, m)).Distinct().ToDictionary(p => p, PresetLabel);
         var clash = presetNames.GroupBy(kv => kv.Value).FirstOrDefault(g => g.Count() > 1);
         if (clash is not null)
             throw new InvalidDataException($"sweep file: presets {string.Join(" and ", clash.Select(kv => $"'{kv.Key}'"))} would give cells of one name ('{clash.Key}'); rename one of the files");
@@ -78,23 +118,28 @@ public static partial class SweepPlanner
         var cells = new List<SweepCell>();
         foreach (var target in sweep.TargetNumbers())
             foreach (var method in sweep.Methods)
-                foreach (var preset in sweep.Presets)
-                    foreach (var layer in layers)
-                        foreach (var seed in seeds)
+            {
+                var trains = method != Unlearning.Methods.Icu;
+                IReadOnlyList<string?> presets = trains ? [.. PresetsOf(sweep, method)] : [null];
+                foreach (var preset in presets)
+                    foreach (var layer in method == Unlearning.Methods.Atu ? layers : NoValue)
+                        foreach (var seed in trains ? seeds : NoValue)
                         {
-                            var name = $"{method}_{presetNames[preset]}_t{target:D3}" + (layer is int l ? $"_L{l}" : "") + (seed is int s ? $"_s{s}" : "");
+                            var name = method + (preset is null ? "" : $"_{presetNames[preset]}") + $"_t{target:D3}" + (layer is int l ? $"_L{l}" : "") + (seed is int s ? $"_s{s}" : "");
                             var folder = Path.Combine(SweepManifest.CellsFolder, name);
                             var run = Path.GetFullPath(Path.Combine(sweepFolder, folder, CellState.RunFolder));
-                            var command = MethodCommands[method](new CellSettings(artifacts, rwku, target, presetFiles(preset, seed), layer, run, sweep.Device, sweep.Threads));
-                            cells.Add(new SweepCell(cells.Count, name, method, preset, target, layer, seed, folder, run, command));
+                            var presetFile = preset is null ? null : presetFiles(method, preset, seed);
+                            var command = MethodCommands[method](new CellSettings(artifacts, rwku, target, presetFile, layer, run, sweep.Device, sweep.Threads));
+                            cells.Add(new SweepCell(cells.Count, name, method, preset ?? "", target, layer, seed, folder, run, command));
                         }
+            }
         return cells;
     }
 
     /// <summary>A preset as part of a folder name: a built-in's name, a file's name without extension; characters other
     /// than letters, digits, '.', '-' replaced by '-'.</summary>
     public static string PresetLabel(string preset) =>
-        UnsafeCharacters().Replace(AtuPreset.Builtin.Contains(preset) ? preset : Path.GetFileNameWithoutExtension(preset), "-");
+        UnsafeCharacters().Replace(AtuPreset.Builtin.Contains(preset) || MethodPreset.Builtin.Contains(preset) ? preset : Path.GetFileNameWithoutExtension(preset), "-");
 
     [GeneratedRegex("[^A-Za-z0-9.-]")]
     private static partial Regex UnsafeCharacters();
@@ -109,15 +154,11 @@ public static partial class SweepPlanner
         sweepFolder = Path.GetFullPath(sweepFolder);
         var presetFolder = Path.Combine(sweepFolder, "presets");
         var presetFiles = new Dictionary<(string, int?), (string Path, string Json)>();
-        string PresetFile(string preset, int? seed)
+        string PresetFile(string method, string preset, int? seed)
         {
             if (presetFiles.TryGetValue((preset, seed), out var known)) return known.Path;
-            var source = AtuPreset.Builtin.Contains(preset) ? preset : Path.GetFullPath(preset, baseFolder);
-            var loaded = AtuPreset.Load(source);
-            if (seed is int s) loaded = loaded with { Seed = s };
-            var path = Path.Combine(presetFolder, PresetLabel(preset) + (seed is int k ? $"-seed{k}" : "") + ".json");
-            presetFiles[(preset, seed)] = (path, loaded.ToJson());
-            return path;
+            presetFiles[(preset, seed)] = known = (Path.Combine(presetFolder, PresetLabel(preset) + (seed is int k ? $"-seed{k}" : "") + ".json"), PresetJson(method, preset, seed, baseFolder));
+            return known.Path;
         }
         var cells = Cells(sweep, baseFolder, sweepFolder, PresetFile);
         CheckTargets(sweep, baseFolder);
@@ -135,6 +176,22 @@ public static partial class SweepPlanner
         foreach (var cell in cells) Directory.CreateDirectory(Path.Combine(sweepFolder, cell.Folder));
         AtomicFile.WriteAllBytes(manifestPath, System.Text.Encoding.UTF8.GetBytes(json));
         return manifest;
+    }
+
+    /// <summary>A preset loaded with the loader of its method's kind (AtuPreset for atu, MethodPreset for the baselines,
+    /// which must be a preset of that method), with the seed written in.</summary>
+    static string PresetJson(string method, string preset, int? seed, string baseFolder)
+    {
+        if (method == Unlearning.Methods.Atu)
+        {
+            var atu = AtuPreset.Load(AtuPreset.Builtin.Contains(preset) ? preset : Path.GetFullPath(preset, baseFolder));
+            return (seed is int s ? atu with { Seed = s } : atu).ToJson();
+        }
+        var runMethod = RunMethod(method).Method;
+        var loaded = MethodPreset.Load(MethodPreset.Builtin.Contains(preset) ? preset : Path.GetFullPath(preset, baseFolder));
+        if (loaded.Method != runMethod)
+            throw new InvalidDataException($"sweep file: preset '{preset}' of method {method} is a {loaded.Method} preset; expected a {runMethod} preset");
+        return (seed is int t ? loaded with { Seed = t } : loaded).ToJson();
     }
 
     /// <summary>Where the RWKU folder is here, every target must be in it (on a cluster it may only exist there).</summary>

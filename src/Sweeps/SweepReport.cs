@@ -5,7 +5,8 @@ using AlignThenUnlearn.Models;
 
 namespace AlignThenUnlearn.Sweeps;
 
-/// <summary>`atu sweep report`: the cells' RWKU results (run/report/CHECKPOINT/results.json, as `atu run` writes them)
+/// <summary>`atu sweep report`: the cells' RWKU results (run/report/CHECKPOINT/results.json, as `atu run` writes them
+/// for ATU, e.g. ATU-final, and with --method for the baselines, e.g. GA-F-forget-below-50, GA-L-final, ICU)
 /// grouped by method, preset, layer, seed and checkpoint; each group's targets make one run summary (so its mean is
 /// the mean over targets), written as results.json/results.md (mean row and a row per target), and all groups go
 /// through the same combining code as `atu report` (combined.md, the trade-off plot with a series per
@@ -25,7 +26,7 @@ public static class SweepReport
         {
             var reports = Path.Combine(cell.Run, ReportFolderOfRun);
             if (!File.Exists(Path.Combine(sweepFolder, cell.Folder, CellState.DoneFile)) || !Directory.Exists(reports)) continue;
-            var series = $"{cell.Method} {SweepPlanner.PresetLabel(cell.Preset)}" + (cell.Layer is int l ? $" L{l}" : "") + (cell.Seed is int s ? $" s{s}" : "");
+            var series = cell.Method + (cell.Preset.Length > 0 ? $" {SweepPlanner.PresetLabel(cell.Preset)}" : "") + (cell.Layer is int l ? $" L{l}" : "") + (cell.Seed is int s ? $" s{s}" : "");
             foreach (var checkpoint in Directory.GetDirectories(reports).Select(Path.GetFileName).OfType<string>().OrderBy(CheckpointOrder).ThenBy(c => c, StringComparer.Ordinal))
             {
                 var results = Path.Combine(reports, checkpoint, RwkuReports.ResultsFile);

@@ -10,10 +10,10 @@ using Xunit.Abstractions;
 
 namespace AlignThenUnlearn.Tests.Sweeps;
 
-/// <summary>A real one-node Slurm cluster (tools/slurm-local.sh): a 4-cell sweep (2 targets x 2 seeds of
-/// Align-then-Unlearn with tiny step counts on a tiny random model) submitted as one job array, one task requeued
-/// mid-run, every cell done with the same results as `atu sweep run --local`. Skipped, with the reason, only when the
-/// daemons cannot start here. (GA cells, as issue 19 names them, wait for `atu run --method ga`.)</summary>
+/// <summary>A real one-node Slurm cluster (tools/slurm-local.sh): issue 19's 4-cell sweep (2 people x ATU/GA with tiny
+/// step counts on a tiny random model) submitted as one job array, the ATU task of the first person requeued mid-run,
+/// every cell done with the same results as `atu sweep run --local`. Skipped, with the reason, only when the daemons
+/// cannot start here.</summary>
 public sealed class SlurmSweepTests(ITestOutputHelper output) : IDisposable
 {
     readonly TempFolder _temp = new();
@@ -46,10 +46,14 @@ public sealed class SlurmSweepTests(ITestOutputHelper output) : IDisposable
             CheckpointEvery = 5,
         };
         File.WriteAllText(_temp.File("tiny.json"), preset.ToJson());
+        // GA: 2 epochs over the person's 2 passages, one step each (batch 2).
+        var ga = MethodPreset.Load("toy-ga") with { Name = "tiny-ga", ForgetCorpus = "passage.json", Epochs = 2, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 1, Cutoff = 64 };
+        File.WriteAllText(_temp.File("tiny-ga.json"), ga.ToJson());
         var path = _temp.File("sweep.json");
         File.WriteAllText(path, $$"""
             { "name": "slurm-test", "artifacts": {{JsonSerializer.Serialize(artifacts)}}, "rwku": {{JsonSerializer.Serialize(rwku)}},
-              "targets": "1-2", "methods": ["atu"], "presets": ["tiny.json"], "seeds": [0, 1], "device": "cpu", "threads": 1,
+              "targets": "1-2", "methods": ["atu", "ga"], "presets": ["tiny.json"],
+              "method_presets": { "ga": ["tiny-ga.json"] }, "device": "cpu", "threads": 1,
               "slurm": { "cpus": 1, "memory": "2G", "time": "00:30:00", "throttle": 2 } }
             """);
         return path;
@@ -76,21 +80,21 @@ public sealed class SlurmSweepTests(ITestOutputHelper output) : IDisposable
             var file = SweepFile(model.Artifacts, rwku.Root);
             var onSlurm = _temp.File("slurm-sweep");
             var manifest = SweepPlanner.Plan(file, onSlurm, Atu());
-            Assert.Equal(["atu_tiny_t001_s0", "atu_tiny_t001_s1", "atu_tiny_t002_s0", "atu_tiny_t002_s1"], manifest.Cells.Select(c => c.Name));
+            Assert.Equal(["atu_tiny_t001", "ga_tiny-ga_t001", "atu_tiny_t002", "ga_tiny-ga_t002"], manifest.Cells.Select(c => c.Name));
             output.WriteLine($"setup {clock.Elapsed.TotalSeconds:F0} s");
 
             job = SlurmJobs.Submit(onSlurm);
             var submitted = clock.Elapsed;
-            // Requeue cell 1 once its run has a checkpoint (stage 1 scored: the alignment phase is saved).
-            var victim = manifest.Cells[1];
+            // Requeue cell 0 (ATU on target 1) once its run has a checkpoint (stage 1 scored: the alignment phase is saved).
+            var victim = manifest.Cells[0];
             var runLog = Path.Combine(victim.Run, AtuRun.LogFile);
-            WaitFor(() => File.Exists(runLog) && File.ReadAllText(runLog).Contains("stage 1:", StringComparison.Ordinal), TimeSpan.FromMinutes(10), "cell 1 to score stage 1");
+            WaitFor(() => File.Exists(runLog) && File.ReadAllText(runLog).Contains("stage 1:", StringComparison.Ordinal), TimeSpan.FromMinutes(10), "cell 0 to score stage 1");
             Assert.False(CellState.Read(Path.Combine(onSlurm, victim.Folder)).Done);
-            Assert.Equal(0, Tool.Run("scontrol", "requeue", $"{job}_1").Code);
+            Assert.Equal(0, Tool.Run("scontrol", "requeue", $"{job}_0").Code);
             // A requeued job waits about two minutes before it may start again; it may start now.
             Thread.Sleep(1000);
-            Tool.Run("scontrol", "update", $"JobId={job}_1", "StartTime=now");
-            output.WriteLine($"requeued task 1 at {(clock.Elapsed - submitted).TotalSeconds:F0} s after submitting");
+            Tool.Run("scontrol", "update", $"JobId={job}_0", "StartTime=now");
+            output.WriteLine($"requeued task 0 at {(clock.Elapsed - submitted).TotalSeconds:F0} s after submitting");
 
             WaitFor(() => SweepStatus.Of(onSlurm, manifest, SlurmJobs.TaskStates(onSlurm, out _)).All(c => c.State is CellStatus.Done or CellStatus.Failed)
                 && SlurmJobs.TaskStates(onSlurm, out _)!.Values.All(s => s is not ("RUNNING" or "PENDING" or "COMPLETING")), TimeSpan.FromMinutes(15), "the array to finish");
@@ -113,11 +117,13 @@ public sealed class SlurmSweepTests(ITestOutputHelper output) : IDisposable
                 var reports = Path.Combine(slurmCell.Run, SweepReport.ReportFolderOfRun);
                 var checkpoints = Directory.GetDirectories(reports).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
                 Assert.Equal(checkpoints, Directory.GetDirectories(Path.Combine(localCell.Run, SweepReport.ReportFolderOfRun)).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-                Assert.Contains("ATU-final", checkpoints);
+                Assert.Contains(slurmCell.Method == Methods.Atu ? "ATU-final" : "GA-F-final", checkpoints);
                 foreach (var checkpoint in checkpoints)
                     Assert.Equal(File.ReadAllText(Path.Combine(reports, checkpoint!, RwkuReports.ResultsFile)),
                         File.ReadAllText(Path.Combine(localCell.Run, SweepReport.ReportFolderOfRun, checkpoint!, RwkuReports.ResultsFile)));
-                Assert.Equal(File.ReadAllText(Path.Combine(slurmCell.Run, AtuRun.StagesJson)), File.ReadAllText(Path.Combine(localCell.Run, AtuRun.StagesJson)));
+                var stages = Path.Combine(slurmCell.Run, AtuRun.StagesJson);
+                if (slurmCell.Method == Methods.Atu || File.Exists(stages))   // GA writes one when it has evaluated
+                    Assert.Equal(File.ReadAllText(stages), File.ReadAllText(Path.Combine(localCell.Run, AtuRun.StagesJson)));
             }
             SweepReport.Write(onSlurm);
             SweepReport.Write(local);

@@ -79,6 +79,45 @@ public sealed class SweepPlanTests : IDisposable
     }
 
     [Fact]
+    public void Baselines_run_with_atu_run_method_their_presets_loaded_as_method_presets_and_lora_as_a_method_name()
+    {
+        File.WriteAllText(_temp.File("my ga.json"), (MethodPreset.Load("toy-ga") with { Epochs = 1 }).ToJson());
+        var file = SweepFile("""
+            { "artifacts": "model", "rwku": "/data/rwku", "targets": "4", "methods": ["ga", "npo-lora", "icu"],
+              "method_presets": { "ga": ["my ga.json"] }, "layers": [10, 20], "seeds": [3], "device": "cpu", "threads": 2 }
+            """);
+        var sweep = _temp.File("baselines");
+        var manifest = SweepPlanner.Plan(file, sweep, ["atu"]);
+        // 1 target x (ga with its file, npo-lora with its default rwku-llama3-npo-lora, icu without preset); the hook
+        // layers are ATU's, so a baseline has one cell per seed, and icu (no training) one cell per target.
+        Assert.Equal(["ga_my-ga_t004_s3", "npo-lora_rwku-llama3-npo-lora_t004_s3", "icu_t004"], manifest.Cells.Select(c => c.Name));
+        Assert.All(manifest.Cells, c => Assert.Matches("^[A-Za-z0-9_.-]+$", c.Name));
+
+        string[] ga =
+        [
+            "run", "--method", "ga", "--artifacts", _temp.File("model"), "--rwku", "/data/rwku", "--target", "4",
+            "--preset", Path.Combine(sweep, "presets", "my-ga-seed3.json"),
+            "--out", Path.Combine(sweep, "cells", "ga_my-ga_t004_s3", "run"), "--resume", "--device", "cpu", "--threads", "2",
+        ];
+        Assert.Equal(ga, manifest.Cells[0].Command);
+        Assert.Equal((MethodPreset.Load(_temp.File("my ga.json")) with { Seed = 3 }).ToJson(), File.ReadAllText(Path.Combine(sweep, "presets", "my-ga-seed3.json")));
+
+        string[] npoLora =
+        [
+            "run", "--method", "npo", "--lora", "--artifacts", _temp.File("model"), "--rwku", "/data/rwku", "--target", "4",
+            "--preset", Path.Combine(sweep, "presets", "rwku-llama3-npo-lora-seed3.json"),
+            "--out", Path.Combine(sweep, "cells", "npo-lora_rwku-llama3-npo-lora_t004_s3", "run"), "--resume", "--device", "cpu", "--threads", "2",
+        ];
+        Assert.Equal(npoLora, manifest.Cells[1].Command);
+        var npoPreset = MethodPreset.Load(Path.Combine(sweep, "presets", "rwku-llama3-npo-lora-seed3.json"));
+        Assert.Equal((MethodPreset.Load("rwku-llama3-npo-lora") with { Seed = 3 }).ToJson(), npoPreset.ToJson());
+
+        Assert.DoesNotContain("--preset", manifest.Cells[2].Command);
+        Assert.Equal(["run", "--method", "icu"], manifest.Cells[2].Command[..3]);
+        Assert.Equal(("", null, null), (manifest.Cells[2].Preset, manifest.Cells[2].Layer, manifest.Cells[2].Seed));
+    }
+
+    [Fact]
     public void A_hundred_targets_from_one_range()
     {
         var file = SweepFile("""{ "artifacts": "/m", "rwku": "/r", "targets": "1-100", "presets": ["paper"], "layers": [10, 20, 30] }""");
@@ -89,7 +128,10 @@ public sealed class SweepPlanTests : IDisposable
     }
 
     [Theory]
-    [InlineData("""{ "artifacts": "/m", "rwku": "/r", "targets": "1-2", "methods": ["atu", "ga"] }""", "'ga' cannot run with this atu yet")]
+    [InlineData("""{ "artifacts": "/m", "rwku": "/r", "targets": "1-2", "methods": ["atu", "sft"] }""", "'sft' cannot run with this atu")]
+    [InlineData("""{ "artifacts": "/m", "rwku": "/r", "targets": "1", "methods": ["ga"], "method_presets": { "ga": ["toy-npo"] } }""", "preset 'toy-npo' of method ga is a npo preset; expected a ga preset")]
+    [InlineData("""{ "artifacts": "/m", "rwku": "/r", "targets": "1", "methods": ["ga"], "method_presets": { "npo": ["toy-npo"] } }""", "\"method_presets.npo\"")]
+    [InlineData("""{ "artifacts": "/m", "rwku": "/r", "targets": "1", "methods": ["icu"], "method_presets": { "icu": ["toy-ga"] } }""", "\"method_presets.icu\" must not be given")]
     [InlineData("""{ "artifacts": "/m", "rwku": "/r", "targets": "5-3" }""", "'5-3'")]
     [InlineData("""{ "artifacts": "/m", "rwku": "/r", "targets": "1-3,2" }""", "target(s) 2 more than once")]
     [InlineData("""{ "artifacts": "/m", "rwku": "/r" }""", "\"targets\" is missing")]

@@ -30,16 +30,56 @@ public sealed class SweepReportTests : IDisposable
                 ("ATU-final", S(0.1 * t, 0.05 * l, 0.1, 0.5 + 0.1 * t, 0.6, 0.45)),
             };
             if (cell.Target == 1 || cell.Layer == 1) checkpoints.Insert(1, ("ATU-forget-below-50", S(0.2 * t, 0.1 * l, 0.3, 0.7, 0.7 - 0.1 * t, 0.48)));
-            foreach (var (folder, scores) in checkpoints)
-            {
-                var summary = new RunSummary(folder.Replace('-', ' '), [new TargetScores(cell.Target, $"Person {cell.Target}", scores, new RwkuCounts(2, 2, 2, 2, 2, 4))], "ATU");
-                var path = Path.Combine(cell.Run, "report", folder);
-                Directory.CreateDirectory(path);
-                AtomicFile.WriteAllBytes(Path.Combine(path, RwkuReports.ResultsFile), ResultsJson.Serialize(summary));
-            }
-            AtomicFile.WriteAllBytes(Path.Combine(sweep, cell.Folder, CellState.DoneFile), "x"u8);
+            WriteResults(sweep, cell, checkpoints);
         }
         return (sweep, manifest);
+    }
+
+    /// <summary>A done cell's run/report/CHECKPOINT/results.json files, one target each.</summary>
+    static void WriteResults(string sweep, SweepCell cell, IEnumerable<(string Folder, RwkuScores Scores)> checkpoints)
+    {
+        foreach (var (folder, scores) in checkpoints)
+        {
+            var summary = new RunSummary(folder.Replace('-', ' '), [new TargetScores(cell.Target, $"Person {cell.Target}", scores, new RwkuCounts(2, 2, 2, 2, 2, 4))], cell.Method);
+            var path = Path.Combine(cell.Run, "report", folder);
+            Directory.CreateDirectory(path);
+            AtomicFile.WriteAllBytes(Path.Combine(path, RwkuReports.ResultsFile), ResultsJson.Serialize(summary));
+        }
+        AtomicFile.WriteAllBytes(Path.Combine(sweep, cell.Folder, CellState.DoneFile), "x"u8);
+    }
+
+    [Fact]
+    public void Baseline_cells_are_found_under_the_report_folders_atu_run_method_writes_and_grouped_by_method()
+    {
+        // `atu run --method ga --lora` writes run/report/{before, GA-L-forget-below-50, GA-L-final} (MethodCommand's
+        // names with spaces as '-' and no parentheses), icu run/report/{before, ICU}; ATU run/report/{before, ATU-final}.
+        File.WriteAllText(_temp.File("methods.json"), """{ "artifacts": "/m", "rwku": "/r", "targets": "1-2", "methods": ["atu", "ga-lora", "icu"], "presets": ["toy"] }""");
+        var sweep = _temp.File("methods");
+        var manifest = SweepPlanner.Plan(_temp.File("methods.json"), sweep, ["atu"]);
+        var before = S(0.8, 0.7, 0.6, 0.9, 0.8, 0.5);
+        foreach (var cell in manifest.Cells)
+        {
+            double t = cell.Target;
+            string[] folders = cell.Method switch
+            {
+                "atu" => ["before", "ATU-final"],
+                "ga-lora" => ["before", "GA-L-forget-below-50", "GA-L-final"],
+                _ => ["before", "ICU"],
+            };
+            WriteResults(sweep, cell, folders.Select(f => (f, f == "before" ? before : S(0.1 * t, 0.2, 0.3, 0.6, 0.7, 0.4))));
+        }
+        var runs = SweepReport.Write(sweep);
+        Assert.Equal(
+        [
+            "atu toy before", "atu toy ATU-final",
+            "ga-lora rwku-llama3-ga-lora before", "ga-lora rwku-llama3-ga-lora GA-L-forget-below-50", "ga-lora rwku-llama3-ga-lora GA-L-final",
+            "icu before", "icu ICU",
+        ], runs.Select(r => r.Name));
+        // Every group holds both targets; GA-L final's forget FB is the mean of 0.1 x 1 and 0.1 x 2 = 0.15.
+        Assert.All(runs, r => Assert.Equal([1, 2], r.Targets.Select(x => x.Number)));
+        Assert.Equal(0.15, runs[4].Mean.ForgetFB!.Value, 12);
+        Assert.True(File.Exists(Path.Combine(sweep, "report", "groups", "ga-lora_rwku-llama3-ga-lora_GA-L-final", RwkuReports.ResultsFile)));
+        Assert.True(File.Exists(Path.Combine(sweep, "report", "groups", "icu_ICU", RwkuReports.ResultsFile)));
     }
 
     /// <summary>The numbers of a Markdown table row (after its label).</summary>
