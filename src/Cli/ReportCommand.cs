@@ -5,10 +5,10 @@ using Spectre.Console;
 
 namespace AlignThenUnlearn.Cli;
 
-[Verb("report", HelpText = "Combine several `atu eval` runs into one table (combined.md, a row per run) and the forget-vs-neighbour plot (forget_vs_neighbor.png).")]
+[Verb("report", HelpText = "Combine run folders of `atu run` (every method and checkpoint) and `atu eval` results into one Table 1 (combined.md, a Method column naming method, F/L and checkpoint) and the forget-vs-neighbour plot with one curve per method (forget_vs_neighbor.png).")]
 public sealed class ReportOptions
 {
-    [Option("runs", Required = true, Min = 1, HelpText = "Output folders of `atu eval` (or their results.json files), in the order of the rows.")]
+    [Option("runs", Required = true, Min = 1, HelpText = "Run folders of `atu run [--method M]` (their checkpoints, the method read from their preset.json or method.json), output folders of `atu eval` or results.json files, in the order of the rows.")]
     public IEnumerable<string> Runs { get; set; } = [];
 
     [Option("out", Required = true, HelpText = "Folder for combined.md and forget_vs_neighbor.png.")]
@@ -19,16 +19,16 @@ public static class ReportCommand
 {
     public static int Run(ReportOptions o)
     {
-        var runs = RwkuReports.Combine(o.Runs.ToList(), o.Out);
-        AnsiConsole.Write(Table(runs));
+        var runs = RwkuReports.CombineMethods(o.Runs.ToList(), AtuCommand.ReportFolder, o.Out);
+        AnsiConsole.Write(Table(runs, "Method"));
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.CombinedTableFile} and {TradeoffPlot.FileName} to {o.Out}");
         return 0;
     }
 
     /// <summary>The runs' mean rows as a console table, columns as in <see cref="ResultsTable"/>.</summary>
-    public static Table Table(IEnumerable<RunSummary> runs)
+    public static Table Table(IEnumerable<RunSummary> runs, string firstColumn = "Run")
     {
-        var table = new Table().AddColumn("Run");
+        var table = new Table().AddColumn(firstColumn);
         foreach (var column in ResultsTable.Columns) table.AddColumn(new TableColumn(column).RightAligned());
         foreach (var run in runs)
         {
