@@ -91,5 +91,10 @@ public class MethodTableTests
         Directory.CreateDirectory(atu);
         File.WriteAllText(Path.Combine(atu, "preset.json"), """{ "name": "toy", "layers": [2] }""");
         Assert.Equal("ATU", MethodTable.MethodLabel(atu));
+        // The paper's spelling of two methods whose names are not plain upper case.
+        File.WriteAllText(Path.Combine(atu, "preset.json"), """{ "name": "toy-graddiff", "method": "graddiff", "lora": true }""");
+        Assert.Equal("GradDiff (L)", MethodTable.MethodLabel(atu));
+        File.WriteAllText(Path.Combine(atu, "preset.json"), """{ "name": "toy-ga-star", "method": "ga-star", "lora": false }""");
+        Assert.Equal("GA* (F)", MethodTable.MethodLabel(atu));
     }
 }
