@@ -34,7 +34,10 @@ public static class MethodCommand
         var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat };
         if (method == Methods.Icu)
         {
-            // No training: the model as it is, asked with RWKU's unlearning prompt before every question.
+            // No training: the model as it is, asked with RWKU's unlearning prompt before every question. No preset records
+            // the method, so a record of its own does (`atu report` reads it).
+            Directory.CreateDirectory(o.Out);
+            AtomicFile.WriteAllBytes(Path.Combine(o.Out, MethodTable.MethodRecordFile), """{ "method": "icu" }"""u8.ToArray());
             Report(o.Out, artifact, device, data with { Mmlu = report ? data.Mmlu : [] }, options,
                 [.. (report ? new[] { ("before", o.Weights, false) } : []), ("ICU", o.Weights, true)]);
             return 0;

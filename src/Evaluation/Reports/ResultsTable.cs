@@ -28,6 +28,9 @@ public static class ResultsTable
     /// <summary>Several runs in one table, each row the run's mean over its targets.</summary>
     public static string Runs(IEnumerable<RunSummary> runs) => Markdown("Run", runs.Select(r => (r.Name, r.Mean)));
 
+    /// <summary>Table 1 across methods: a row per checkpoint, the Method cell naming method, F/L and checkpoint.</summary>
+    public static string Methods(IEnumerable<RunSummary> rows) => Markdown("Method", rows.Select(r => (r.Name, r.Mean)));
+
     /// <summary>A run's report: its mean row, then one row per target.</summary>
     public static string Run(RunSummary run)
     {

@@ -28,10 +28,24 @@ public static class RwkuReports
     public static IReadOnlyList<RunSummary> Combine(IEnumerable<string> resultsPaths, string folder)
     {
         var runs = resultsPaths.Select(p => ResultsJson.Read(Directory.Exists(p) ? Path.Combine(p, ResultsFile) : p)).ToList();
-        Directory.CreateDirectory(folder);
-        WriteText(Path.Combine(folder, CombinedTableFile), "# RWKU results\n\nROUGE-L recall and MMLU accuracy in percent, each run averaged over its targets.\n\n" + ResultsTable.Runs(runs));
-        AtomicFile.WriteAllBytes(Path.Combine(folder, TradeoffPlot.FileName), TradeoffPlot.RenderPng(runs));
+        Write(folder, runs, ResultsTable.Runs(runs), "each run averaged over its targets");
         return runs;
+    }
+
+    /// <summary>`atu report`: every checkpoint of every run folder (<see cref="MethodTable.Combine"/>; or results.json
+    /// files) as one Table 1 with a Method column (<c>combined.md</c>) and the plot with one curve per method.</summary>
+    public static IReadOnlyList<RunSummary> CombineMethods(IEnumerable<string> paths, string reportFolder, string folder)
+    {
+        var rows = MethodTable.Combine(paths, reportFolder);
+        Write(folder, rows, ResultsTable.Methods(rows), "each row averaged over its targets; a row per method (F: full fine-tuning, L: LoRA) and checkpoint");
+        return rows;
+    }
+
+    static void Write(string folder, IReadOnlyList<RunSummary> runs, string table, string averaging)
+    {
+        Directory.CreateDirectory(folder);
+        WriteText(Path.Combine(folder, CombinedTableFile), $"# RWKU results\n\nROUGE-L recall and MMLU accuracy in percent, {averaging}.\n\n" + table);
+        AtomicFile.WriteAllBytes(Path.Combine(folder, TradeoffPlot.FileName), TradeoffPlot.RenderPng(runs));
     }
 
     static void WriteText(string path, string text) => AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
