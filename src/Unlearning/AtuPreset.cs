@@ -85,37 +85,18 @@ public sealed record AtuPreset
     /// <summary>The names <see cref="StageTasks"/> takes.</summary>
     public static IReadOnlyList<string> StageTaskNames => ["mmlu", "bbh", "truthfulqa", "triviaqa", "fluency", "mia"];
 
-    static readonly JsonSerializerOptions Json = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        ReadCommentHandling = JsonCommentHandling.Skip,
-    };
 
     public static IReadOnlyList<string> Builtin => ["paper", "toy"];
 
     /// <summary>A built-in preset by name, or a JSON file.</summary>
     public static AtuPreset Load(string nameOrPath)
     {
-        string json, source;
-        if (Builtin.Contains(nameOrPath))
-        {
-            source = $"built-in preset '{nameOrPath}'";
-            using var stream = typeof(AtuPreset).Assembly.GetManifestResourceStream($"AlignThenUnlearn.Unlearning.Presets.{nameOrPath}.json")
-                ?? throw new InvalidOperationException($"{source} is missing from the assembly");
-            json = new StreamReader(stream).ReadToEnd();
-        }
-        else if (File.Exists(nameOrPath)) (json, source) = (File.ReadAllText(nameOrPath), $"preset file '{nameOrPath}'");
-        else throw new FileNotFoundException($"preset '{nameOrPath}' is neither a built-in preset ({string.Join(", ", Builtin)}) nor a file", nameOrPath);
-        AtuPreset preset;
-        try { preset = JsonSerializer.Deserialize<AtuPreset>(json, Json) ?? throw new InvalidDataException($"{source} is empty"); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
+        var (preset, source) = PresetJson.Read<AtuPreset>(nameOrPath, Builtin, "preset");
         preset.Validate(source);
         return preset;
     }
 
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public string ToJson() => JsonSerializer.Serialize(this, PresetJson.Options);
 
     void Validate(string source)
     {

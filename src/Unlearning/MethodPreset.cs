@@ -72,13 +72,6 @@ public sealed record MethodPreset
 
     public LayerRange? Layers => TrainLayers is [var first, var last] ? new LayerRange(first, last) : null;
 
-    static readonly JsonSerializerOptions Json = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        ReadCommentHandling = JsonCommentHandling.Skip,
-    };
 
     public static IReadOnlyList<string> Builtin { get; } =
         [.. new[] { "rwku-llama3", "toy" }.SelectMany(p => Methods.Trained.SelectMany(m => new[] { $"{p}-{m}", $"{p}-{m}-lora" }))];
@@ -89,24 +82,12 @@ public sealed record MethodPreset
     /// <summary>A built-in preset by name, or a JSON file.</summary>
     public static MethodPreset Load(string nameOrPath)
     {
-        string json, source;
-        if (Builtin.Contains(nameOrPath))
-        {
-            source = $"built-in preset '{nameOrPath}'";
-            using var stream = typeof(MethodPreset).Assembly.GetManifestResourceStream($"AlignThenUnlearn.Unlearning.Presets.{nameOrPath}.json")
-                ?? throw new InvalidOperationException($"{source} is missing from the assembly");
-            json = new StreamReader(stream).ReadToEnd();
-        }
-        else if (File.Exists(nameOrPath)) (json, source) = (File.ReadAllText(nameOrPath), $"preset file '{nameOrPath}'");
-        else throw new FileNotFoundException($"method preset '{nameOrPath}' is neither a built-in preset ({string.Join(", ", Builtin)}) nor a file", nameOrPath);
-        MethodPreset preset;
-        try { preset = JsonSerializer.Deserialize<MethodPreset>(json, Json) ?? throw new InvalidDataException($"{source} is empty"); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
+        var (preset, source) = PresetJson.Read<MethodPreset>(nameOrPath, Builtin, "method preset");
         preset.Validate(source);
         return preset;
     }
 
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public string ToJson() => JsonSerializer.Serialize(this, PresetJson.Options);
 
     public void Validate(string source)
     {
