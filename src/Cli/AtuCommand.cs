@@ -218,23 +218,34 @@ public static class AtuCommand
     {
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, AllWeights = AllWeightsOf(job.Preset) };
-        var models = new List<(string Name, string? Weights, string? Series)> { ("before", job.Weights, null) };
-        models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => ($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", (string?)Path.Combine(kv.Value, AtuRun.ModelFile), (string?)"ATU")));
-        models.Add(("ATU final", Path.Combine(result.Final!, AtuRun.ModelFile), "ATU"));
+        var models = new List<ReportModel> { new("before", job.Weights, null) };
+        models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => new ReportModel($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, AtuRun.ModelFile), "ATU")));
+        models.Add(new("ATU final", Path.Combine(result.Final!, AtuRun.ModelFile), "ATU"));
+        WriteReports(job.Out, artifact, device, data, options, models);
+    }
+
+    /// <summary>One model of a run's report: its row name, weights (null: the artifact's), series of the plot, and whether
+    /// RWKU's unlearning prompt is put before every question (ICU).</summary>
+    public sealed record ReportModel(string Name, string? Weights, string? Series, bool Icu = false);
+
+    /// <summary>RWKU on each model, one report folder each under the run's report folder, then the combined table and plot.</summary>
+    public static void WriteReports(string runFolder, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, RwkuEvaluationOptions options,
+        IReadOnlyList<ReportModel> models)
+    {
         var folders = new List<string>();
         WithProgress("RWKU report", models.Count, (task, _) =>
         {
-            foreach (var (name, weights, series) in models)
+            foreach (var model in models)
             {
-                var folder = Path.Combine(job.Out, ReportFolder, name.Replace(' ', '-'));
-                RwkuReports.WriteRun(folder, RwkuScoring.Evaluate(artifact, device, weights, [data], options, name, series));
+                var folder = Path.Combine(runFolder, ReportFolder, model.Name.Replace(' ', '-').Replace("(", "").Replace(")", ""));
+                RwkuReports.WriteRun(folder, RwkuScoring.Evaluate(artifact, device, model.Weights, [data], options with { Icu = model.Icu }, model.Name, model.Series));
                 folders.Add(folder);
                 task.Increment(1);
             }
         });
-        var runs = RwkuReports.Combine(folders, Path.Combine(job.Out, ReportFolder));
+        var runs = RwkuReports.Combine(folders, Path.Combine(runFolder, ReportFolder));
         AnsiConsole.Write(ReportCommand.Table(runs));
-        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(job.Out, ReportFolder, RwkuReports.CombinedTableFile)} and {TradeoffPlot.FileName}");
+        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(runFolder, ReportFolder, RwkuReports.CombinedTableFile)} and {TradeoffPlot.FileName}");
     }
 
     /// <summary>A progress bar for one piece of work; log lines are printed above it.</summary>

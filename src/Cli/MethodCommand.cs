@@ -38,8 +38,8 @@ public static class MethodCommand
             // the method, so a record of its own does (`atu report` reads it).
             Directory.CreateDirectory(o.Out);
             AtomicFile.WriteAllBytes(Path.Combine(o.Out, MethodTable.MethodRecordFile), """{ "method": "icu" }"""u8.ToArray());
-            Report(o.Out, artifact, device, data with { Mmlu = report ? data.Mmlu : [] }, options,
-                [.. (report ? new[] { ("before", o.Weights, false) } : []), ("ICU", o.Weights, true)]);
+            AtuCommand.WriteReports(o.Out, artifact, device, data with { Mmlu = report ? data.Mmlu : [] }, options,
+                [.. (report ? new[] { new AtuCommand.ReportModel("before", o.Weights, null) } : []), new("ICU", o.Weights, "ICU", Icu: true)]);
             return 0;
         }
         var preset = PresetOf(method, o.Preset, o.PresetGiven, o.Lora);
@@ -76,31 +76,10 @@ public static class MethodCommand
         if (report)
         {
             var label = method.ToUpperInvariant() + (preset.Lora ? " (L)" : " (F)");
-            Report(o.Out, artifact, device, data, options,
-                [("before", o.Weights, false), .. result.Named.OrderByDescending(kv => kv.Key).Select(kv => ($"{label} {ThresholdCheckpoints.NameOf(kv.Key)}", (string?)Path.Combine(kv.Value, AtuRun.ModelFile), false)),
-                    ($"{label} final", Path.Combine(result.Final!, AtuRun.ModelFile), false)]);
+            AtuCommand.WriteReports(o.Out, artifact, device, data, options,
+                [new("before", o.Weights, null), .. result.Named.OrderByDescending(kv => kv.Key).Select(kv => new AtuCommand.ReportModel($"{label} {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, AtuRun.ModelFile), label)),
+                    new($"{label} final", Path.Combine(result.Final!, AtuRun.ModelFile), label)]);
         }
         return 0;
-    }
-
-    /// <summary>RWKU on each model (name, weights, with ICU's prompt), one report folder each, and the combined table and plot.</summary>
-    static void Report(string outFolder, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, RwkuEvaluationOptions options,
-        IReadOnlyList<(string Name, string? Weights, bool Icu)> models)
-    {
-        var folders = new List<string>();
-        AtuCommand.WithProgress("RWKU report", models.Count, (task, _) =>
-        {
-            foreach (var (name, weights, icu) in models)
-            {
-                var folder = Path.Combine(outFolder, AtuCommand.ReportFolder, name.Replace(' ', '-').Replace("(", "").Replace(")", ""));
-                var series = name == "before" ? null : name.Split(' ')[0] + (name.Contains("(L)") ? " (L)" : name.Contains("(F)") ? " (F)" : "");
-                RwkuReports.WriteRun(folder, RwkuScoring.Evaluate(artifact, device, weights, [data], options with { Icu = icu }, name, series));
-                folders.Add(folder);
-                task.Increment(1);
-            }
-        });
-        var runs = RwkuReports.Combine(folders, Path.Combine(outFolder, AtuCommand.ReportFolder));
-        AnsiConsole.Write(ReportCommand.Table(runs));
-        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(outFolder, AtuCommand.ReportFolder, RwkuReports.CombinedTableFile)} and {TradeoffPlot.FileName}");
     }
 }
