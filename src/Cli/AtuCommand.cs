@@ -113,9 +113,8 @@ public static class AtuCommand
             throw new InvalidOperationException($"'{job.Artifacts}' has no sentence encoder; add one with `atu export --encoder minilm --out {job.Artifacts}`");
         var dataset = RwkuDataset.Open(job.Rwku);
         var target = dataset.Target(job.Target);
-        var stageTasks = job.Preset.StageTasks is { Length: > 0 } asked ? RwkuTaskNames.Parse(string.Join(",", asked)) : RwkuTasks.None;
-        var data = dataset.Load(target, includeMmlu: job.Report || stageTasks.HasFlag(RwkuTasks.Mmlu));
-        var stageUtility = dataset.LoadUtility(target, stageTasks);   // before training: a missing file stops the run before it starts
+        var data = dataset.Load(target, includeMmlu: job.Report);
+        var evaluateStage = StageEvaluator(artifact, device, job.Weights, dataset, target, job.Preset.StageTasks, AllWeightsOf(job.Preset));   // before training: a missing file stops the run before it starts
         var others = job.AlignTargets is { } chosen ? ChosenTargets(dataset, target, chosen) : OtherTargets(dataset, target, job.Preset);
         var forgetTexts = dataset.ForgetTexts(target, job.Preset.ForgetCorpus).ToList();
         var alignmentTexts = forgetTexts.Concat(others.SelectMany(t => dataset.ForgetTexts(t, job.Preset.ForgetCorpus))).ToList();
@@ -133,9 +132,6 @@ public static class AtuCommand
             encoder.Embed([target.Name])[0], target.Name, tokenizer.EosId, EncoderName(artifact),
             string.Join(", ", others.Select(t => $"{t.Number} ({t.Name})")) is { Length: > 0 } names ? names : null);
 
-        var stageOptions = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, Mmlu = stageTasks.HasFlag(RwkuTasks.Mmlu), AllWeights = AllWeightsOf(job.Preset) };
-        var stageData = stageOptions.Mmlu ? data : data with { Mmlu = [] };
-        var stageUtilityOptions = new RwkuUtilityOptions { ChatFormat = tokenizer.ChatFormat, Tasks = stageTasks & RwkuTasks.Utility };
         AtuRunResult result = null!;
         long total = job.Preset.Alignment.Steps + job.Preset.Stages.Sum(s => (long)s.UnlearnSteps + s.RealignSteps);
         WithProgress("Align-then-Unlearn", total, (task, log) =>
@@ -146,8 +142,7 @@ public static class AtuCommand
                 Folder = job.Out,
                 Resume = job.Resume,
                 AlignmentOnly = job.AlignmentOnly,
-                Evaluate = !job.ScoreStages ? null : weights =>   // null: the model the run started from
-                    StageScores(RwkuScoring.EvaluateSuite(artifact, device, weights ?? job.Weights, [stageData], stageOptions, [stageUtility], stageUtilityOptions, "stage"), stageTasks),
+                Evaluate = job.ScoreStages ? evaluateStage : null,
                 Progress = p =>
                 {
                     task.Value = total - p.StepsLeftInRun;
@@ -161,6 +156,21 @@ public static class AtuCommand
         });
         if (job.Report && result.Final is not null) WriteReport(job, artifact, device, data, result);
         return result;
+    }
+
+    /// <summary>The evaluation after each stage of a staged run (every method): the target's forget and neighbour probes and
+    /// the preset's stage tasks, on the given weights (null: <paramref name="startWeights"/>, the model the run started
+    /// from). The tasks' files are loaded here, before training, so that a missing one stops the run before it starts.</summary>
+    public static Func<string?, ProbeScores> StageEvaluator(ArtifactModel artifact, ExecutionDevice device, string? startWeights, RwkuDataset dataset,
+        RwkuTarget target, string[]? stageTaskNames, AllWeights? allWeights)
+    {
+        var format = RwkuScoring.ChatTokenizer(artifact).ChatFormat;
+        var stageTasks = stageTaskNames is { Length: > 0 } asked ? RwkuTaskNames.Parse(string.Join(",", asked)) : RwkuTasks.None;
+        var options = new RwkuEvaluationOptions { ChatFormat = format, Mmlu = stageTasks.HasFlag(RwkuTasks.Mmlu), AllWeights = allWeights };
+        var data = dataset.Load(target, includeMmlu: options.Mmlu);
+        var utility = dataset.LoadUtility(target, stageTasks);
+        var utilityOptions = new RwkuUtilityOptions { ChatFormat = format, Tasks = stageTasks & RwkuTasks.Utility };
+        return weights => StageScores(RwkuScoring.EvaluateSuite(artifact, device, weights ?? startWeights, [data], options, [utility], utilityOptions, "stage"), stageTasks);
     }
 
     /// <summary>The columns of RWKU's Table 2 (<see cref="RwkuSuiteReports.Columns"/>) that each of the preset's stage_tasks fills.</summary>

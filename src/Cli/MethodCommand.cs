@@ -47,8 +47,7 @@ public static class MethodCommand
         var examples = MethodData.Examples(preset, dataset, target, tokenizer);
         var methodInputs = new MethodInputs(artifact.Config, o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), examples, target.Name, tokenizer.EosId ?? 0);
         AnsiConsole.MarkupLineInterpolated($"{method}{(preset.Lora ? " (LoRA)" : "")} on [bold]{target.Name}[/] (target {target.Number}): {examples.Count} examples, preset {preset.Name}, on {device.Description}");
-        var stageOptions = options with { Mmlu = false };
-        var stageData = data with { Mmlu = [] };
+        var evaluateStage = AtuCommand.StageEvaluator(artifact, device, o.Weights, dataset, target, preset.StageTasks, options.AllWeights);
         AtuRunResult result = null!;
         AtuCommand.WithProgress(method, 1, (task, log) =>
         {
@@ -57,11 +56,7 @@ public static class MethodCommand
                 Device = device,
                 Folder = o.Out,
                 Resume = o.Resume,
-                Evaluate = o is UnlearnOptions { NoEval: true } ? null : weights =>
-                {
-                    var scores = RwkuScoring.Evaluate(artifact, device, weights ?? o.Weights, [stageData], stageOptions, "stage").Summary.Mean;
-                    return new ProbeScores(100 * (scores.ForgetAll ?? double.NaN), 100 * (scores.NeighborAll ?? double.NaN));
-                },
+                Evaluate = o is UnlearnOptions { NoEval: true } ? null : evaluateStage,
                 Progress = p =>
                 {
                     task.MaxValue = Math.Max(p.Steps, 1);

@@ -85,6 +85,14 @@ public sealed record AtuPreset
     /// <summary>The names <see cref="StageTasks"/> takes.</summary>
     public static IReadOnlyList<string> StageTaskNames => ["mmlu", "bbh", "truthfulqa", "triviaqa", "fluency", "mia"];
 
+    /// <summary>The check of a preset's <c>stage_tasks</c> (ATU's and the baselines' presets take the same key).</summary>
+    internal static void ValidateStageTasks(string[]? stageTasks, Action<bool, string> require)
+    {
+        foreach (var task in stageTasks ?? [])
+            require(StageTaskNames.Contains(task), $"stage_tasks: unknown task '{task}'; expected some of {string.Join(", ", StageTaskNames)} (forget and neighbour are scored anyway)");
+        require(stageTasks is null || stageTasks.Distinct().Count() == stageTasks.Length, "stage_tasks names a task twice");
+    }
+
 
     public static IReadOnlyList<string> Builtin => ["paper", "toy"];
 
@@ -123,9 +131,7 @@ public sealed record AtuPreset
         Require(AllWeights is null || (AllWeights.Forget.Length == 3 && AllWeights.Neighbour.Length == 2
             && AllWeights.Forget.Concat(AllWeights.Neighbour).All(w => w >= 0) && AllWeights.Forget.Sum() > 0 && AllWeights.Neighbour.Sum() > 0),
             "all_weights needs forget [FB, QA, AA] and neighbour [FB, QA], non-negative with positive sums");
-        foreach (var task in StageTasks ?? [])
-            Require(StageTaskNames.Contains(task), $"stage_tasks: unknown task '{task}'; expected some of {string.Join(", ", StageTaskNames)} (forget and neighbour are scored anyway)");
-        Require(StageTasks is null || StageTasks.Distinct().Count() == StageTasks.Length, "stage_tasks names a task twice");
+        ValidateStageTasks(StageTasks, Require);
         Require(ResetHeadOptimizerEachStage || Realignment.Optimizer == Alignment.Optimizer,
             "realignment continues the alignment's head optimizer unless reset_head_optimizer_each_stage is true, so both need the same optimizer");
     }

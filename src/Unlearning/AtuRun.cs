@@ -15,6 +15,13 @@ public sealed record ProbeScores(double ForgetAverage, double NeighbourAverage, 
     /// <summary>"forget average 41.2, neighbour average 60.3", then the utility figures (for the log and stages.md).</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture, $"forget average {ForgetAverage:0.0}, neighbour average {NeighbourAverage:0.0}")
         + string.Concat((Utility ?? new Dictionary<string, double>()).Select(f => string.Create(CultureInfo.InvariantCulture, $", {f.Key} {f.Value:0.0}")));
+
+    /// <summary>The scores as a checkpoint keeps them (the model before unlearning, for the stage table of a resumed run).</summary>
+    public JsonObject ToJson() => new() { ["forget"] = ForgetAverage, ["neighbour"] = NeighbourAverage, ["utility"] = JsonSerializer.SerializeToNode(Utility) };
+
+    public static ProbeScores? FromJson(JsonNode? node) => node is JsonObject o
+        ? new ProbeScores(o["forget"]!.GetValue<double>(), o["neighbour"]!.GetValue<double>(), o["utility"]?.Deserialize<Dictionary<string, double>>())
+        : null;
 }
 
 /// <summary>Where a run is, after each step: for progress displays.</summary>
@@ -348,8 +355,7 @@ public sealed class AtuRun : IDisposable
             _saves = state["saves"]!.GetValue<int>();
             _lossSum = state["loss_sum"]!.GetValue<double>();
             _cosineSum = state["cosine_sum"]!.GetValue<double>();
-            _before = state["before"] is JsonObject before ? new ProbeScores(before["forget"]!.GetValue<double>(), before["neighbour"]!.GetValue<double>(),
-                before["utility"]?.Deserialize<Dictionary<string, double>>()) : null;
+            _before = ProbeScores.FromJson(state["before"]);
             _records.AddRange(StageTable.FromJson(state["records"]!.ToJsonString()));
             _alignData.RestoreState(state["align_data"]!.AsObject());
             _forgetData.RestoreState(state["forget_data"]!.AsObject());
@@ -376,10 +382,7 @@ public sealed class AtuRun : IDisposable
             ["saves"] = _saves + 1,
             ["loss_sum"] = _lossSum,
             ["cosine_sum"] = _cosineSum,
-            ["before"] = _before is null ? null : new JsonObject
-            {
-                ["forget"] = _before.ForgetAverage, ["neighbour"] = _before.NeighbourAverage, ["utility"] = JsonSerializer.SerializeToNode(_before.Utility),
-            },
+            ["before"] = _before?.ToJson(),
             ["records"] = JsonNode.Parse(StageTable.ToJson(_records)),
             ["align_data"] = _alignData.SaveState(),
             ["forget_data"] = _forgetData.SaveState(),

@@ -55,6 +55,9 @@ public sealed record MethodPreset
     public int Seed { get; init; }
     /// <summary>The weights of the levels in the "All" averages (null: the probe counts of the evaluated set).</summary>
     public AllWeightSettings? AllWeights { get; init; }
+    /// <summary>RWKU suite tasks scored after every evaluation besides the probes, as <see cref="AtuPreset.StageTasks"/>.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string[]? StageTasks { get; init; }
 
     public TokenLoss Loss => Method switch
     {
@@ -103,6 +106,7 @@ public sealed record MethodPreset
         Require(LoraRank > 0 && LoraAlpha > 0, "lora_rank and lora_alpha must be positive");
         Require(TrainLayers is null || (TrainLayers.Length == 2 && TrainLayers[0] >= 0 && TrainLayers[0] <= TrainLayers[1]), "train_layers is [first, last] with 0 <= first <= last");
         Require(EvaluateEvery >= 0, "evaluate_every must be 0 (every epoch) or positive");
+        AtuPreset.ValidateStageTasks(StageTasks, Require);
         Require(CheckpointThresholds.All(t => t is > 0 and <= 100), "checkpoint_thresholds are percentages in (0, 100]");
     }
 }

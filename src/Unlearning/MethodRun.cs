@@ -154,7 +154,7 @@ public sealed class MethodRun : IDisposable
         if (_options.Evaluate is not null)
         {
             _before = _options.Evaluate(null);
-            Log(string.Create(CultureInfo.InvariantCulture, $"before unlearning: forget average {_before.ForgetAverage:0.0}, neighbour average {_before.NeighbourAverage:0.0}"));
+            Log($"before unlearning: {_before.Describe()}");
         }
         return _options.Resume && exists;
     }
@@ -207,7 +207,7 @@ public sealed class MethodRun : IDisposable
             }
             if (crossed.Count > 0) names = string.Join(", ", crossed.Select(ThresholdCheckpoints.NameOf));
         }
-        _records.Add(new StageRecord(stage, 0, loss, 0, 0, scores?.ForgetAverage, scores?.NeighbourAverage, names));
+        _records.Add(new StageRecord(stage, 0, loss, 0, 0, scores?.ForgetAverage, scores?.NeighbourAverage, names, scores?.Utility));
         File.WriteAllText(Path.Combine(_options.Folder, AtuRun.StagesJson), StageTable.ToJson(_records));
         File.WriteAllText(Path.Combine(_options.Folder, AtuRun.StagesMarkdown), StageTable.ToMarkdown(_records));
     }
@@ -233,7 +233,7 @@ public sealed class MethodRun : IDisposable
     {
         extra["format"] = StateFormat;
         extra["target"] = _inputs.Target;
-        extra["before"] = _before is null ? null : new JsonObject { ["forget"] = _before.ForgetAverage, ["neighbour"] = _before.NeighbourAverage };
+        extra["before"] = _before?.ToJson();
         extra["records"] = JsonNode.Parse(StageTable.ToJson(_records));
         extra["loss_sum"] = _lossSum;
         extra["loss_steps"] = _lossSteps;
@@ -244,7 +244,7 @@ public sealed class MethodRun : IDisposable
         if (extra["format"] is null) return;   // a fresh run
         if (extra["format"]?.GetValue<string>() != StateFormat || extra["target"]?.GetValue<string>() != _inputs.Target)
             throw new ModelFormatException($"the checkpoints in '{_options.Folder}' do not belong to a {_preset.Method} run on '{_inputs.Target}'");
-        _before = extra["before"] is JsonObject before ? new ProbeScores(before["forget"]!.GetValue<double>(), before["neighbour"]!.GetValue<double>()) : null;
+        _before = ProbeScores.FromJson(extra["before"]);
         _records.Clear();
         _records.AddRange(StageTable.FromJson(extra["records"]!.ToJsonString()));
         foreach (var r in _records.Where(r => r.ForgetAverage is not null)) thresholds.Observe(r.Stage, r.ForgetAverage!.Value);

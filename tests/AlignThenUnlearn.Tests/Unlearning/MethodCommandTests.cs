@@ -33,6 +33,26 @@ public sealed class MethodCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_baselines_stage_tasks_are_scored_after_every_epoch_as_atu_eval_scores_its_weights()
+    {
+        RwkuUtilityFixture.AddTo(_rwku);
+        var preset = _temp.File("ga-star-mia.json");
+        File.WriteAllText(preset, (MethodPreset.Load("toy-ga-star") with { Epochs = 1, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 1, StageTasks = ["mia"] }).ToJson());
+        var folder = _temp.File("run-mia");
+        Assert.Equal(0, AtuCommand.Run(Options(Methods.GaStar, folder, preset)));
+        var stage = Assert.Single(StageTable.FromJson(File.ReadAllText(Path.Combine(folder, AtuRun.StagesJson))));
+        Assert.Equal(["MIA FM", "MIA RM"], stage.Utility!.Keys.ToArray());   // only the columns of the task asked
+
+        // The one evaluation is of the final weights: `atu eval --suite rwku --tasks mia` of them, x 100, is the same figure.
+        var eval = _temp.File("eval-mia");
+        Assert.Equal(0, EvalCommand.Run(new EvalOptions { Artifacts = _model.Artifacts, Weights = Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile),
+            Rwku = _rwku.Root, Targets = "1", Out = eval, Suite = "rwku", Tasks = "mia" }));
+        var mean = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(eval, AlignThenUnlearn.Evaluation.RwkuSuiteReports.UtilityFile))).RootElement.GetProperty("mean");
+        Assert.Equal(100 * mean.GetProperty("mia_forget_loss").GetDouble(), stage.Utility!["MIA FM"], 3);
+        Assert.Equal(100 * mean.GetProperty("mia_retain_loss").GetDouble(), stage.Utility!["MIA RM"], 3);
+    }
+
+    [Fact]
     public void Icu_trains_nothing_and_reports_the_prompted_model()
     {
         var folder = _temp.File("icu");
