@@ -1,6 +1,6 @@
 using System.Globalization;
 using AlignThenUnlearn.Evaluation;
-using AlignThenUnlearn.Evaluation.ToyWorld;
+using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
 using CommandLine;

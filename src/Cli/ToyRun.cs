@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using AlignThenUnlearn.Evaluation;
-using AlignThenUnlearn.Evaluation.ToyWorld;
+using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
 using AlignThenUnlearn.Unlearning;

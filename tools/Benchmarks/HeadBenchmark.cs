@@ -36,7 +36,7 @@ public static class HeadBenchmark
         if (o.Model is "toy" or "both")
         {
             var toy = AtuPreset.Load("toy");
-            var pretraining = new AlignThenUnlearn.Evaluation.ToyWorld.ToyPretrainingSettings();
+            var pretraining = new AlignThenUnlearn.ToyWorld.ToyPretrainingSettings();
             var config = new DecoderConfig
             {
                 Family = ModelFamily.Llama, HiddenSize = pretraining.HiddenSize, NumHiddenLayers = pretraining.Layers, NumAttentionHeads = pretraining.Heads,

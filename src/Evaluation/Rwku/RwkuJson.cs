@@ -4,7 +4,7 @@ namespace AlignThenUnlearn.Evaluation;
 
 /// <summary>Reads RWKU's JSON files (each a top-level array of row objects) into records, checking every field
 /// the evaluation uses; a mismatch fails with the file, the row index and the field.</summary>
-static partial class RwkuJson
+public static partial class RwkuJson
 {
     public static List<RwkuProbe> ReadProbes(string path, RwkuProbeFile file) => ReadRows(path, (row, at) =>
     {

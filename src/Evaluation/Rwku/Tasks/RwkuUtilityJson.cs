@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace AlignThenUnlearn.Evaluation;
 
 /// <summary>Readers of RWKU's utility and membership-inference files.</summary>
-static partial class RwkuJson
+public static partial class RwkuJson
 {
     public static List<BbhQuestion> ReadBbh(string path) => ReadRows(path, (row, at) =>
     {

@@ -1,6 +1,7 @@
+using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Runtime;
 
-namespace AlignThenUnlearn.Evaluation.ToyWorld;
+namespace AlignThenUnlearn.ToyWorld;
 
 /// <summary>Sizes of a generated world.</summary>
 public sealed record WorldOptions

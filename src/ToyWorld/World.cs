@@ -1,6 +1,7 @@
+using AlignThenUnlearn.Evaluation;
 using System.Text.Json.Serialization;
 
-namespace AlignThenUnlearn.Evaluation.ToyWorld;
+namespace AlignThenUnlearn.ToyWorld;
 
 /// <summary>The names of the facts the toy world holds. People: birthplace, birth year, profession, most famous
 /// work, employer, a relative (spouse or sibling) and a collaborator; works: year and genre; cities: country and

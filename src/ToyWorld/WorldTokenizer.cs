@@ -1,6 +1,7 @@
+using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Models;
 
-namespace AlignThenUnlearn.Evaluation.ToyWorld;
+namespace AlignThenUnlearn.ToyWorld;
 
 /// <summary>The toy model's tokenizer: a SentencePiece BPE model learnt from every text the model will read or
 /// write (the corpus, the prompts of the probes and of the training questions as RWKU renders them, the answers),

@@ -1,6 +1,7 @@
+using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Runtime;
 
-namespace AlignThenUnlearn.Evaluation.ToyWorld;
+namespace AlignThenUnlearn.ToyWorld;
 
 /// <summary>A training question-answer pair in RWKU's probe schema (<c>level</c> 1 fill-in-the-blank, 2 question,
 /// 3 attack with its <c>type</c>), so that it is put to the model with exactly the prompt an RWKU probe of that

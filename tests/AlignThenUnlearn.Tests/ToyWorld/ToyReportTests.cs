@@ -1,7 +1,7 @@
 using AlignThenUnlearn.Evaluation;
-using AlignThenUnlearn.Evaluation.ToyWorld;
+using AlignThenUnlearn.ToyWorld;
 
-namespace AlignThenUnlearn.Tests.Evaluation;
+namespace AlignThenUnlearn.Tests.ToyWorld;
 
 /// <summary>The toy run's acceptance figures, from hand-made scores.</summary>
 public sealed class ToyReportTests

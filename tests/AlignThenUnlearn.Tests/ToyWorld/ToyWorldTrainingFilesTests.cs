@@ -1,9 +1,9 @@
 using System.Text.Json;
 using AlignThenUnlearn.Evaluation;
-using AlignThenUnlearn.Evaluation.ToyWorld;
+using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
 
-namespace AlignThenUnlearn.Tests.Evaluation;
+namespace AlignThenUnlearn.Tests.ToyWorld;
 
 /// <summary>The baselines' training files of the toy world, read through the RWKU loader as RWKU's own would be:
 /// pair.json's chosen answers are biographies of the target with another person's facts, its rejected answers the real

@@ -1,7 +1,8 @@
+using AlignThenUnlearn.Evaluation;
 using System.Globalization;
 using System.Text;
 
-namespace AlignThenUnlearn.Evaluation.ToyWorld;
+namespace AlignThenUnlearn.ToyWorld;
 
 /// <summary>One unlearned person's evaluations: the model before, then the checkpoints named by the thresholds the run
 /// crossed, from the highest threshold to the lowest, and last the end of the schedule (<see cref="FinalLabel"/>).

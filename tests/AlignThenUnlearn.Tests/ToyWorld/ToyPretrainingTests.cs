@@ -1,12 +1,12 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using AlignThenUnlearn.Evaluation;
-using AlignThenUnlearn.Evaluation.ToyWorld;
+using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
 using AlignThenUnlearn.Tests.Support;
 
-namespace AlignThenUnlearn.Tests.Evaluation;
+namespace AlignThenUnlearn.Tests.ToyWorld;
 
 /// <summary>A world of seed 1 whose training files are cut to their first rows, so that pre-training tests take seconds.</summary>
 public sealed class SmallToyWorld : IDisposable

@@ -4,12 +4,12 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Evaluation;
-using AlignThenUnlearn.Evaluation.ToyWorld;
+using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Checkpoints;
 using AlignThenUnlearn.Tests.Support;
 
-namespace AlignThenUnlearn.Tests.Evaluation;
+namespace AlignThenUnlearn.Tests.ToyWorld;
 
 /// <summary>The toy world's utility and membership-inference files (fluency.json, forget_mia.json, retain_mia.json):
 /// adding them left every other file of the world as it was, the people of retain_mia.json are in no other file, and

@@ -1,10 +1,11 @@
+using AlignThenUnlearn.Evaluation;
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using AlignThenUnlearn.Models;
 
-namespace AlignThenUnlearn.Evaluation.ToyWorld;
+namespace AlignThenUnlearn.ToyWorld;
 
 /// <summary>A toy world on disk, laid out like RWKU so that <see cref="RwkuDataset"/> reads it:
 /// <list type="bullet">

@@ -2,12 +2,12 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Evaluation;
-using AlignThenUnlearn.Evaluation.ToyWorld;
+using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Tests.Support;
 using CommandLine;
 
-namespace AlignThenUnlearn.Tests.Evaluation;
+namespace AlignThenUnlearn.Tests.ToyWorld;
 
 /// <summary>One generated world folder (seed 1), shared by the tests that only read it.</summary>
 public sealed class ToyWorldFolder : IDisposable

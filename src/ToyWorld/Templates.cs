@@ -1,4 +1,5 @@
-namespace AlignThenUnlearn.Evaluation.ToyWorld;
+using AlignThenUnlearn.Evaluation;
+namespace AlignThenUnlearn.ToyWorld;
 
 /// <summary>How one relation is written: the corpus statements, the training questions and blanks, and the
 /// probes. Placeholders: <c>{s}</c> the subject, <c>{v}</c> the value, <c>{k}</c> the kind of work (a novel).

@@ -1,10 +1,11 @@
+using AlignThenUnlearn.Evaluation;
 using System.Text.Json.Nodes;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Checkpoints;
 using AlignThenUnlearn.Runtime;
 using AlignThenUnlearn.Unlearning;
 
-namespace AlignThenUnlearn.Evaluation.ToyWorld;
+namespace AlignThenUnlearn.ToyWorld;
 
 /// <summary>How the toy world's model is made: its shape (a small Llama-family decoder whose vocabulary is the world
 /// tokenizer's) and its training run. The defaults are tuned so that a model pre-trained on a world of
