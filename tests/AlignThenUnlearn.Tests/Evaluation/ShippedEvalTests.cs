@@ -80,6 +80,22 @@ public sealed class ShippedEvalTests(TinyChatModel tiny) : IClassFixture<TinyCha
     }
 
     [Fact]
+    public void Eval_of_a_shipped_f16_folder_answers_as_eval_of_an_f16_artifact_with_the_same_weights()
+    {
+        using var fixture = new RwkuFixture();
+        var trained = Trained();
+        var shipped = _temp.File("shipped-f16");
+        ModelShipper.Ship(tiny.Artifacts, trained, shipped, new ShipOptions { Format = ShipFormat.Onnx, Dtype = SafetensorsDType.F16 });
+        Assert.Equal(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16, ShippedModel.Open(shipped).ElementType);   // a float16 cache and logits
+        var art16 = tiny.File("artifacts-f16");
+        if (!Directory.Exists(art16)) ArtifactExporter.Export(tiny.HfFolder, art16, new ExportOptions { ElementType = global::Onnx.TensorProto.Types.DataType.Float16 });
+        // Both round the f32 weights to float16 (to nearest even) and run the same float16 graph.
+        Assert.Equal(0, EvalCommand.Run(Eval(fixture, art16, trained, "artifact-f16")));
+        Assert.Equal(0, EvalCommand.Run(Eval(fixture, shipped, null, "from-shipped-f16")));
+        AssertSameEvaluation(_temp.File("artifact-f16"), _temp.File("from-shipped-f16"));
+    }
+
+    [Fact]
     public void Eval_suite_of_a_shipped_folder_scores_every_task_as_the_artifact_with_the_same_weights()
     {
         using var fixture = new RwkuFixture();
