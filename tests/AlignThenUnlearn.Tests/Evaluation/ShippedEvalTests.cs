@@ -140,6 +140,42 @@ public sealed class ShippedEvalTests(TinyChatModel tiny) : IClassFixture<TinyCha
         Assert.NotEqual(Predictions(_temp.File("from-f32")), Predictions(_temp.File("from-int4")));
     }
 
+    [Fact]
+    public void The_decoders_input_and_output_names_are_read_from_genai_config()
+    {
+        using var fixture = new RwkuFixture();
+        var shipped = Ship(Trained(), "shipped");
+        // The graph's cache and logits renamed (every node reading or writing them too), genai_config.json naming the new names.
+        var renamed = Broken(shipped, "renamed", folder =>
+        {
+            string Rename(string name) => name == DecoderGraph.LogitsName ? "lm_logits"
+                : name.StartsWith("past_key_values.", StringComparison.Ordinal) ? "cache_in." + name["past_key_values.".Length..]
+                : name.StartsWith("present.", StringComparison.Ordinal) ? "cache_out." + name["present.".Length..] : name;
+            var path = Path.Combine(folder, ModelShipper.OnnxModelFile);
+            var model = ModelFile.Load(path, loadExternalData: false);
+            foreach (var value in model.Graph.Input.Concat(model.Graph.Output)) value.Name = Rename(value.Name);
+            foreach (var node in model.Graph.Node)
+            {
+                for (int i = 0; i < node.Input.Count; i++) node.Input[i] = Rename(node.Input[i]);
+                for (int i = 0; i < node.Output.Count; i++) node.Output[i] = Rename(node.Output[i]);
+            }
+            ModelFile.Save(model, path);   // the weights stay in model.onnx.data, referenced as before
+            var configPath = Path.Combine(folder, GenAiConfig.FileName);
+            var json = JsonNode.Parse(File.ReadAllText(configPath))!;
+            var decoder = json["model"]!["decoder"]!;
+            decoder["inputs"]!["past_key_names"] = "cache_in.%d.key";
+            decoder["inputs"]!["past_value_names"] = "cache_in.%d.value";
+            decoder["outputs"]!["logits"] = "lm_logits";
+            decoder["outputs"]!["present_key_names"] = "cache_out.%d.key";
+            decoder["outputs"]!["present_value_names"] = "cache_out.%d.value";
+            File.WriteAllText(configPath, json.ToJsonString());
+        });
+        Assert.Contains(ModelFile.Load(Path.Combine(renamed, ModelShipper.OnnxModelFile), loadExternalData: false).Graph.Input, v => v.Name == "cache_in.1.value");
+        Assert.Equal(0, EvalCommand.Run(Eval(fixture, shipped, null, "as-shipped")));
+        Assert.Equal(0, EvalCommand.Run(Eval(fixture, renamed, null, "from-renamed")));
+        AssertSameEvaluation(_temp.File("as-shipped"), _temp.File("from-renamed"));
+    }
+
     /// <summary>A copy of a shipped folder, changed by <paramref name="change"/>.</summary>
     string Broken(string shipped, string name, Action<string> change)
     {
