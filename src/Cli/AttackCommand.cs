@@ -56,6 +56,9 @@ public sealed class AttackOptions : EvalOptions
     [Option("seed", Default = 0L, HelpText = "sample: answer i of every probe draws with seed + i; the same seed gives the same answers. relearn: which K texts (the pool shuffled with it) and the batch order.")]
     public long Seed { get; set; }
 
+    [Option("adapters", HelpText = "LoRA adapters (adapters.safetensors of a LoRA run) merged into the weights (--weights, else the artifact's) before the attack: the attacked model is base + adapters.")]
+    public string? Adapters { get; set; }
+
     [Option("before", HelpText = "results.json (or its folder) of `atu eval` on the model before unlearning; with --unlearned, attack.json gets the recovery.")]
     public string? Before { get; set; }
 
@@ -94,11 +97,13 @@ public static class AttackCommand
         var (before, unlearned) = EarlierResults(o);
         var artifact = ArtifactModel.Open(o.Artifacts);
         var runType = artifact.Manifest.Dtype == "f16" ? DataType.Float16 : DataType.Float;
-        var source = o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile);
+        var weights = WeightsReport(o, artifact);
+        var given = o.Weights;
         o.Name ??= $"{DefaultName(o)} {scheme.Label}";
         var temporary = Directory.CreateTempSubdirectory("atu-quantized-").FullName;
         try
         {
+            var source = AttackedWeights(o, artifact, temporary);
             var quantizedPath = Path.Combine(temporary, ArtifactExporter.WeightsFile);
             int quantized;
             using (var checkpoint = SafetensorsCheckpoint.Open(source))
@@ -112,10 +117,14 @@ public static class AttackCommand
             int code = EvalCommand.Run(o);
             if (code != 0) return code;
         }
-        finally { Directory.Delete(temporary, recursive: true); }
+        finally
+        {
+            Directory.Delete(temporary, recursive: true);
+            o.Weights = given;
+        }
 
         var attacked = ResultsJson.Read(Path.Combine(o.Out, RwkuReports.ResultsFile));
-        WriteReport(o, new JsonObject { ["attack"] = QuantizeAttack, ["scheme"] = scheme.Label, ["weights"] = source }, scheme.Label,
+        WriteReport(o, Report(weights, ("attack", QuantizeAttack), ("scheme", scheme.Label)), scheme.Label,
             [("", attacked, AdversarialTypes.OfProbesFile(Path.Combine(o.Out, RwkuReports.ProbesFile)))], before, unlearned);
         return 0;
     }
@@ -136,21 +145,23 @@ public static class AttackCommand
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var dataset = RwkuDataset.Open(o.Rwku);
         var targets = dataset.Select(o.Targets).Select(t => dataset.Load(t, includeMmlu: !o.NoMmlu)).ToList();
-        var options = new RwkuEvaluationOptions
+        var options = EvalCommand.ProbeOptions(o, tokenizer.ChatFormat);
+        var weights = WeightsReport(o, artifact);
+        IReadOnlyList<RunEvaluation> samples;
+        var temporary = Directory.CreateTempSubdirectory("atu-sampled-").FullName;
+        try
         {
-            ChatFormat = tokenizer.ChatFormat, BatchSize = o.BatchSize, MaxNewTokens = o.MaxNewTokens, Neighbor = !o.NoNeighbor, Mmlu = !o.NoMmlu,
-        };
-        using var device = o.CreateDevice();
-        var samples = RwkuScoring.EvaluateSampled(artifact, device, o.Weights, targets, options, o.Name, new Sampling(o.Temperature, o.TopP, o.Seed), o.Samples,
-            done => AnsiConsole.MarkupLineInterpolated($"sample {done}/{o.Samples} scored"));
+            var source = o.Adapters is null ? o.Weights : AttackedWeights(o, artifact, temporary);
+            using var device = o.CreateDevice();
+            samples = RwkuScoring.EvaluateSampled(artifact, device, source, targets, options, o.Name, new Sampling(o.Temperature, o.TopP, o.Seed), o.Samples,
+                done => AnsiConsole.MarkupLineInterpolated($"sample {done}/{o.Samples} scored"));
+        }
+        finally { Directory.Delete(temporary, recursive: true); }
         var (best, mean) = SampledAnswers.Combine(samples, o.Name, o.Series);
         RwkuReports.WriteRun(o.Out, best);
         AnsiConsole.Write(ReportCommand.Table([best.Summary]));
-        WriteReport(o, new JsonObject
-            {
-                ["attack"] = SampleAttack, ["n"] = o.Samples, ["temperature"] = o.Temperature, ["top_p"] = o.TopP, ["seed"] = o.Seed,
-                ["weights"] = o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile),
-            }, label, [("", best.Summary, AdversarialTypes.Of(best)), ("_mean", mean.Summary, AdversarialTypes.Of(mean))], before, unlearned);
+        WriteReport(o, Report(weights, ("attack", SampleAttack), ("n", o.Samples), ("temperature", o.Temperature), ("top_p", o.TopP), ("seed", o.Seed)),
+            label, [("", best.Summary, AdversarialTypes.Of(best)), ("_mean", mean.Summary, AdversarialTypes.Of(mean))], before, unlearned);
         return 0;
     }
 
@@ -185,18 +196,16 @@ public static class AttackCommand
         var texts = counts.ToDictionary(k => k, k => RelearnTexts.Take(pool, o.Data, k));   // every K checked before any training
         int maxTokens = Math.Min(RelearnMaxTokens, artifact.Config.MaxPositionEmbeddings);
         var runType = artifact.Manifest.Dtype == "f16" ? DataType.Float16 : DataType.Float;
-        var source = o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile);
+        var weights = o.Weights;
         var label = FormattableString.Invariant($"relearn-{o.Data}-s{o.Steps}-lr{o.LearningRate:G3}");
         var name = o.Name ?? $"{DefaultName(o)} {label}";
-        var report = new JsonObject
-        {
-            ["attack"] = RelearnAttack, ["data"] = o.Data, ["examples"] = new JsonArray([.. counts.Select(k => JsonValue.Create(k))]),
-            ["steps"] = o.Steps, ["lr"] = o.LearningRate, ["seed"] = o.Seed, ["weights"] = source,
-        };
+        var report = Report(WeightsReport(o, artifact), ("attack", RelearnAttack), ("data", o.Data), ("examples", new JsonArray([.. counts.Select(k => JsonValue.Create(k))])),
+            ("steps", o.Steps), ("lr", o.LearningRate), ("seed", o.Seed));
         var runs = new List<(string Suffix, RunSummary Run, IReadOnlyDictionary<string, double> AaByType)>();
         var temporary = Directory.CreateTempSubdirectory("atu-relearned-").FullName;
         try
         {
+            var source = AttackedWeights(o, artifact, temporary);
             foreach (var k in counts)
             {
                 var sequences = texts[k].Select(t => tokenizer.EncodeToIds(t).Take(maxTokens).ToArray()).ToList();
@@ -224,7 +233,7 @@ public static class AttackCommand
         finally
         {
             Directory.Delete(temporary, recursive: true);
-            (o.Weights, o.Out, o.Name) = (source, output, name);
+            (o.Weights, o.Out, o.Name) = (weights, output, name);
         }
         WriteReport(o, report, label, runs, before, unlearned);
         return 0;
@@ -246,8 +255,34 @@ public static class AttackCommand
         return (before, unlearned);
     }
 
+    /// <summary>The attacked model's name in the reports without --name: `atu eval`'s, with the adapters' file name added.</summary>
     static string DefaultName(AttackOptions o) =>
-        Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights ?? Path.GetFullPath(o.Artifacts)));
+        EvalCommand.DefaultName(o) + (o.Adapters is null ? "" : "+" + Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Adapters)));
+
+    /// <summary>The weights an attack starts from: --weights (else the artifact's own), with --adapters merged in when given
+    /// (into a file in <paramref name="temporary"/>).</summary>
+    static string AttackedWeights(AttackOptions o, ArtifactModel artifact, string temporary)
+    {
+        var source = o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile);
+        if (o.Adapters is null) return source;
+        if (!File.Exists(o.Adapters)) throw new FileNotFoundException($"--adapters '{o.Adapters}' does not exist (a LoRA run writes {MethodRun.AdaptersFile})", o.Adapters);
+        var merged = Path.Combine(temporary, "merged.safetensors");
+        using (var device = o.CreateDevice()) LoraAdapters.MergeFiles(device, artifact.Config, source, o.Adapters, merged);
+        AnsiConsole.MarkupLineInterpolated($"[green]merged[/] the LoRA adapters of '{o.Adapters}' into '{source}'");
+        return merged;
+    }
+
+    /// <summary>attack.json's first keys: the attack's settings and the weights attacked (and adapters, when merged in).</summary>
+    static JsonObject Report((string Weights, string? Adapters) attacked, params (string Key, JsonNode? Value)[] settings)
+    {
+        var report = new JsonObject(settings.Select(s => KeyValuePair.Create(s.Key, s.Value)));
+        report["weights"] = attacked.Weights;
+        if (attacked.Adapters is not null) report["adapters"] = attacked.Adapters;
+        return report;
+    }
+
+    static (string Weights, string? Adapters) WeightsReport(AttackOptions o, ArtifactModel artifact) =>
+        (o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), o.Adapters);
 
     /// <summary>attack.json: <paramref name="report"/> plus, per scored run (key suffix, summary, AA per attack type),
     /// forget and neighbour All, AA by type (<c>aa_by_type</c>) and, with earlier results, the recovery.</summary>

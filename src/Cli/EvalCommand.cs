@@ -6,7 +6,7 @@ using Spectre.Console;
 
 namespace AlignThenUnlearn.Cli;
 
-[Verb("eval", HelpText = "Score an artifact folder (optionally with trained weights) on RWKU: forget and neighbour probes by ROUGE-L recall, MMLU by next-token logits. Writes results.json, results.md (Table 1 layout) and probes.jsonl.")]
+[Verb("eval", HelpText = "Score an artifact folder (optionally with trained weights), or a folder `atu ship` wrote (its ONNX model as shipped, int4 included), on RWKU: forget and neighbour probes by ROUGE-L recall, MMLU by next-token logits. Writes results.json, results.md (Table 1 layout) and probes.jsonl.")]
 public class EvalOptions : ModelRunOptions
 {
 
@@ -63,15 +63,14 @@ public static class EvalCommand
 
         if (o.Suite is not null) return RunSuite(o, resultsPath);
         if (o.Tasks is not null) throw new ArgumentException($"--tasks {o.Tasks}: tasks are chosen within a suite; add --suite rwku");
-        var artifact = ArtifactModel.Open(o.Artifacts);
+        var artifact = OpenModel(o);
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var dataset = RwkuDataset.Open(o.Rwku);
         var targets = dataset.Select(o.Targets).Select(t => dataset.Load(t, includeMmlu: !o.NoMmlu)).ToList();
         var name = RunName(o);
 
         var device = o.CreateDevice();
-        var options = ProbeOptions(o, tokenizer.ChatFormat,
-            RwkuTasks.Forget | (o.NoNeighbor ? RwkuTasks.None : RwkuTasks.Neighbor) | (o.NoMmlu ? RwkuTasks.None : RwkuTasks.Mmlu));
+        var options = ProbeOptions(o, tokenizer.ChatFormat);
 
         RunEvaluation run = null!;
         AnsiConsole.Progress()
@@ -101,7 +100,7 @@ public static class EvalCommand
         var tasks = o.Tasks is null ? RwkuTasks.All : RwkuTaskNames.Parse(o.Tasks);
         if (o.NoNeighbor) tasks &= ~RwkuTasks.Neighbor;
         if (o.NoMmlu) tasks &= ~RwkuTasks.Mmlu;
-        var artifact = ArtifactModel.Open(o.Artifacts);
+        var artifact = OpenModel(o);
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var dataset = RwkuDataset.Open(o.Rwku);
         var selected = dataset.Select(o.Targets);
@@ -145,19 +144,37 @@ public static class EvalCommand
         return 0;
     }
 
-    /// <summary>The run's name in the reports: <c>--name</c>, else the weights file's or the artifact folder's name.</summary>
-    internal static string RunName(EvalOptions o) => o.Name ?? (o.Weights is not null ? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
-        : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts))));
-
-    /// <summary>The probe evaluation's settings for the probe tasks in <paramref name="tasks"/>.</summary>
-    static RwkuEvaluationOptions ProbeOptions(EvalOptions o, ChatFormat format, RwkuTasks tasks) => new()
+    /// <summary>The model --artifacts names: a shipped folder (one with genai_config.json), scored as shipped, or an
+    /// artifact folder (with --weights when given).</summary>
+    internal static IModelFolder OpenModel(EvalOptions o)
     {
-        ChatFormat = format,
-        BatchSize = o.BatchSize,
-        MaxNewTokens = o.MaxNewTokens,
-        Forget = tasks.HasFlag(RwkuTasks.Forget),
-        Neighbor = tasks.HasFlag(RwkuTasks.Neighbor),
-        Mmlu = tasks.HasFlag(RwkuTasks.Mmlu),
-        Icu = o.Icu,
-    };
+        if (!ShippedModel.IsShipped(o.Artifacts)) return ArtifactModel.Open(o.Artifacts);
+        if (o.Weights is not null)
+            throw new ArgumentException($"--weights {o.Weights}: '{o.Artifacts}' is a shipped folder ({GenAiConfig.FileName}), scored with the weights it ships; to score other weights give the artifact folder they were trained from");
+        return ShippedModel.Open(o.Artifacts);
+    }
+
+    /// <summary>The run's name in the reports: <c>--name</c>, else <see cref="DefaultName"/>.</summary>
+    internal static string RunName(EvalOptions o) => o.Name ?? DefaultName(o);
+
+    /// <summary>The run's name without <c>--name</c>: the weights file's name, else the artifact (or shipped) folder's.</summary>
+    internal static string DefaultName(EvalOptions o) => o.Weights is not null ? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
+        : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts)));
+
+    /// <summary>The probe evaluation's settings for the probe tasks in <paramref name="tasks"/> (default: forget, and
+    /// neighbour and MMLU unless --no-neighbor, --no-mmlu).</summary>
+    internal static RwkuEvaluationOptions ProbeOptions(EvalOptions o, ChatFormat format, RwkuTasks? tasks = null)
+    {
+        var probes = tasks ?? RwkuTasks.Forget | (o.NoNeighbor ? RwkuTasks.None : RwkuTasks.Neighbor) | (o.NoMmlu ? RwkuTasks.None : RwkuTasks.Mmlu);
+        return new()
+        {
+            ChatFormat = format,
+            BatchSize = o.BatchSize,
+            MaxNewTokens = o.MaxNewTokens,
+            Forget = probes.HasFlag(RwkuTasks.Forget),
+            Neighbor = probes.HasFlag(RwkuTasks.Neighbor),
+            Mmlu = probes.HasFlag(RwkuTasks.Mmlu),
+            Icu = o.Icu,
+        };
+    }
 }

@@ -4,12 +4,12 @@ using AlignThenUnlearn.Runtime;
 
 namespace AlignThenUnlearn.Cli;
 
-/// <summary>Scores a model (an artifact folder, optionally with trained weights) on RWKU targets: the wiring that
+/// <summary>Scores a model (an artifact folder, optionally with trained weights, or a shipped folder) on RWKU targets: the wiring that
 /// `atu eval`, `atu run` and `atu toy` share.</summary>
 public static class RwkuScoring
 {
-    /// <summary>The artifact's tokenizer, which RWKU's prompts need with a known chat format.</summary>
-    public static LlmTokenizer ChatTokenizer(ArtifactModel artifact)
+    /// <summary>The model folder's tokenizer, which RWKU's prompts need with a known chat format.</summary>
+    public static LlmTokenizer ChatTokenizer(IModelFolder artifact)
     {
         var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{artifact.Folder}' has no tokenizer files; RWKU's prompts are text");
         if (tokenizer.ChatFormat == ChatFormat.None)
@@ -17,7 +17,7 @@ public static class RwkuScoring
         return tokenizer;
     }
 
-    public static RunEvaluation Evaluate(ArtifactModel artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets,
+    public static RunEvaluation Evaluate(IModelFolder artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets,
         RwkuEvaluationOptions options, string name, string? series = null, IProgress<EvaluationProgress>? progress = null)
     {
         var tokenizer = ChatTokenizer(artifact);
@@ -27,7 +27,7 @@ public static class RwkuScoring
 
     /// <summary><paramref name="samples"/> evaluations of one model (opened once), the probes answered by sampling with seeds
     /// <c>sampling.Seed</c>, +1, ...; MMLU, which reads logits, only in the first.</summary>
-    public static IReadOnlyList<RunEvaluation> EvaluateSampled(ArtifactModel artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets,
+    public static IReadOnlyList<RunEvaluation> EvaluateSampled(IModelFolder artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets,
         RwkuEvaluationOptions options, string name, Sampling sampling, int samples, Action<int>? sampled = null)
     {
         var tokenizer = ChatTokenizer(artifact);
@@ -50,7 +50,7 @@ public static class RwkuScoring
 
     /// <summary>RWKU's whole evaluation on one opened model: the probes (forget, neighbour, MMLU), then the utility and
     /// MIA tasks of <paramref name="utilityOptions"/>.</summary>
-    public static SuiteEvaluation EvaluateSuite(ArtifactModel artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets,
+    public static SuiteEvaluation EvaluateSuite(IModelFolder artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets,
         RwkuEvaluationOptions options, IReadOnlyList<RwkuUtilityData> utility, RwkuUtilityOptions utilityOptions, string name, string? series = null,
         IProgress<EvaluationProgress>? probeProgress = null, IProgress<EvaluationProgress>? utilityProgress = null)
     {

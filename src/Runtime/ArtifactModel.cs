@@ -6,7 +6,7 @@ namespace AlignThenUnlearn.Runtime;
 
 /// <summary>An artifact folder written by `atu export`, opened for running: its manifest, configuration,
 /// tokenizer (when the folder has one) and weights.</summary>
-public sealed class ArtifactModel
+public sealed class ArtifactModel : IModelFolder
 {
     public string Folder { get; }
     public ArtifactManifest Manifest { get; }
@@ -21,9 +21,16 @@ public sealed class ArtifactModel
         var manifest = ArtifactManifest.Load(folder);
         manifest.Verify(folder);
         var config = HfConfig.Load(Path.Combine(folder, HfConfig.FileName));
-        bool hasTokenizer = File.Exists(Path.Combine(folder, TokenizerFolder.SentencePieceFile)) || File.Exists(Path.Combine(folder, TokenizerFolder.TokenizerJsonFile));
-        return new ArtifactModel(folder, manifest, config, hasTokenizer ? TokenizerFolder.Load(folder) : null);
+        return new ArtifactModel(folder, manifest, config, TokenizerIn(folder));
     }
+
+    /// <summary>The tokenizer of a model folder, or null when it has no tokenizer files.</summary>
+    internal static LlmTokenizer? TokenizerIn(string folder) =>
+        File.Exists(Path.Combine(folder, TokenizerFolder.SentencePieceFile)) || File.Exists(Path.Combine(folder, TokenizerFolder.TokenizerJsonFile))
+            ? TokenizerFolder.Load(folder) : null;
+
+    public InferenceModel OpenInference(ExecutionDevice device, string? weightsPath = null, Action<string>? notice = null) =>
+        InferenceModel.Open(this, device, weightsPath, notice);
 
     public string PathOf(string file) => Path.Combine(Folder, file);
 

@@ -73,13 +73,15 @@ public sealed class GreedyGenerator : IDisposable
     {
         (_model, _device, _ownsModel) = (model, device, ownsModel);
         int layers = model.Config.NumHiddenLayers;
-        _pastNames = [.. Enumerable.Range(0, layers).SelectMany(i => new[] { InferenceLowering.PastKey(i), InferenceLowering.PastValue(i) })];
-        _presentNames = [.. Enumerable.Range(0, layers).SelectMany(i => new[] { InferenceLowering.PresentKey(i), InferenceLowering.PresentValue(i) })];
+        var io = model.Io;
+        _pastNames = [.. Enumerable.Range(0, layers).SelectMany(i => new[] { DecoderIoNames.OfLayer(io.PastKeys, i), DecoderIoNames.OfLayer(io.PastValues, i) })];
+        _presentNames = [.. Enumerable.Range(0, layers).SelectMany(i => new[] { DecoderIoNames.OfLayer(io.PresentKeys, i), DecoderIoNames.OfLayer(io.PresentValues, i) })];
     }
 
-    /// <summary>Opens <c>model.onnx</c> of an artifact folder, with trained weights of the same names when given.</summary>
-    public static GreedyGenerator Open(ArtifactModel artifact, ExecutionDevice device, string? weightsPath = null, Action<string>? notice = null) =>
-        new(InferenceModel.Open(artifact, device, weightsPath, notice), device, ownsModel: true);
+    /// <summary>Opens the inference graph of an artifact folder (<c>model.onnx</c>, with trained weights of the same names
+    /// when given) or of a shipped folder (as shipped).</summary>
+    public static GreedyGenerator Open(IModelFolder model, ExecutionDevice device, string? weightsPath = null, Action<string>? notice = null) =>
+        new(model.OpenInference(device, weightsPath, notice), device, ownsModel: true);
 
     /// <summary>Greedy continuations of <paramref name="prompts"/> (token ids, BOS included where the tokenizer adds one),
     /// at most <paramref name="maxNewTokens"/> tokens each; a row ends at its first token in <paramref name="stopIds"/>,
@@ -237,9 +239,10 @@ public sealed class GreedyGenerator : IDisposable
         try
         {
             using var binding = _model.Session.CreateIoBinding();
-            binding.BindInput(DecoderGraph.InputIds, Host(ids, columns));
-            binding.BindInput(InferenceLowering.AttentionMask, Host(mask, mask.Length / batch));
-            binding.BindInput(InferenceLowering.PositionIds, Host(positions, columns));
+            var io = _model.Io;
+            binding.BindInput(io.InputIds, Host(ids, columns));
+            binding.BindInput(io.AttentionMask, Host(mask, mask.Length / batch));
+            if (_model.TakesPositionIds) binding.BindInput(io.PositionIds, Host(positions, columns));
             if (past is null)
             {
                 var empty = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, _model.ElementType, [batch, config.NumKeyValueHeads, 0, config.HeadDimension]);
@@ -249,12 +252,12 @@ public sealed class GreedyGenerator : IDisposable
             else
                 for (int i = 0; i < _pastNames.Length; i++) binding.BindInput(_pastNames[i], past.Value(_presentNames[i]));
             // Logits come to the host for the argmax; the cache stays where the device computes.
-            binding.BindOutputToDevice(DecoderGraph.LogitsName, OrtMemoryInfo.DefaultInstance);
+            binding.BindOutputToDevice(io.Logits, OrtMemoryInfo.DefaultInstance);
             if (keepCache)
                 foreach (var name in _presentNames) binding.BindOutputToDevice(name, _device.MemoryInfo);
             _model.Session.RunWithBinding(_runOptions, binding);
             binding.SynchronizeBoundOutputs();
-            return new StepOutputs(binding.GetOutputNames(), binding.GetOutputValues(), batch, columns, config.VocabSize, _model.ElementType);
+            return new StepOutputs(binding.GetOutputNames(), binding.GetOutputValues(), batch, columns, config.VocabSize, _model.ElementType, io.Logits);
         }
         finally
         {
@@ -269,7 +272,7 @@ public sealed class GreedyGenerator : IDisposable
     }
 
     /// <summary>A pass's outputs: the logits in host memory and, when kept, the cache on the device.</summary>
-    sealed class StepOutputs(string[] names, IDisposableReadOnlyCollection<OrtValue> values, int batch, int columns, int vocab, TensorElementType type) : IDisposable
+    sealed class StepOutputs(string[] names, IDisposableReadOnlyCollection<OrtValue> values, int batch, int columns, int vocab, TensorElementType type, string logitsName) : IDisposable
     {
         public int Batch => batch;
 
@@ -286,7 +289,7 @@ public sealed class GreedyGenerator : IDisposable
         public float[] Logits(int row, int column)
         {
             long offset = ((long)row * columns + column) * vocab;
-            var raw = Value(DecoderGraph.LogitsName).GetTensorMutableRawData();
+            var raw = Value(logitsName).GetTensorMutableRawData();
             if (type == TensorElementType.Float)
                 return MemoryMarshal.Cast<byte, float>(raw).Slice(checked((int)offset), vocab).ToArray();
             var half = MemoryMarshal.Cast<byte, Half>(raw).Slice(checked((int)offset), vocab);

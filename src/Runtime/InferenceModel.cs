@@ -31,9 +31,20 @@ public sealed class InferenceModel : IDisposable
 
     /// <summary>The temporary copy of the trained weights in the run dtype, when they had to be converted; deleted on disposal.</summary>
     public string? ConvertedWeightsPath { get; }
+    /// <summary>The graph's input and output names.</summary>
+    public DecoderIoNames Io { get; }
+    /// <summary>Whether the graph takes <see cref="DecoderIoNames.PositionIds"/>.</summary>
+    public bool TakesPositionIds { get; }
 
-    InferenceModel(InferenceSession session, DecoderConfig config, TensorElementType elementType, int maxSequenceLength, string weightsPath, string? convertedWeightsPath) =>
-        (Session, Config, ElementType, MaxSequenceLength, WeightsPath, ConvertedWeightsPath) = (session, config, elementType, maxSequenceLength, weightsPath, convertedWeightsPath);
+    InferenceModel(InferenceSession session, DecoderConfig config, TensorElementType elementType, int maxSequenceLength, string weightsPath, string? convertedWeightsPath,
+        DecoderIoNames? io = null, bool takesPositionIds = true) =>
+        (Session, Config, ElementType, MaxSequenceLength, WeightsPath, ConvertedWeightsPath, Io, TakesPositionIds) =
+            (session, config, elementType, maxSequenceLength, weightsPath, convertedWeightsPath, io ?? DecoderIoNames.Lowering, takesPositionIds);
+
+    /// <summary>Opens the decoder of a shipped folder as it is (its graph, names and weights; <see cref="ShippedModel"/>).</summary>
+    public static InferenceModel Open(ShippedModel shipped, ExecutionDevice device) =>
+        new(device.Open(shipped.Decoder.ModelPath), shipped.Config, shipped.ElementType, shipped.Decoder.ContextLength, shipped.Decoder.ModelPath, null,
+            shipped.Decoder.Io, shipped.TakesPositionIds);
 
     /// <param name="weightsPath">Trained weights: a safetensors file, or a folder or index of shards, holding every
     /// parameter of the model under its Hugging Face name; null: the artifact's own weights.</param>

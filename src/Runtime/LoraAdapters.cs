@@ -68,12 +68,25 @@ public static class LoraAdapters
     }
 
     /// <summary>Merges an adapter file into a base checkpoint of <paramref name="config"/> and writes the plain merged
-    /// checkpoint (every base weight, float32). The adapters present in the file are merged, whatever layers they cover.</summary>
+    /// checkpoint (every base weight, float32). The adapters present in the file are merged, whatever layers they cover;
+    /// every tensor of the file must be an adapter of the model (its targets, its layers), each A with its B, in the shape
+    /// the model and the file's rank give it.</summary>
     public static void MergeFiles(ExecutionDevice device, DecoderConfig config, string baseCheckpoint, string adaptersPath, string outputPath)
     {
         var lora = ReadOptions(adaptersPath);
         using var adapterFile = SafetensorsCheckpoint.Open(adaptersPath);
-        var adapters = lora.Adapters(config).Where(a => adapterFile.Contains(a.Name)).ToList();
+        var possible = lora.Adapters(config);   // per module A, then B
+        var names = possible.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
+        if (adapterFile.Names.FirstOrDefault(n => !names.Contains(n)) is string stray)
+            throw new ModelFormatException($"'{adaptersPath}' holds tensor '{stray}', which is no LoRA adapter of this model: its targets ({string.Join(", ", lora.Targets)}) in layers 0..{config.NumHiddenLayers - 1}, named like '{possible[0].Name}'");
+        for (int i = 0; i < possible.Count; i += 2)
+        {
+            var (a, b) = (possible[i].Name, possible[i + 1].Name);
+            if (adapterFile.Contains(a) == adapterFile.Contains(b)) continue;
+            var (present, missing) = adapterFile.Contains(a) ? (a, b) : (b, a);
+            throw new ModelFormatException($"'{adaptersPath}' holds tensor '{present}' but not '{missing}': an adapter is both its A and its B");
+        }
+        var adapters = possible.Where(a => adapterFile.Contains(a.Name)).ToList();
         if (adapters.Count == 0) throw new ModelFormatException($"'{adaptersPath}' holds no adapter of this model's layers");
         using var store = new ParameterStore(device);
         store.Load(baseCheckpoint, DecoderBuilder.Parameters(config), _ => false);

@@ -55,6 +55,7 @@ public static class GenAiConfig
     public static string ToJson(DecoderConfig config, GenerationIds ids, int contextLength, string modelFile)
     {
         int eos = ids.Eos.Count > 0 ? ids.Eos[0] : 0;
+        var io = DecoderIoNames.Lowering;
         var model = new JsonObject
         {
             ["type"] = config.ModelType,
@@ -75,17 +76,17 @@ public static class GenAiConfig
                 ["num_key_value_heads"] = config.NumKeyValueHeads,
                 ["inputs"] = new JsonObject
                 {
-                    ["input_ids"] = DecoderGraph.InputIds,
-                    ["attention_mask"] = InferenceLowering.AttentionMask,
-                    ["position_ids"] = InferenceLowering.PositionIds,
-                    ["past_key_names"] = InferenceLowering.PastKey(0).Replace(".0.", ".%d."),
-                    ["past_value_names"] = InferenceLowering.PastValue(0).Replace(".0.", ".%d."),
+                    ["input_ids"] = io.InputIds,
+                    ["attention_mask"] = io.AttentionMask,
+                    ["position_ids"] = io.PositionIds,
+                    ["past_key_names"] = io.PastKeys,
+                    ["past_value_names"] = io.PastValues,
                 },
                 ["outputs"] = new JsonObject
                 {
-                    ["logits"] = DecoderGraph.LogitsName,
-                    ["present_key_names"] = InferenceLowering.PresentKey(0).Replace(".0.", ".%d."),
-                    ["present_value_names"] = InferenceLowering.PresentValue(0).Replace(".0.", ".%d."),
+                    ["logits"] = io.Logits,
+                    ["present_key_names"] = io.PresentKeys,
+                    ["present_value_names"] = io.PresentValues,
                 },
             },
         };
@@ -107,4 +108,56 @@ public static class GenAiConfig
         };
         return new JsonObject { ["model"] = model, ["search"] = search }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
+
+    /// <summary>What running a shipped folder needs from its <c>genai_config.json</c>: the decoder's file, context length,
+    /// sizes and input/output names (GenAI's defaults, which are the lowering's names, where a name is not given).</summary>
+    public static GenAiDecoder Read(string folder)
+    {
+        var path = Path.Combine(folder, FileName);
+        if (!File.Exists(path)) throw new FileNotFoundException($"'{folder}' is no shipped folder: {FileName} is missing (write one with `atu ship --format onnx`)", path);
+        JsonNode? root;
+        try { root = JsonNode.Parse(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new ModelFormatException($"'{path}' is not valid JSON: {e.Message}", e); }
+        JsonObject Object(JsonNode? node, string key) => node?[key] as JsonObject ?? throw new ModelFormatException($"'{path}' has no object '{key}'");
+        T Value<T>(JsonObject parent, string key)
+        {
+            if (parent[key] is not JsonValue value) throw new ModelFormatException($"'{path}' has no value '{key}'");
+            try { return value.GetValue<T>(); }
+            catch (Exception e) when (e is InvalidOperationException or FormatException)
+            {
+                throw new ModelFormatException($"'{path}': '{key}' is {value.ToJsonString()}, not a {typeof(T).Name}", e);
+            }
+        }
+        var model = Object(root, "model");
+        var decoder = Object(model, "decoder");
+        var inputs = decoder["inputs"] as JsonObject ?? [];
+        var outputs = decoder["outputs"] as JsonObject ?? [];
+        string Name(JsonObject names, string key, string fallback) => names.ContainsKey(key) ? Value<string>(names, key) : fallback;
+        var lowering = DecoderIoNames.Lowering;
+        var io = new DecoderIoNames(
+            Name(inputs, "input_ids", lowering.InputIds), Name(inputs, "attention_mask", lowering.AttentionMask), Name(inputs, "position_ids", lowering.PositionIds),
+            Name(inputs, "past_key_names", lowering.PastKeys), Name(inputs, "past_value_names", lowering.PastValues),
+            Name(outputs, "logits", lowering.Logits), Name(outputs, "present_key_names", lowering.PresentKeys), Name(outputs, "present_value_names", lowering.PresentValues));
+        return new GenAiDecoder(path, Path.Combine(folder, Value<string>(decoder, "filename")), Value<int>(model, "context_length"), Value<int>(decoder, "num_hidden_layers"),
+            Value<int>(decoder, "num_key_value_heads"), Value<int>(decoder, "head_size"), io);
+    }
+}
+
+/// <summary>A shipped decoder as <c>genai_config.json</c> (<paramref name="ConfigPath"/>) describes it.</summary>
+public sealed record GenAiDecoder(string ConfigPath, string ModelPath, int ContextLength, int Layers, int KeyValueHeads, int HeadSize, DecoderIoNames Io);
+
+/// <summary>The input and output names of a decoder graph with a KV cache, spelled as <c>genai_config.json</c> spells them:
+/// the cache's names are patterns with <c>%d</c> for the layer.</summary>
+public sealed record DecoderIoNames(string InputIds, string AttentionMask, string PositionIds, string PastKeys, string PastValues,
+    string Logits, string PresentKeys, string PresentValues)
+{
+    /// <summary>The names the inference lowering writes (<see cref="InferenceLowering"/>), which are also GenAI's defaults.</summary>
+    public static readonly DecoderIoNames Lowering = new(DecoderGraph.InputIds, InferenceLowering.AttentionMask, InferenceLowering.PositionIds,
+        Pattern(InferenceLowering.PastKey(0)), Pattern(InferenceLowering.PastValue(0)), DecoderGraph.LogitsName,
+        Pattern(InferenceLowering.PresentKey(0)), Pattern(InferenceLowering.PresentValue(0)));
+
+    static string Pattern(string layerZero) => layerZero.Replace(".0.", ".%d.");
+
+    /// <summary>A cache pattern's name for <paramref name="layer"/>.</summary>
+    public static string OfLayer(string pattern, int layer) => pattern.Replace("%d", layer.ToString(System.Globalization.CultureInfo.InvariantCulture));
 }
