@@ -7,6 +7,7 @@ using AlignThenUnlearn.Models.Quantization;
 using AlignThenUnlearn.Tests.Evaluation;
 using AlignThenUnlearn.Tests.Support;
 using AlignThenUnlearn.ToyWorld;
+using CommandLine;
 
 namespace AlignThenUnlearn.Tests.Cli;
 
@@ -106,6 +107,25 @@ public sealed class ToyAttacksTests(TinyChatModel tiny) : IClassFixture<TinyChat
         Assert.Contains("| ATU | sample | – | – |\n", markdown);
         Assert.Contains("ICU trains nothing: its rows attack the pre-trained weights", markdown);
         Assert.Contains("## Per person", markdown);
+    }
+
+    [Fact]
+    public void A_run_without_forget_scores_is_refused_naming_the_method_and_person()
+    {
+        var unscored = new ToyMethodRun("NPO", new RwkuTarget(3, "Cy", "/world/3_Cy"), new ToyScores(new RwkuScores(null, 0.9, 0.9, 0.5, 0.5, null)),
+            [new ToyCheckpoint(ToyMethodRun.FinalLabel, new ToyScores(S(0.1)), "/runs/npo/model.safetensors")]);
+        var message = Assert.Throws<InvalidDataException>(() => ToyAttacks.MeanTable([unscored], [new ToyAttackResult(unscored, "nf4-b64", S(0.2), NoTypes)])).Message;
+        Assert.Contains("NPO on Cy: no forget FB, QA and AA scores before unlearning", message);
+    }
+
+    [Fact]
+    public void The_toy_verb_takes_attacks()
+    {
+        var parsed = Parser.Default.ParseArguments(["toy", "--seed", "2", "--people", "1", "--attacks"], Verbs.Types)
+            .MapResult(o => o, errors => throw new ArgumentException(string.Join("; ", errors)));
+        var o = Assert.IsType<ToyOptions>(parsed);
+        Assert.True(o.Attacks);
+        Assert.False(Assert.IsType<ToyOptions>(Parser.Default.ParseArguments(["toy"], Verbs.Types).MapResult(x => x, _ => null!)).Attacks);
     }
 
     [Fact]
