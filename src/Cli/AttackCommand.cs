@@ -96,7 +96,6 @@ public static class AttackCommand
         var scheme = SchemeOf(o);
         var (before, unlearned) = EarlierResults(o);
         var artifact = ArtifactModel.Open(o.Artifacts);
-        var runType = artifact.Manifest.Dtype == "f16" ? DataType.Float16 : DataType.Float;
         var weights = WeightsReport(o, artifact);
         var given = o.Weights;
         o.Name ??= $"{DefaultName(o)} {scheme.Label}";
@@ -105,13 +104,7 @@ public static class AttackCommand
         {
             var source = AttackedWeights(o, artifact, temporary);
             var quantizedPath = Path.Combine(temporary, ArtifactExporter.WeightsFile);
-            int quantized;
-            using (var checkpoint = SafetensorsCheckpoint.Open(source))
-            {
-                var specs = DecoderBuilder.Parameters(artifact.Config, runType);
-                ArtifactExporter.CheckTensors(checkpoint, specs);
-                quantized = WeightQuantization.WriteQuantized(checkpoint, specs, quantizedPath, runType, scheme).Count;
-            }
+            int quantized = WriteQuantized(artifact, source, scheme, quantizedPath);
             AnsiConsole.MarkupLineInterpolated($"[green]quantised[/] {quantized} projection weights of '{source}' ({scheme.Label}); scoring the dequantised model");
             o.Weights = quantizedPath;
             int code = EvalCommand.Run(o);
@@ -137,7 +130,7 @@ public static class AttackCommand
         if (o.Temperature < 0 || !double.IsFinite(o.Temperature)) throw new ArgumentException($"--temperature {o.Temperature}: expected 0 or more");
         if (o.TopP is <= 0 or > 1) throw new ArgumentException($"--top-p {o.TopP}: expected more than 0 and at most 1");
         var (before, unlearned) = EarlierResults(o);
-        var label = $"sample-n{o.Samples}-t{o.Temperature:0.###}-p{o.TopP:0.###}";
+        var label = SampleLabel(o.Samples, o.Temperature, o.TopP);
         o.Name ??= $"{DefaultName(o)} {label}";
 
         // As `atu eval` reads its inputs.
@@ -190,14 +183,11 @@ public static class AttackCommand
         var output = o.Out;
         var (before, unlearned) = EarlierResults(o, [.. counts.Select(k => RelearnFolder(output, k))]);
         var artifact = ArtifactModel.Open(o.Artifacts);
-        var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{artifact.Folder}' has no tokenizer files; relearning trains on text");
         var dataset = RwkuDataset.Open(o.Rwku);
         var pool = RelearnTexts.Pool(dataset, dataset.Select(o.Targets), o.Data, o.Seed);
         var texts = counts.ToDictionary(k => k, k => RelearnTexts.Take(pool, o.Data, k));   // every K checked before any training
-        int maxTokens = Math.Min(RelearnMaxTokens, artifact.Config.MaxPositionEmbeddings);
-        var runType = artifact.Manifest.Dtype == "f16" ? DataType.Float16 : DataType.Float;
         var weights = o.Weights;
-        var label = FormattableString.Invariant($"relearn-{o.Data}-s{o.Steps}-lr{o.LearningRate:G3}");
+        var label = RelearnLabel(o.Data, o.Steps, o.LearningRate);
         var name = o.Name ?? $"{DefaultName(o)} {label}";
         var report = Report(WeightsReport(o, artifact), ("attack", RelearnAttack), ("data", o.Data), ("examples", new JsonArray([.. counts.Select(k => JsonValue.Create(k))])),
             ("steps", o.Steps), ("lr", o.LearningRate), ("seed", o.Seed));
@@ -208,15 +198,10 @@ public static class AttackCommand
             var source = AttackedWeights(o, artifact, temporary);
             foreach (var k in counts)
             {
-                var sequences = texts[k].Select(t => tokenizer.EncodeToIds(t).Take(maxTokens).ToArray()).ToList();
-                var trained = Path.Combine(temporary, $"k{k}.f32.safetensors");
                 var relearned = Path.Combine(temporary, $"k{k}.safetensors");
                 IReadOnlyList<double> losses;
                 using (var device = o.CreateDevice())
-                    losses = Relearning.Run(device, artifact.Config, source, sequences, o.Steps, o.LearningRate, o.Seed, trained);
-                using (var checkpoint = SafetensorsCheckpoint.Open(trained))   // in the artifact's dtype, as eval reads weights
-                    ArtifactExporter.WriteWeights(checkpoint, DecoderBuilder.Parameters(artifact.Config, runType), relearned, runType);
-                File.Delete(trained);
+                    losses = WriteRelearned(artifact, device, source, texts[k], o.Steps, o.LearningRate, o.Seed, relearned);
                 if (losses.Count > 0)
                 {
                     report[$"loss_first_k{k}"] = losses[0];
@@ -237,6 +222,44 @@ public static class AttackCommand
         }
         WriteReport(o, report, label, runs, before, unlearned);
         return 0;
+    }
+
+    /// <summary>The column names of `atu report --attacks` (with the key suffixes of attack.json): relearn-forget-s20-lr1E-05,
+    /// sample-n16-t1-p0.9.</summary>
+    public static string RelearnLabel(string data, long steps, double learningRate) => FormattableString.Invariant($"relearn-{data}-s{steps}-lr{learningRate:G3}");
+
+    public static string SampleLabel(int samples, double temperature, double topP) => FormattableString.Invariant($"sample-n{samples}-t{temperature:0.###}-p{topP:0.###}");
+
+    /// <summary>The projections of <paramref name="source"/> quantised and dequantised by <paramref name="scheme"/>, every
+    /// parameter written to <paramref name="output"/> in the artifact's dtype; returns how many weights were quantised.</summary>
+    public static int WriteQuantized(ArtifactModel artifact, string source, QuantizationScheme scheme, string output)
+    {
+        var runType = artifact.Manifest.Dtype == "f16" ? DataType.Float16 : DataType.Float;
+        using var checkpoint = SafetensorsCheckpoint.Open(source);
+        var specs = DecoderBuilder.Parameters(artifact.Config, runType);
+        ArtifactExporter.CheckTensors(checkpoint, specs);
+        return WeightQuantization.WriteQuantized(checkpoint, specs, output, runType, scheme).Count;
+    }
+
+    /// <summary><paramref name="source"/> fine-tuned on <paramref name="texts"/> (<see cref="Relearning"/>; each text's first
+    /// <see cref="RelearnMaxTokens"/> tokens), written to <paramref name="output"/> in the artifact's dtype, as eval reads
+    /// weights. Returns the loss of every step.</summary>
+    public static IReadOnlyList<double> WriteRelearned(ArtifactModel artifact, ExecutionDevice device, string source, IReadOnlyList<string> texts,
+        long steps, double learningRate, long seed, string output)
+    {
+        var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{artifact.Folder}' has no tokenizer files; relearning trains on text");
+        int maxTokens = Math.Min(RelearnMaxTokens, artifact.Config.MaxPositionEmbeddings);
+        var runType = artifact.Manifest.Dtype == "f16" ? DataType.Float16 : DataType.Float;
+        var sequences = texts.Select(t => tokenizer.EncodeToIds(t).Take(maxTokens).ToArray()).ToList();
+        var trained = output + ".f32.tmp";
+        try
+        {
+            var losses = Relearning.Run(device, artifact.Config, source, sequences, steps, learningRate, seed, trained);
+            using (var checkpoint = SafetensorsCheckpoint.Open(trained))
+                ArtifactExporter.WriteWeights(checkpoint, DecoderBuilder.Parameters(artifact.Config, runType), output, runType);
+            return losses;
+        }
+        finally { File.Delete(trained); }
     }
 
     /// <summary>Reads --before and --unlearned (both or neither) and refuses to overwrite earlier reports (in --out, or in
@@ -289,8 +312,18 @@ public static class AttackCommand
     static void WriteReport(AttackOptions o, JsonObject report, string label, IReadOnlyList<(string Suffix, RunSummary Run, IReadOnlyDictionary<string, double> AaByType)> runs,
         (RunSummary Run, string Path)? before, (RunSummary Run, string Path)? unlearned)
     {
+        Func<RunSummary, AttackRecovery>? recovery = before is not null && unlearned is not null
+            ? run => AttackRecovery.Of(before.Value.Run, before.Value.Path, unlearned.Value.Run, unlearned.Value.Path, run) : null;
+        WriteReport(o.Out, report, label, o.Series, runs, recovery);
+    }
+
+    /// <summary>Adds the figures to <paramref name="report"/> and writes it to <paramref name="folder"/>/attack.json (the
+    /// recovery of each run when <paramref name="recovery"/> is given); says each figure on the console.</summary>
+    public static void WriteReport(string folder, JsonObject report, string label, string? series,
+        IReadOnlyList<(string Suffix, RunSummary Run, IReadOnlyDictionary<string, double> AaByType)> runs, Func<RunSummary, AttackRecovery>? recovery)
+    {
         report["label"] = label;   // the column of `atu report --attacks`; the series (method) and weights name its row
-        if (o.Series is not null) report["series"] = o.Series;
+        if (series is not null) report["series"] = series;
         foreach (var (suffix, run, aaByType) in runs)
         {
             report["forget_all" + suffix] = run.Mean.ForgetAll;
@@ -299,19 +332,18 @@ public static class AttackCommand
             if (aaByType.Count > 0)
                 AnsiConsole.MarkupLineInterpolated($"AA{suffix.Replace('_', ' ')} by attack type: {string.Join(", ", aaByType.Select(t => $"{t.Key} {Percent(t.Value)}"))}");
             var line = $"forget All{suffix.Replace('_', ' ')} after {label}: {Percent(run.Mean.ForgetAll)}";
-            if (before is not null && unlearned is not null)
+            if (recovery?.Invoke(run) is AttackRecovery figures)
             {
-                var recovery = AttackRecovery.Of(before.Value.Run, before.Value.Path, unlearned.Value.Run, unlearned.Value.Path, run);
-                report["forget_all_before"] = recovery.Before;
-                report["forget_all_unlearned"] = recovery.Unlearned;
-                report["recovery" + suffix] = recovery.Recovery;
-                line += $" (before {Percent(recovery.Before)}, unlearned {Percent(recovery.Unlearned)}); recovery {(recovery.Recovery is double r ? r.ToString("0.000") : "n/a: unlearning changed nothing")}";
+                report["forget_all_before"] = figures.Before;
+                report["forget_all_unlearned"] = figures.Unlearned;
+                report["recovery" + suffix] = figures.Recovery;
+                line += $" (before {Percent(figures.Before)}, unlearned {Percent(figures.Unlearned)}); recovery {(figures.Recovery is double r ? r.ToString("0.000") : "n/a: unlearning changed nothing")}";
             }
             AnsiConsole.MarkupLineInterpolated($"[green]{line}[/]");
         }
-        AtomicFile.WriteAllBytes(Path.Combine(o.Out, ReportFile), System.Text.Encoding.UTF8.GetBytes(
+        AtomicFile.WriteAllBytes(Path.Combine(folder, ReportFile), System.Text.Encoding.UTF8.GetBytes(
             report.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n"));
-        AnsiConsole.MarkupLineInterpolated($"wrote {ReportFile} to {o.Out}");
+        AnsiConsole.MarkupLineInterpolated($"wrote {ReportFile} to {folder}");
     }
 
     static string Percent(double? value) => value is double v ? (100 * v).ToString("0.0") : "n/a";

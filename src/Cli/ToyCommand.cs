@@ -41,6 +41,9 @@ public sealed class ToyOptions
     [Option("check", HelpText = "The full run: exit with code 3 when the acceptance figures of the toy run are not met (CI uses it).")]
     public bool Check { get; set; }
 
+    [Option("attacks", HelpText = "The full run: then attack every method's strongest checkpoint (int8/int4/NF4 quantisation, relearning on the person's forget passages, sampling) and write report/robustness.md and robustness.png; finished attacks are reused.")]
+    public bool Attacks { get; set; }
+
     [Option("device", Default = "auto", HelpText = "cpu, cuda or auto (CUDA when its provider loads, else the CPU with a notice).")]
     public string Device { get; set; } = "auto";
 
@@ -79,7 +82,7 @@ public static class ToyCommand
         using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
         var settings = new ToyPretrainingSettings { Seed = o.Seed };
         if (o.Steps is long steps) settings = settings with { Steps = steps };
-        return ToyRun.Run(root, o.Seed, o.People, device, settings, o.Check);
+        return ToyRun.Run(root, o.Seed, o.People, device, settings, o.Check, o.Attacks);
     }
 
     /// <summary>Writes the world of <paramref name="seed"/> to <paramref name="output"/> (complete or not at all).</summary>

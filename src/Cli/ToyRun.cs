@@ -20,7 +20,8 @@ public static class ToyRun
     public const string WorldFolderName = "world", ModelFolderName = "model", BeforeFolderName = "before", RunsFolderName = "runs",
         ReportFolderName = "report";
 
-    public static int Run(string root, int seed, int peopleCount, ExecutionDevice device, ToyPretrainingSettings pretraining, bool check = false)
+    public static int Run(string root, int seed, int peopleCount, ExecutionDevice device, ToyPretrainingSettings pretraining, bool check = false,
+        bool attacks = false)   // ToyAttacks: --attacks
     {
         var clock = Stopwatch.StartNew();
         var timings = new List<(string Stage, TimeSpan Time, bool Cached)>();
@@ -51,6 +52,7 @@ public static class ToyRun
             .Select(i => dataset.Targets[i]).OrderBy(t => t.Number).ToList();
         AnsiConsole.MarkupLineInterpolated($"unlearning, one at a time: {string.Join(", ", chosen.Select(t => t.Name))}");
         var people = new List<UnlearnedPerson>();
+        var weightsOf = new List<IReadOnlyList<string>>();   // ToyAttacks: each person's checkpoint weights (until the toy-run helper's ToyMethodRun list)
         foreach (var target in chosen)
         {
             var folder = Path.Combine(root, RunsFolderName, Path.GetFileName(target.Folder));
@@ -67,6 +69,7 @@ public static class ToyRun
                     () => Score(artifact, device, Path.Combine(c.Folder, AtuRun.ModelFile), [data], $"stage {c.Stage}", "ATU", $"{target.Name}, {c.Label}")).Mean)).ToList());
             var own = before.Targets.Single(t => t.Number == target.Number).Scores with { Mmlu = utilityBefore };
             people.Add(new UnlearnedPerson(target, own, scored));
+            weightsOf.Add([.. checkpoints.Select(c => Path.Combine(c.Folder, AtuRun.ModelFile))]);   // ToyAttacks
         }
 
         var report = Path.Combine(root, ReportFolderName);
@@ -74,6 +77,12 @@ public static class ToyRun
         var table = ToyReport.Markdown(seed, before, people);
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TableFile), Encoding.UTF8.GetBytes(table));
         AtomicFile.WriteAllBytes(Path.Combine(report, TradeoffPlot.FileName), TradeoffPlot.RenderPng(ToyReport.PlotRuns(people)));
+        if (attacks)   // ToyAttacks: today's Align-then-Unlearn runs as the records the toy-run helper's list will hold
+        {
+            var runs = people.Select((p, i) => new ToyMethodRun("ATU", p.Target, new ToyScores(p.Before),
+                [.. p.Checkpoints.Select((c, j) => new ToyCheckpoint(c.Label, new ToyScores(c.Scores), weightsOf[i][j]))])).ToList();
+            Timed("attacks on every method's strongest checkpoint", false, () => ToyAttacks.Run(root, artifact, device, dataset, runs));
+        }
         var timing = new StringBuilder($"# atu toy: time per stage\n\n{Environment.ProcessorCount} cores, {device.Description}; cached stages took no time in this run.\n\n| stage | seconds |\n| :-- | --: |\n");
         foreach (var (stage, time, cached) in timings) timing.Append(CultureInfo.InvariantCulture, $"| {stage} | {(cached ? "cached" : time.TotalSeconds.ToString("F0", CultureInfo.InvariantCulture))} |\n");
         timing.Append(CultureInfo.InvariantCulture, $"| **total** | {clock.Elapsed.TotalSeconds:F0} |\n");

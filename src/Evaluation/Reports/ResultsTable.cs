@@ -55,7 +55,7 @@ public static class ResultsTable
         return text.ToString();
     }
 
-    internal static string Percent(double? value) => value is double v ? (100 * v).ToString("F1", CultureInfo.InvariantCulture) : "–";
+    public static string Percent(double? value) => value is double v ? (100 * v).ToString("F1", CultureInfo.InvariantCulture) : "–";
 
-    internal static string Escape(string cell) => cell.Replace("|", "\\|").ReplaceLineEndings(" ");
+    public static string Escape(string cell) => cell.Replace("|", "\\|").ReplaceLineEndings(" ");
 }

@@ -62,14 +62,15 @@ public sealed record RobustnessTable(IReadOnlyList<string> Attacks, IReadOnlyLis
     }
 
     /// <summary>Two Markdown tables: forget All (percent) before and after unlearning and after each attack; the recovery
-    /// after each attack. A cell without a figure is a dash.</summary>
-    public string Markdown()
+    /// after each attack. A cell without a figure is a dash. <paramref name="title"/> is a heading of
+    /// <paramref name="level"/>, the recovery's one level below (a table inside a longer report).</summary>
+    public string Markdown(string title = "Robustness", int level = 1)
     {
-        var text = new StringBuilder("# Robustness\n\n");
+        var text = new StringBuilder().Append('#', level).Append(' ').Append(title).Append("\n\n");
         text.Append("Forget All (ROUGE-L recall %, averaged over the attacked targets; lower is better) before unlearning, after it, and after each attack.\n\n");
         Table(text, ["Before", "Unlearned", .. Attacks], r => [ResultsTable.Percent(r.Before), ResultsTable.Percent(r.Unlearned),
             .. Attacks.Select(a => ResultsTable.Percent(r.Attacks.TryGetValue(a, out var c) ? c.ForgetAll : null))]);
-        text.Append("\n## Recovery\n\n");
+        text.Append('\n').Append('#', level + 1).Append(" Recovery\n\n");
         text.Append("(after attack - after unlearning) / (before - after unlearning): 0 when the attack brings nothing back, 1 when it undoes the unlearning.\n\n");
         Table(text, Attacks, r => [.. Attacks.Select(a => r.Attacks.TryGetValue(a, out var c) && c.Recovery is double v ? v.ToString("F3", CultureInfo.InvariantCulture) : "–")]);
         return text.ToString();
