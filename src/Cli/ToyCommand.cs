@@ -49,6 +49,9 @@ public sealed class ToyOptions
 
     [Option("threads", Default = 1, HelpText = "Intra-op threads. 1 by default: with more, ONNX Runtime's CPU kernels do not give bit-identical weights from run to run (and on two shared cores they were no faster); 0: ONNX Runtime's default.")]
     public int Threads { get; set; } = 1;
+
+    [Option("jobs", Default = 2, HelpText = "The full run: how many (person, method) unlearning runs go at once, each with --threads intra-op threads; every run is independent, so the table is the same for any number.")]
+    public int Jobs { get; set; } = 2;
 }
 
 public static class ToyCommand
@@ -78,12 +81,13 @@ public static class ToyCommand
     {
         if (o.People < 1) throw new ArgumentException($"--people {o.People}: expected 1 or more");
         var methods = ToyRun.ParseMethods(o.Methods);
+        if (o.Jobs < 1) throw new ArgumentException($"--jobs {o.Jobs}: expected 1 or more");
         var root = o.Out ?? DefaultRoot;
         if (o.Force && Directory.Exists(root)) Directory.Delete(root, recursive: true);
         using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
         var settings = new ToyPretrainingSettings { Seed = o.Seed };
         if (o.Steps is long steps) settings = settings with { Steps = steps };
-        return ToyRun.Run(root, o.Seed, o.People, device, settings, o.Check, methods);
+        return ToyRun.Run(root, o.Seed, o.People, device, settings, o.Check, methods, o.Jobs);
     }
 
     /// <summary>Writes the world of <paramref name="seed"/> to <paramref name="output"/> (complete or not at all).</summary>

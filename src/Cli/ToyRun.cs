@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -41,8 +43,9 @@ public static class ToyRun
     /// multiple-choice questions, the retain people's FB and QA probes, the person's fluency instructions and MIA texts.</summary>
     sealed record Person(RwkuTarget Target, RwkuTargetData Probes, IReadOnlyList<RwkuTargetData> Retain, RwkuUtilityData Utility);
 
+    /// <param name="parallelJobs">How many (person, method) runs go at once, each on one intra-op thread of <paramref name="device"/>.</param>
     public static int Run(string root, int seed, int peopleCount, ExecutionDevice device, ToyPretrainingSettings pretraining, bool check = false,
-        IReadOnlyList<string>? methods = null)
+        IReadOnlyList<string>? methods = null, int parallelJobs = 1)
     {
         methods ??= AllMethods;
         var stages = new StageTimes();
@@ -67,7 +70,7 @@ public static class ToyRun
         var chosen = new DataOrder(dataset.Targets.Count, seed).Permutation(0).Take(Math.Min(peopleCount, dataset.Targets.Count))
             .Select(i => dataset.Targets[i]).OrderBy(t => t.Number).ToList();
         AnsiConsole.MarkupLineInterpolated($"unlearning, one at a time: {string.Join(", ", chosen.Select(t => t.Name))}; methods {string.Join(", ", methods)}");
-        var runs = new List<ToyMethodRun>();
+        var people = new List<(Person Person, ToyScores Before)>();
         foreach (var target in chosen)
         {
             var probes = everyone.Single(d => d.Target.Number == target.Number);
@@ -79,14 +82,43 @@ public static class ToyRun
             var ownBefore = Timed($"before unlearning, fluency and MIA of {target.Name}", File.Exists(Path.Combine(beforeUtility, ScoresFile)),
                 () => Evaluate(artifact, device, null, icu: false, person with { Probes = probes with { Probes = [], Mmlu = [] }, Retain = [] }, beforeUtility, $"{target.Name}, before"));
             var retainNumbers = retainPeople.Select(p => p.Target.Number).ToHashSet();
-            var beforeScores = ownBefore with
+            people.Add((person, ownBefore with
             {
                 Rwku = before.Targets.Single(t => t.Number == target.Number).Scores with { Mmlu = utilityBefore },
                 RetainQA = ToyFigures.RetainQA(before.Targets.Where(t => retainNumbers.Contains(t.Number))),
-            };
-            foreach (var method in methods)
-                runs.Add(RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages));
+            }));
         }
+
+        // Every (person, method) run is independent of the others and single-threaded, so --jobs 2 runs two at once on two
+        // cores with the same results; Align-then-Unlearn's runs share the window-embedding cache and take turns.
+        var jobs = people.SelectMany(p => methods.Select(m => (p.Person, p.Before, Method: m))).ToList();
+        var results = new ToyMethodRun[jobs.Count];
+        var atuTurn = new object();
+        void RunJob(int i)
+        {
+            var (person, beforeScores, method) = jobs[i];
+            if (method != Methods.Atu) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages);
+            else lock (atuTurn) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages);
+        }
+        if (parallelJobs <= 1)
+            for (int i = 0; i < jobs.Count; i++) RunJob(i);
+        else
+        {
+            try
+            {
+                Parallel.ForEach(Partitioner.Create(Enumerable.Range(0, jobs.Count), EnumerablePartitionerOptions.NoBuffering),
+                    new ParallelOptions { MaxDegreeOfParallelism = parallelJobs }, i =>
+                    {
+                        AtuCommand.NoProgressBars.Value = true;
+                        RunJob(i);
+                    });
+            }
+            catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
+            {
+                ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+            }
+        }
+        var runs = results.ToList();
 
         var report = Path.Combine(root, ReportFolderName);
         Directory.CreateDirectory(report);
@@ -94,7 +126,7 @@ public static class ToyRun
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TableFile), Encoding.UTF8.GetBytes(table));
         AtomicFile.WriteAllBytes(Path.Combine(report, TradeoffPlot.FileName), TradeoffPlot.RenderPng(ToyReport.PlotRuns(runs)));
         var cpu = Process.GetCurrentProcess().UserProcessorTime - cpuAtStart;
-        AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TimingFile), Encoding.UTF8.GetBytes(TimingMarkdown(stages.Rows, stages.Elapsed, cpu, device)));
+        AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TimingFile), Encoding.UTF8.GetBytes(TimingMarkdown(stages.Rows, stages.Elapsed, cpu, device, parallelJobs)));
 
         var checks = runs.Select(r => r.Method).Distinct().Select(m => ToyAcceptance.Average(m, [.. runs.Where(r => r.Method == m).Select(ToyAcceptance.Of)]));
         AnsiConsole.Write(new Markup(Markup.Escape(string.Join("\n", checks.Select(c => string.Create(CultureInfo.InvariantCulture,
@@ -226,16 +258,17 @@ public static class ToyRun
     }
 
     /// <summary>timing.md: every stage's wall time, each method's total, and the process's CPU user time (the machine may be shared).</summary>
-    static string TimingMarkdown(IReadOnlyList<(string Stage, TimeSpan Time, bool Cached)> timings, TimeSpan total, TimeSpan cpu, ExecutionDevice device)
+    static string TimingMarkdown(IReadOnlyList<(string Stage, TimeSpan Time, bool Cached)> timings, TimeSpan total, TimeSpan cpu, ExecutionDevice device, int parallelJobs)
     {
         string S(TimeSpan t) => t.TotalSeconds.ToString("F0", CultureInfo.InvariantCulture);
-        var text = new StringBuilder($"# atu toy: time per stage\n\n{Environment.ProcessorCount} cores, {device.Description}; cached stages took no time in this run.\n\n| stage | seconds |\n| :-- | --: |\n");
+        var text = new StringBuilder($"# atu toy: time per stage\n\n{Environment.ProcessorCount} cores, {device.Description}, {parallelJobs} run(s) at a time"
+            + $"{(parallelJobs > 1 ? " (their stages' times overlap)" : "")}; cached stages took no time in this run.\n\n| stage | seconds |\n| :-- | --: |\n");
         foreach (var (stage, time, cached) in timings) text.Append(CultureInfo.InvariantCulture, $"| {stage} | {(cached ? "cached" : S(time))} |\n");
         text.Append(CultureInfo.InvariantCulture, $"| **total** (wall) | {S(total)} |\n| **CPU user time** (this process, every thread) | {S(cpu)} |\n");
         return text.ToString();
     }
 
-    /// <summary>The wall time of each stage of the run, printed as it ends.</summary>
+    /// <summary>The wall time of each stage of the run, printed as it ends (stages may run on two threads at once).</summary>
     sealed class StageTimes
     {
         readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -246,7 +279,7 @@ public static class ToyRun
         {
             var start = _clock.Elapsed;
             var result = work();
-            Rows.Add((stage, _clock.Elapsed - start, cached));
+            lock (Rows) Rows.Add((stage, _clock.Elapsed - start, cached));
             AnsiConsole.MarkupLineInterpolated($"[grey]{stage}: {(cached ? "cached" : $"{(_clock.Elapsed - start).TotalSeconds:F0} s")}[/]");
             return result;
         }
