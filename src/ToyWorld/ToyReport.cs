@@ -237,17 +237,26 @@ public static class ToyReport
     }
 
     /// <summary>The plot's runs: the model before, then per method its checkpoint labels (as Table 1's mean rows, without
-    /// "strongest"), one series per method.</summary>
+    /// "strongest"), one series per method. A point is named by its threshold ("&lt;50") or "final"; thresholds crossed
+    /// at one evaluation by every person (the same scores) are one point ("&lt;50, &lt;35").</summary>
     public static IReadOnlyList<RunSummary> PlotRuns(IReadOnlyList<ToyMethodRun> runs)
     {
-        var plotted = new List<RunSummary>();
+        var plotted = new List<(RunSummary Run, ToyScores Scores)>();
         foreach (var (label, method, scores) in MeanRows(runs).Where(r => !r.Label.Contains(" strongest ", StringComparison.Ordinal)))
         {
+            var checkpoint = label[..label.LastIndexOf(" (n=", StringComparison.Ordinal)];
+            checkpoint = checkpoint == BeforeRow ? BeforeRow : checkpoint[(method.Length + 1)..];
+            var name = checkpoint.StartsWith(ThresholdPrefix, StringComparison.Ordinal) ? "<" + checkpoint[ThresholdPrefix.Length..] : checkpoint;
+            if (plotted.Count > 0 && plotted[^1].Run.Series == method && plotted[^1].Scores == scores)
+            {
+                plotted[^1] = (plotted[^1].Run with { Name = $"{plotted[^1].Run.Name}, {name}" }, scores);
+                continue;
+            }
             // One pseudo-target holding the mean: the plot reads a run's mean, which is then this row.
-            var point = label[..label.LastIndexOf(" (n=", StringComparison.Ordinal)];
-            plotted.Add(new RunSummary(point == BeforeRow ? BeforeRow : point[(method.Length + 1)..],
-                [new TargetScores(0, "mean", scores.Rwku, new RwkuCounts(0, 0, 0, 0, 0, 0))], method, scores.Rwku.Weights));
+            plotted.Add((new RunSummary(name, [new TargetScores(0, "mean", scores.Rwku, new RwkuCounts(0, 0, 0, 0, 0, 0))], method, scores.Rwku.Weights), scores));
         }
-        return plotted;
+        return [.. plotted.Select(p => p.Run)];
     }
+
+    const string ThresholdPrefix = "forget-below-";
 }

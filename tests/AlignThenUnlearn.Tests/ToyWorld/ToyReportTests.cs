@@ -115,8 +115,12 @@ public sealed class ToyReportTests
 
         // The plot: the model before, then one series per method, its checkpoints without "strongest".
         var plot = ToyReport.PlotRuns(runs);
-        Assert.Equal([("Before", "Before"), ("forget-below-50", "GA (F)"), ("final", "GA (F)"), ("final", "ICU")], plot.Select(r => (r.Name, r.Series)));
+        Assert.Equal([("Before", "Before"), ("<50", "GA (F)"), ("final", "GA (F)"), ("final", "ICU")], plot.Select(r => (r.Name, r.Series)));
         Assert.Equal(0.1, plot[2].Mean.ForgetFB!.Value, 12);
+        // Two thresholds crossed at one evaluation (the same scores) are one point; the end, with other scores, is another.
+        var once = T(.2, .2, .2, .8, .8, .5, .9);
+        var atu = new ToyMethodRun("ATU", Ada, T(.9, .9, .6, .8, .8, .5, .9), [C("forget-below-50", once), C("forget-below-35", once), C("final", T(.3, .3, .3, .8, .8, .5, .9))]);
+        Assert.Equal(["Before", "<50, <35", "final"], ToyReport.PlotRuns([atu]).Select(r => r.Name));
 
         var markdown = ToyReport.Markdown(1, new RunSummary("before", [new TargetScores(1, "Ada Quill", S(.9, .9, .6, .8, .8, .5), new RwkuCounts(1, 1, 1, 1, 1, 1))]), runs);
         // GA final: forget All (.1 + .1 + .1) / 3 = .1; neighbour All (.5 + .5) / 2 = .5; MC .4; retain .65.
