@@ -69,7 +69,7 @@ public static class ToyRun
 
         var chosen = new DataOrder(dataset.Targets.Count, seed).Permutation(0).Take(Math.Min(peopleCount, dataset.Targets.Count))
             .Select(i => dataset.Targets[i]).OrderBy(t => t.Number).ToList();
-        AnsiConsole.MarkupLineInterpolated($"unlearning, one at a time: {string.Join(", ", chosen.Select(t => t.Name))}; methods {string.Join(", ", methods)}");
+        AnsiConsole.MarkupLineInterpolated($"unlearning {chosen.Count} people, {parallelJobs} run(s) at a time: {string.Join(", ", chosen.Select(t => t.Name))}; methods {string.Join(", ", methods)}");
         var people = new List<(Person Person, ToyScores Before)>();
         foreach (var target in chosen)
         {
@@ -128,8 +128,7 @@ public static class ToyRun
         var cpu = Process.GetCurrentProcess().UserProcessorTime - cpuAtStart;
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TimingFile), Encoding.UTF8.GetBytes(TimingMarkdown(stages.Rows, stages.Elapsed, cpu, device, parallelJobs)));
 
-        var checks = runs.Select(r => r.Method).Distinct().Select(m => ToyAcceptance.Average(m, [.. runs.Where(r => r.Method == m).Select(ToyAcceptance.Of)]));
-        AnsiConsole.Write(new Markup(Markup.Escape(string.Join("\n", checks.Select(c => string.Create(CultureInfo.InvariantCulture,
+        AnsiConsole.Write(new Markup(Markup.Escape(string.Join("\n", ToyReport.MethodChecks(runs).Select(c => string.Create(CultureInfo.InvariantCulture,
             $"{c.Method}: forget {100 * c.ForgetBefore:F1} -> {100 * c.ForgetAfter:F1}, neighbour {100 * c.NeighbourBefore:F1} -> {100 * c.NeighbourAfter:F1}, retain QA {100 * c.RetainBefore:F1} -> {100 * c.RetainAfter:F1}, multiple choice {100 * c.UtilityBefore:F1} -> {100 * c.UtilityAfter:F1}: {(c.Passes ? "passes" : "fails")}")))) + "\n"));
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(report, ToyReport.TableFile)}, {TradeoffPlot.FileName} and {ToyReport.TimingFile} ({stages.Elapsed.TotalMinutes:F1} min)");
         if (!check || ToyReport.Accepted(before, runs)) return 0;

@@ -127,7 +127,6 @@ public static class ToyReport
     {
         var text = new StringBuilder();
         var people = runs.Select(r => r.Target).DistinctBy(t => t.Number).ToList();
-        var methods = runs.Select(r => r.Method).Distinct().ToList();
         text.Append($"# Every method on the toy world (seed {seed})\n\n");
 
         var qa = before.Targets.Select(t => (t.Name, Score: t.Scores.ForgetQA ?? 0)).ToList();
@@ -150,7 +149,7 @@ public static class ToyReport
         text.Append("person's fluency instructions, bits x 100) and the loss attack's AUC of the person's texts against strangers' (50: cannot tell), ");
         text.Append("in percent. A checkpoint row averages the people whose run reached it (n); \"strongest\" is each person's lowest threshold crossed, else the end.\n\n");
         text.Append(ResultsTable.Markdown("Method", ExtraColumns, MeanRows(runs).Select(r => (r.Label, r.Scores.Rwku, Extra(r.Scores)))));
-        var checks = methods.Select(m => ToyAcceptance.Average(m, [.. runs.Where(r => r.Method == m).Select(ToyAcceptance.Of)])).ToList();
+        var checks = MethodChecks(runs);
         text.Append('\n').Append(ComparisonLine(checks)).Append('\n');
 
         text.Append("\n## Acceptance, at each method's strongest checkpoints (mean over the people)\n\n");
@@ -227,13 +226,15 @@ public static class ToyReport
             + (sameWinner ? "." : "; different methods win neighbour and retain knowledge.");
     }
 
+    /// <summary>Each method's acceptance figures, averaged over its people, in the order the methods first appear.</summary>
+    public static IReadOnlyList<ToyAcceptance> MethodChecks(IReadOnlyList<ToyMethodRun> runs) =>
+        [.. runs.Select(r => r.Method).Distinct().Select(m => ToyAcceptance.Average(m, [.. runs.Where(r => r.Method == m).Select(ToyAcceptance.Of)]))];
+
     /// <summary>`atu toy --check`: the model before meets its requirements and <see cref="CheckedMethod"/>'s mean figures pass
     /// (when it ran); the other methods' figures are reported only.</summary>
     public static bool Accepted(RunSummary before, IReadOnlyList<ToyMethodRun> runs)
     {
-        var checkedRuns = runs.Where(r => r.Method == CheckedMethod).ToList();
-        return ToyBeforeCheck.Of(before, runs).Passes
-            && (checkedRuns.Count == 0 || ToyAcceptance.Average(CheckedMethod, [.. checkedRuns.Select(ToyAcceptance.Of)]).Passes);
+        return ToyBeforeCheck.Of(before, runs).Passes && MethodChecks(runs).Where(c => c.Method == CheckedMethod).All(c => c.Passes);
     }
 
     /// <summary>The plot's runs: the model before, then per method its checkpoint labels (as Table 1's mean rows, without
