@@ -126,6 +126,8 @@ public sealed class ToyReportTests
         // GA final: forget All (.1 + .1 + .1) / 3 = .1; neighbour All (.5 + .5) / 2 = .5; MC .4; retain .65.
         Assert.Contains("| GA (F) final (n=2) | 10.0 | 10.0 | 10.0 | 10.0 | 50.0 | 50.0 | 50.0 | 40.0 | 65.0 | – | – |", markdown);
         Assert.Contains("### 2 Bo Lark", markdown);
+        // A row must fill every extra column.
+        Assert.Throws<ArgumentException>(() => ResultsTable.Markdown("Method", ToyReport.ExtraColumns, [("short", S(0, 0, 0, 0, 0, 0), [0.5])]));
     }
 
     [Fact]
