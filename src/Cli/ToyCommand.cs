@@ -11,7 +11,7 @@ namespace AlignThenUnlearn.Cli;
 /// <summary><c>atu toy</c> runs the embedded default end to end; <c>atu toy STAGE</c> runs one stage. The stage is a
 /// positional value rather than a nested verb because CommandLineParser does not nest verbs; the bare
 /// <c>atu toy</c> stays the full run.</summary>
-[Verb("toy", HelpText = "The embedded default: a fictitious world, a tiny model that knows it, and Align-then-Unlearn run on it. `atu toy` runs everything; `atu toy world` makes only the world; `atu toy pretrain` pre-trains the tiny model on a world.")]
+[Verb("toy", HelpText = "The embedded default: a fictitious world, a tiny model that knows it, and Align-then-Unlearn and the baselines run on it side by side. `atu toy` runs everything; `atu toy world` makes only the world; `atu toy pretrain` pre-trains the tiny model on a world.")]
 public sealed class ToyOptions
 {
     [Value(0, MetaName = "stage", HelpText = "Run only this stage: world (the world's RWKU-style files, training set and tokenizer) or pretrain (the tiny model, as an artifact folder). Without it: the full run.")]
@@ -35,7 +35,7 @@ public sealed class ToyOptions
     [Option("resume", HelpText = "pretrain: continue an unfinished run from its newest checkpoint (kept in OUT.training/).")]
     public bool Resume { get; set; }
 
-    [Option("people", Default = 5, HelpText = "The full run: how many people are unlearned, one at a time (chosen by the seed).")]
+    [Option("people", Default = 5, HelpText = "The full run: how many people each method unlearns, one person per run (chosen by the seed).")]
     public int People { get; set; } = 5;
 
     [Option("methods", Separator = ',', HelpText = "The full run: the methods run on each person, e.g. atu,ga,npo (default: all of atu, ga, graddiff, npo, dpo, rt, icu, ga-lora; each with its toy preset).")]
