@@ -258,8 +258,18 @@ public static class AtuCommand
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(runFolder, ReportFolder, RwkuReports.CombinedTableFile)} and {TradeoffPlot.FileName}");
     }
 
+    /// <summary>Set on a flow that runs beside another (`atu toy --jobs 2`): Spectre draws one live display at a time, so
+    /// its work runs without a bar (the log lines are still printed).</summary>
+    public static readonly AsyncLocal<bool> NoProgressBars = new();
+
     /// <summary>A progress bar for one piece of work; log lines are printed above it.</summary>
-    public static void WithProgress(string description, double maxValue, Action<ProgressTask, Action<string>> work) =>
+    public static void WithProgress(string description, double maxValue, Action<ProgressTask, Action<string>> work)
+    {
+        if (NoProgressBars.Value)
+        {
+            work(new ProgressTask(0, Markup.Escape(description), Math.Max(maxValue, 1)), line => AnsiConsole.MarkupLine(Markup.Escape(line)));
+            return;
+        }
         AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
@@ -268,6 +278,7 @@ public static class AtuCommand
                 work(task, line => AnsiConsole.MarkupLine(Markup.Escape(line)));
                 task.Value = task.MaxValue;
             });
+    }
 
     public static Table StageTableView(IReadOnlyList<StageRecord> rows)
     {

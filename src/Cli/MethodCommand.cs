@@ -34,29 +34,54 @@ public static class MethodCommand
         var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat };
         if (method == Methods.Icu)
         {
-            // No training: the model as it is, asked with RWKU's unlearning prompt before every question. No preset records
-            // the method, so a record of its own does (`atu report` reads it).
-            Directory.CreateDirectory(o.Out);
-            AtomicFile.WriteAllBytes(Path.Combine(o.Out, MethodTable.MethodRecordFile), """{ "method": "icu" }"""u8.ToArray());
+            // No training: the model as it is, asked with RWKU's unlearning prompt before every question.
+            WriteIcuRecord(o.Out);
             AtuCommand.WriteReports(o.Out, artifact, device, data with { Mmlu = report ? data.Mmlu : [] }, options,
                 [.. (report ? new[] { new AtuCommand.ReportModel("before", o.Weights, null) } : []), new("ICU", o.Weights, "ICU", Icu: true)]);
             return 0;
         }
         var preset = PresetOf(method, o.Preset, o.PresetGiven, o.Lora);
         options = options with { AllWeights = AtuCommand.AllWeightsOf(preset.AllWeights) };
+        var result = Train(artifact, o.Weights, dataset, target, preset, o.Out, o.Resume, evaluate: o is not UnlearnOptions { NoEval: true }, device);
+        if (result.Stages.Count > 0) AnsiConsole.Write(AtuCommand.StageTableView(result.Stages));
+        if (report)
+        {
+            var label = method.ToUpperInvariant() + (preset.Lora ? " (L)" : " (F)");
+            AtuCommand.WriteReports(o.Out, artifact, device, data, options,
+                [new("before", o.Weights, null), .. result.Named.OrderByDescending(kv => kv.Key).Select(kv => new AtuCommand.ReportModel($"{label} {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, AtuRun.ModelFile), label)),
+                    new($"{label} final", Path.Combine(result.Final!, AtuRun.ModelFile), label)]);
+        }
+        return 0;
+    }
+
+    /// <summary>ICU trains nothing, so no preset records the method; this record does (`atu report` reads it).</summary>
+    public static void WriteIcuRecord(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        AtomicFile.WriteAllBytes(Path.Combine(folder, MethodTable.MethodRecordFile), """{ "method": "icu" }"""u8.ToArray());
+    }
+
+    /// <summary>A trained baseline's run on one target in <paramref name="folder"/> (`atu unlearn|run --method M` and
+    /// `atu toy`), with a progress bar: the forget and neighbour probes (and the preset's stage tasks) scored after every
+    /// evaluation point when <paramref name="evaluate"/>, naming the threshold checkpoints; a finished or interrupted run
+    /// resumes when <paramref name="resume"/>.</summary>
+    public static AtuRunResult Train(ArtifactModel artifact, string? weights, RwkuDataset dataset, RwkuTarget target, MethodPreset preset, string folder,
+        bool resume, bool evaluate, ExecutionDevice device)
+    {
+        var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var examples = MethodData.Examples(preset, dataset, target, tokenizer);
-        var methodInputs = new MethodInputs(artifact.Config, o.Weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), examples, target.Name, tokenizer.EosId ?? 0);
-        AnsiConsole.MarkupLineInterpolated($"{method}{(preset.Lora ? " (LoRA)" : "")} on [bold]{target.Name}[/] (target {target.Number}): {examples.Count} examples, preset {preset.Name}, on {device.Description}");
-        var evaluateStage = AtuCommand.StageEvaluator(artifact, device, o.Weights, dataset, target, preset.StageTasks, options.AllWeights);
+        var methodInputs = new MethodInputs(artifact.Config, weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), examples, target.Name, tokenizer.EosId ?? 0);
+        AnsiConsole.MarkupLineInterpolated($"{preset.Method}{(preset.Lora ? " (LoRA)" : "")} on [bold]{target.Name}[/] (target {target.Number}): {examples.Count} examples, preset {preset.Name}, on {device.Description}");
+        var evaluateStage = AtuCommand.StageEvaluator(artifact, device, weights, dataset, target, preset.StageTasks, AtuCommand.AllWeightsOf(preset.AllWeights));
         AtuRunResult result = null!;
-        AtuCommand.WithProgress(method, 1, (task, log) =>
+        AtuCommand.WithProgress(preset.Method, 1, (task, log) =>
         {
             using var run = new MethodRun(preset, methodInputs, new AtuRunOptions
             {
                 Device = device,
-                Folder = o.Out,
-                Resume = o.Resume,
-                Evaluate = o is UnlearnOptions { NoEval: true } ? null : evaluateStage,
+                Folder = folder,
+                Resume = resume,
+                Evaluate = evaluate ? evaluateStage : null,
                 Progress = p =>
                 {
                     task.MaxValue = Math.Max(p.Steps, 1);
@@ -67,14 +92,6 @@ public static class MethodCommand
             });
             result = run.Run();
         });
-        if (result.Stages.Count > 0) AnsiConsole.Write(AtuCommand.StageTableView(result.Stages));
-        if (report)
-        {
-            var label = method.ToUpperInvariant() + (preset.Lora ? " (L)" : " (F)");
-            AtuCommand.WriteReports(o.Out, artifact, device, data, options,
-                [new("before", o.Weights, null), .. result.Named.OrderByDescending(kv => kv.Key).Select(kv => new AtuCommand.ReportModel($"{label} {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, AtuRun.ModelFile), label)),
-                    new($"{label} final", Path.Combine(result.Final!, AtuRun.ModelFile), label)]);
-        }
-        return 0;
+        return result;
     }
 }

@@ -11,7 +11,7 @@ namespace AlignThenUnlearn.Cli;
 /// <summary><c>atu toy</c> runs the embedded default end to end; <c>atu toy STAGE</c> runs one stage. The stage is a
 /// positional value rather than a nested verb because CommandLineParser does not nest verbs; the bare
 /// <c>atu toy</c> stays the full run.</summary>
-[Verb("toy", HelpText = "The embedded default: a fictitious world, a tiny model that knows it, and Align-then-Unlearn run on it. `atu toy` runs everything; `atu toy world` makes only the world; `atu toy pretrain` pre-trains the tiny model on a world.")]
+[Verb("toy", HelpText = "The embedded default: a fictitious world, a tiny model that knows it, and Align-then-Unlearn and the baselines run on it side by side. `atu toy` runs everything; `atu toy world` makes only the world; `atu toy pretrain` pre-trains the tiny model on a world.")]
 public sealed class ToyOptions
 {
     [Value(0, MetaName = "stage", HelpText = "Run only this stage: world (the world's RWKU-style files, training set and tokenizer) or pretrain (the tiny model, as an artifact folder). Without it: the full run.")]
@@ -35,10 +35,13 @@ public sealed class ToyOptions
     [Option("resume", HelpText = "pretrain: continue an unfinished run from its newest checkpoint (kept in OUT.training/).")]
     public bool Resume { get; set; }
 
-    [Option("people", Default = 5, HelpText = "The full run: how many people are unlearned, one at a time (chosen by the seed).")]
+    [Option("people", Default = 5, HelpText = "The full run: how many people each method unlearns, one person per run (chosen by the seed).")]
     public int People { get; set; } = 5;
 
-    [Option("check", HelpText = "The full run: exit with code 3 when the acceptance figures of the toy run are not met (CI uses it).")]
+    [Option("methods", Separator = ',', HelpText = "The full run: the methods run on each person, e.g. atu,ga,npo (default: all of atu, ga, graddiff, npo, dpo, rt, icu, ga-lora; each with its toy preset).")]
+    public IEnumerable<string> Methods { get; set; } = [];
+
+    [Option("check", HelpText = "The full run: exit with code 3 when the acceptance figures of the model before or of Align-then-Unlearn are not met (CI uses it); the baselines' figures are reported only.")]
     public bool Check { get; set; }
 
     [Option("attacks", HelpText = "The full run: then attack every method's strongest checkpoint (int8/int4/NF4 quantisation, relearning on the person's forget passages, sampling) and write report/robustness.md and robustness.png; finished attacks are reused.")]
@@ -49,6 +52,9 @@ public sealed class ToyOptions
 
     [Option("threads", Default = 1, HelpText = "Intra-op threads. 1 by default: with more, ONNX Runtime's CPU kernels do not give bit-identical weights from run to run (and on two shared cores they were no faster); 0: ONNX Runtime's default.")]
     public int Threads { get; set; } = 1;
+
+    [Option("jobs", Default = 2, HelpText = "The full run: how many (person, method) unlearning runs go at once, each with --threads intra-op threads; every run is independent, so the table is the same for any number.")]
+    public int Jobs { get; set; } = 2;
 }
 
 public static class ToyCommand
@@ -77,12 +83,14 @@ public static class ToyCommand
     static int Full(ToyOptions o)
     {
         if (o.People < 1) throw new ArgumentException($"--people {o.People}: expected 1 or more");
+        var methods = ToyRun.ParseMethods(o.Methods);
+        if (o.Jobs < 1) throw new ArgumentException($"--jobs {o.Jobs}: expected 1 or more");
         var root = o.Out ?? DefaultRoot;
         if (o.Force && Directory.Exists(root)) Directory.Delete(root, recursive: true);
         using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
         var settings = new ToyPretrainingSettings { Seed = o.Seed };
         if (o.Steps is long steps) settings = settings with { Steps = steps };
-        return ToyRun.Run(root, o.Seed, o.People, device, settings, o.Check, o.Attacks);
+        return ToyRun.Run(root, o.Seed, o.People, device, settings, o.Check, methods, o.Jobs, o.Attacks);
     }
 
     /// <summary>Writes the world of <paramref name="seed"/> to <paramref name="output"/> (complete or not at all).</summary>

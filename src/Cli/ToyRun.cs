@@ -1,6 +1,9 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Nodes;
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
@@ -11,28 +14,43 @@ using Spectre.Console;
 namespace AlignThenUnlearn.Cli;
 
 /// <summary>`atu toy`, the embedded default end to end (DESIGN.md section 5): world -> pre-training -> the model before
-/// unlearning on every person -> Align-then-Unlearn of several people, one at a time -> each kept checkpoint evaluated
-/// -> Table 1, the acceptance figures and the trade-off plot. Each stage leaves its output under the root folder and
-/// is skipped when a rerun finds it complete, so a rerun after an interruption continues and a finished run only
-/// rewrites its report.</summary>
+/// unlearning on every person -> every method (Align-then-Unlearn and the baselines, each with its toy preset) on several
+/// people, one run at a time -> each kept checkpoint evaluated -> Table 1, the comparison, every method's acceptance
+/// figures and the trade-off plot. Each stage leaves its output under the root folder and is skipped when a rerun finds
+/// it complete, so a rerun after an interruption continues and a finished run only rewrites its report.</summary>
 public static class ToyRun
 {
     public const string WorldFolderName = "world", ModelFolderName = "model", BeforeFolderName = "before", RunsFolderName = "runs",
         ReportFolderName = "report";
+    /// <summary>An evaluation's toy figures beside its results.json (RWKU's scores of the person unlearned).</summary>
+    public const string ScoresFile = "toy-scores.json";
 
-    public static int Run(string root, int seed, int peopleCount, ExecutionDevice device, ToyPretrainingSettings pretraining, bool check = false,
-        bool attacks = false)   // ToyAttacks: --attacks
+    /// <summary>The methods `atu toy` runs (--methods names), in the report's order.</summary>
+    public static readonly IReadOnlyList<string> AllMethods = [Methods.Atu, Methods.Ga, Methods.GradDiff, Methods.Npo, Methods.Dpo, Methods.Rt, Methods.Icu, GaLora];
+    public const string GaLora = "ga-lora";
+
+    /// <summary>The methods named by --methods, in <see cref="AllMethods"/>' order; an unknown or repeated name is refused.</summary>
+    public static IReadOnlyList<string> ParseMethods(IEnumerable<string> names)
     {
-        var clock = Stopwatch.StartNew();
-        var timings = new List<(string Stage, TimeSpan Time, bool Cached)>();
-        T Timed<T>(string stage, bool cached, Func<T> work)
-        {
-            var start = clock.Elapsed;
-            var result = work();
-            timings.Add((stage, clock.Elapsed - start, cached));
-            AnsiConsole.MarkupLineInterpolated($"[grey]{stage}: {(cached ? "cached" : $"{(clock.Elapsed - start).TotalSeconds:F0} s")}[/]");
-            return result;
-        }
+        var given = names.Select(n => n.Trim().ToLowerInvariant()).Where(n => n.Length > 0).ToList();
+        foreach (var name in given.Where(n => !AllMethods.Contains(n)))
+            throw new ArgumentException($"--methods: unknown method '{name}'; atu toy runs {string.Join(",", AllMethods)}");
+        if (given.Distinct().Count() != given.Count) throw new ArgumentException($"--methods {string.Join(",", given)} names a method twice");
+        return given.Count == 0 ? AllMethods : [.. AllMethods.Where(given.Contains)];
+    }
+
+    /// <summary>The evaluation of one model on one person: the person's forget and neighbour probes with the world's
+    /// multiple-choice questions, the retain people's FB and QA probes, the person's fluency instructions and MIA texts.</summary>
+    sealed record Person(RwkuTarget Target, RwkuTargetData Probes, IReadOnlyList<RwkuTargetData> Retain, RwkuUtilityData Utility);
+
+    /// <param name="parallelJobs">How many (person, method) runs go at once, each on one intra-op thread of <paramref name="device"/>.</param>
+    public static int Run(string root, int seed, int peopleCount, ExecutionDevice device, ToyPretrainingSettings pretraining, bool check = false,
+        IReadOnlyList<string>? methods = null, int parallelJobs = 1, bool attacks = false)
+    {
+        methods ??= AllMethods;
+        var stages = new StageTimes();
+        var cpuAtStart = Process.GetCurrentProcess().UserProcessorTime;
+        T Timed<T>(string stage, bool cached, Func<T> work) => stages.Timed(stage, cached, work);
 
         var world = Path.Combine(root, WorldFolderName);
         Timed("world", Directory.Exists(world), () => Directory.Exists(world) ? CheckWorld(world, seed) : ToyCommand.WriteWorld(seed, world));
@@ -40,6 +58,7 @@ public static class ToyRun
         Timed("pre-training", Directory.Exists(model), () => Directory.Exists(model) ? model : ToyCommand.Pretrain(world, model, pretraining, device, resume: true, force: false));
 
         var artifact = ArtifactModel.Open(model);
+        var startWeights = artifact.PathOf(ArtifactExporter.WeightsFile);
         var dataset = RwkuDataset.Open(world);
         var everyone = dataset.Targets.Select(t => dataset.Load(t)).ToList();
         var utility = everyone.SelectMany(d => d.Mmlu).ToList();
@@ -50,52 +69,115 @@ public static class ToyRun
 
         var chosen = new DataOrder(dataset.Targets.Count, seed).Permutation(0).Take(Math.Min(peopleCount, dataset.Targets.Count))
             .Select(i => dataset.Targets[i]).OrderBy(t => t.Number).ToList();
-        AnsiConsole.MarkupLineInterpolated($"unlearning, one at a time: {string.Join(", ", chosen.Select(t => t.Name))}");
-        var people = new List<UnlearnedPerson>();
-        var weightsOf = new List<IReadOnlyList<string>>();   // ToyAttacks: each person's checkpoint weights (until the toy-run helper's ToyMethodRun list)
+        AnsiConsole.MarkupLineInterpolated($"unlearning {chosen.Count} people, {parallelJobs} run(s) at a time: {string.Join(", ", chosen.Select(t => t.Name))}; methods {string.Join(", ", methods)}");
+        var people = new List<(Person Person, ToyScores Before)>();
         foreach (var target in chosen)
         {
-            var folder = Path.Combine(root, RunsFolderName, Path.GetFileName(target.Folder));
-            var finished = File.Exists(Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile));
-            var result = Timed($"Align-then-Unlearn: {target.Name}", finished, () => AtuCommand.Execute(new AtuJob(model, null, world, target.Number,
-                AtuPreset.Load("toy"), folder, Path.Combine(root, RunsFolderName, "window-cache"), Resume: true, AlignmentOnly: false, ScoreStages: true, Report: false), device));
-            // Every kept checkpoint: the person's forget and neighbour probes, and the whole world's utility questions. Thresholds
-            // crossed at one stage name the same model, which is scored once.
-            var data = everyone.Single(d => d.Target.Number == target.Number) with { Mmlu = utility };
-            var checkpoints = result.Named.OrderByDescending(kv => kv.Key).Select(kv => (Label: ThresholdCheckpoints.NameOf(kv.Key), Stage: StageOf(result, kv.Key), Folder: kv.Value))
-                .Append((Label: UnlearnedPerson.FinalLabel, Stage: result.Stages.Count, Folder: result.Final!)).ToList();
-            var scored = Timed($"checkpoints of {target.Name}", checkpoints.All(c => File.Exists(Path.Combine(folder, ReportFolderName, $"stage-{c.Stage}", RwkuReports.ResultsFile))), () =>
-                checkpoints.Select(c => (c.Label, Evaluated(Path.Combine(folder, ReportFolderName, $"stage-{c.Stage}"),
-                    () => Score(artifact, device, Path.Combine(c.Folder, AtuRun.ModelFile), [data], $"stage {c.Stage}", "ATU", $"{target.Name}, {c.Label}")).Mean)).ToList());
-            var own = before.Targets.Single(t => t.Number == target.Number).Scores with { Mmlu = utilityBefore };
-            people.Add(new UnlearnedPerson(target, own, scored));
-            weightsOf.Add([.. checkpoints.Select(c => Path.Combine(c.Folder, AtuRun.ModelFile))]);   // ToyAttacks
+            var probes = everyone.Single(d => d.Target.Number == target.Number);
+            var retainPeople = ToyFigures.RetainPeople(probes, everyone);
+            var person = new Person(target, probes with { Mmlu = utility }, [.. retainPeople.Select(ToyFigures.RetainProbes)],
+                dataset.LoadUtility(target, RwkuTasks.Fluency | RwkuTasks.Mia));
+            // The model before: RWKU's scores and retain QA from the evaluation of every person; fluency and MIA on this person's files.
+            var beforeUtility = Path.Combine(beforePath, Path.GetFileName(target.Folder));
+            var ownBefore = Timed($"before unlearning, fluency and MIA of {target.Name}", File.Exists(Path.Combine(beforeUtility, ScoresFile)),
+                () => Evaluate(artifact, device, null, icu: false, person with { Probes = probes with { Probes = [], Mmlu = [] }, Retain = [] }, beforeUtility, $"{target.Name}, before"));
+            var retainNumbers = retainPeople.Select(p => p.Target.Number).ToHashSet();
+            people.Add((person, ownBefore with
+            {
+                Rwku = before.Targets.Single(t => t.Number == target.Number).Scores with { Mmlu = utilityBefore },
+                RetainQA = ToyFigures.RetainQA(before.Targets.Where(t => retainNumbers.Contains(t.Number))),
+            }));
         }
+
+        // Every (person, method) run is independent of the others and single-threaded, so --jobs 2 runs two at once on two
+        // cores with the same results; Align-then-Unlearn's runs share the window-embedding cache and take turns.
+        var jobs = people.SelectMany(p => methods.Select(m => (p.Person, p.Before, Method: m))).ToList();
+        var results = new ToyMethodRun[jobs.Count];
+        var atuTurn = new object();
+        void RunJob(int i)
+        {
+            var (person, beforeScores, method) = jobs[i];
+            if (method != Methods.Atu) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages);
+            else lock (atuTurn) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages);
+        }
+        if (parallelJobs <= 1)
+            for (int i = 0; i < jobs.Count; i++) RunJob(i);
+        else
+        {
+            try
+            {
+                Parallel.ForEach(Partitioner.Create(Enumerable.Range(0, jobs.Count), EnumerablePartitionerOptions.NoBuffering),
+                    new ParallelOptions { MaxDegreeOfParallelism = parallelJobs }, i =>
+                    {
+                        AtuCommand.NoProgressBars.Value = true;
+                        RunJob(i);
+                    });
+            }
+            catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
+            {
+                ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+            }
+        }
+        var runs = results.ToList();
 
         var report = Path.Combine(root, ReportFolderName);
         Directory.CreateDirectory(report);
-        var table = ToyReport.Markdown(seed, before, people);
+        var table = ToyReport.Markdown(seed, before, runs);
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TableFile), Encoding.UTF8.GetBytes(table));
-        AtomicFile.WriteAllBytes(Path.Combine(report, TradeoffPlot.FileName), TradeoffPlot.RenderPng(ToyReport.PlotRuns(people)));
-        if (attacks)   // ToyAttacks: today's Align-then-Unlearn runs as the records the toy-run helper's list will hold
-        {
-            var runs = people.Select((p, i) => new ToyMethodRun("ATU", p.Target, new ToyScores(p.Before),
-                [.. p.Checkpoints.Select((c, j) => new ToyCheckpoint(c.Label, new ToyScores(c.Scores), weightsOf[i][j]))])).ToList();
+        AtomicFile.WriteAllBytes(Path.Combine(report, TradeoffPlot.FileName), TradeoffPlot.RenderPng(ToyReport.PlotRuns(runs)));
+        if (attacks)
             Timed("attacks on every method's strongest checkpoint", false, () => ToyAttacks.Run(root, artifact, device, dataset, runs));
-        }
-        var timing = new StringBuilder($"# atu toy: time per stage\n\n{Environment.ProcessorCount} cores, {device.Description}; cached stages took no time in this run.\n\n| stage | seconds |\n| :-- | --: |\n");
-        foreach (var (stage, time, cached) in timings) timing.Append(CultureInfo.InvariantCulture, $"| {stage} | {(cached ? "cached" : time.TotalSeconds.ToString("F0", CultureInfo.InvariantCulture))} |\n");
-        timing.Append(CultureInfo.InvariantCulture, $"| **total** | {clock.Elapsed.TotalSeconds:F0} |\n");
-        AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TimingFile), Encoding.UTF8.GetBytes(timing.ToString()));
+        var cpu = Process.GetCurrentProcess().UserProcessorTime - cpuAtStart;
+        AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TimingFile), Encoding.UTF8.GetBytes(TimingMarkdown(stages.Rows, stages.Elapsed, cpu, device, parallelJobs)));
 
-        var checks = people.Select(ToyAcceptance.Of).ToList();
-        AnsiConsole.Write(new Markup(Markup.Escape(string.Join("\n", checks.Select(c => string.Create(CultureInfo.InvariantCulture,
-            $"{c.Person}: forget {100 * c.ForgetBefore:F1} -> {100 * c.ForgetAfter:F1}, neighbour {100 * c.NeighbourBefore:F1} -> {100 * c.NeighbourAfter:F1}, utility {100 * c.UtilityBefore:F1} -> {100 * c.UtilityAfter:F1} at {c.Checkpoint}: {(c.Passes ? "passes" : "FAILS")}")))) + "\n"));
-        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(report, ToyReport.TableFile)}, {TradeoffPlot.FileName} and {ToyReport.TimingFile} ({clock.Elapsed.TotalMinutes:F1} min)");
-        if (!check || ToyReport.Accepted(before, people)) return 0;
-        AnsiConsole.MarkupLine("[red]the acceptance figures of the toy run are not met[/] (see the report)");
+        AnsiConsole.Write(new Markup(Markup.Escape(string.Join("\n", ToyReport.MethodChecks(runs).Select(c => string.Create(CultureInfo.InvariantCulture,
+            $"{c.Method}: forget {100 * c.ForgetBefore:F1} -> {100 * c.ForgetAfter:F1}, neighbour {100 * c.NeighbourBefore:F1} -> {100 * c.NeighbourAfter:F1}, retain QA {100 * c.RetainBefore:F1} -> {100 * c.RetainAfter:F1}, multiple choice {100 * c.UtilityBefore:F1} -> {100 * c.UtilityAfter:F1}: {(c.Passes ? "passes" : "fails")}")))) + "\n"));
+        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(report, ToyReport.TableFile)}, {TradeoffPlot.FileName} and {ToyReport.TimingFile} ({stages.Elapsed.TotalMinutes:F1} min)");
+        if (!check || ToyReport.Accepted(before, runs)) return 0;
+        AnsiConsole.MarkupLine($"[red]the acceptance figures of the toy run are not met[/] (the model before, or {ToyReport.CheckedMethod}'s; see the report)");
         return 3;
     }
+
+    /// <summary>One method on one person in <c>runs/METHOD/PERSON/</c>: the run (resumed when an earlier one stopped; a
+    /// finished one only re-read), then each kept checkpoint evaluated once in <c>report/stage-N/</c>.</summary>
+    static ToyMethodRun RunMethod(string root, string method, Person person, ToyScores before, ArtifactModel artifact, string startWeights,
+        RwkuDataset dataset, ExecutionDevice device, StageTimes timed)
+    {
+        var target = person.Target;
+        var folder = Path.Combine(root, RunsFolderName, method, Path.GetFileName(target.Folder));
+        var finished = File.Exists(Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile));
+        List<(string Label, int Stage, string Weights)> checkpoints;
+        if (method == Methods.Icu)
+        {
+            // No training: the model as it is, asked with RWKU's unlearning prompt; its only checkpoint is the model itself.
+            MethodCommand.WriteIcuRecord(folder);
+            checkpoints = [(ToyMethodRun.FinalLabel, 0, startWeights)];
+        }
+        else
+        {
+            var label = method == Methods.Atu ? "Align-then-Unlearn" : method;
+            var result = timed.Timed($"{label}: {target.Name}", finished, () => method == Methods.Atu
+                ? AtuCommand.Execute(new AtuJob(artifact.Folder, null, dataset.Root, target.Number, AtuPreset.Load("toy"), folder,
+                    Path.Combine(root, RunsFolderName, "window-cache"), Resume: true, AlignmentOnly: false, ScoreStages: true, Report: false), device)
+                : MethodCommand.Train(artifact, null, dataset, target, PresetOf(method), folder, resume: true, evaluate: true, device));
+            // Thresholds crossed at one evaluation name the same model, which is scored once.
+            checkpoints = [.. result.Named.OrderByDescending(kv => kv.Key)
+                .Select(kv => (ThresholdCheckpoints.NameOf(kv.Key), StageOf(result, kv.Key), Path.Combine(kv.Value, AtuRun.ModelFile))),
+                (ToyMethodRun.FinalLabel, result.Stages.Count, Path.Combine(result.Final!, AtuRun.ModelFile))];
+        }
+        var name = MethodTable.MethodLabel(folder);
+        bool icu = method == Methods.Icu;
+        var scored = timed.Timed($"checkpoints of {name}: {target.Name}", checkpoints.All(c => File.Exists(Path.Combine(EvaluationFolder(folder, c.Stage), ScoresFile))), () =>
+            checkpoints.Select(c => new ToyCheckpoint(c.Label, Evaluate(artifact, device, c.Weights, icu, person, EvaluationFolder(folder, c.Stage), $"{name} {target.Name}, {c.Label}"), c.Weights)).ToList());
+        return new ToyMethodRun(name, target, before, scored);
+    }
+
+    static string EvaluationFolder(string runFolder, int stage) => Path.Combine(runFolder, ReportFolderName, $"stage-{stage.ToString(CultureInfo.InvariantCulture)}");
+
+    /// <summary>A baseline's toy preset: toy-METHOD, or toy-ga-lora for ga-lora.</summary>
+    static MethodPreset PresetOf(string method) => method == GaLora
+        ? MethodCommand.PresetOf(Methods.Ga, MethodPreset.BuiltinName("toy", Methods.Ga, lora: true), presetGiven: true, lora: true)
+        : MethodCommand.PresetOf(method, MethodPreset.BuiltinName("toy", method, lora: false), presetGiven: true, lora: false);
 
     /// <summary>The stage at which a threshold was first crossed (the row of the stage table that names it).</summary>
     static int StageOf(AtuRunResult result, double threshold) =>
@@ -129,5 +211,78 @@ public static class ToyRun
                 task.Value = p.Done;
             })));
         return run;
+    }
+
+    /// <summary>One model (null: the pre-trained one; <paramref name="icu"/>: asked with RWKU's unlearning prompt) on one
+    /// person, opened once: the toy figures written to <paramref name="folder"/> (results.json: the person's RWKU scores;
+    /// <see cref="ScoresFile"/>: retain QA, fluency, MIA AUC), or read from there when an earlier run wrote them.</summary>
+    static ToyScores Evaluate(ArtifactModel artifact, ExecutionDevice device, string? weights, bool icu, Person person, string folder, string what)
+    {
+        var scoresPath = Path.Combine(folder, ScoresFile);
+        if (File.Exists(scoresPath)) return ReadScores(folder);
+        var options = new RwkuEvaluationOptions { ChatFormat = ChatFormat.None, Icu = icu };
+        var utilityOptions = new RwkuUtilityOptions { ChatFormat = ChatFormat.None, Tasks = RwkuTasks.Fluency | RwkuTasks.Mia, Icu = icu };
+        bool probes = person.Probes.Probes.Count > 0;
+        SuiteEvaluation suite = null!;
+        AtuCommand.WithProgress($"RWKU: {what}", 1, (task, _) =>
+        {
+            var progress = new RwkuScoring.Callback<EvaluationProgress>(p => { task.MaxValue = p.Total; task.Value = p.Done; });
+            suite = RwkuScoring.EvaluateSuite(artifact, device, weights, [.. probes ? new[] { person.Probes } : [], .. person.Retain], options,
+                [person.Utility], utilityOptions, what, null, progress, progress);
+        });
+        var own = suite.Probes.Summary.Targets.FirstOrDefault(t => probes && t.Number == person.Target.Number);
+        var mia = suite.Utility.SelectMany(u => u.Mia).Where(m => m.Scores is not null).ToList();
+        var scores = new ToyScores(own?.Scores ?? new RwkuScores(null, null, null, null, null, null),
+            ToyFigures.RetainQA(suite.Probes.Summary.Targets.Where(t => t.Number != person.Target.Number || !probes)),
+            suite.UtilityMean.Fluency,
+            ToyFigures.MiaAuc([.. mia.Where(m => m.Text.Set == MiaSet.Forget).Select(m => m.Scores!.Loss)], [.. mia.Where(m => m.Text.Set == MiaSet.Retain).Select(m => m.Scores!.Loss)]));
+        Directory.CreateDirectory(folder);
+        if (own is not null)
+        {
+            var evaluation = suite.Probes.Targets.Where(t => t.Scores.Number == own.Number).ToList();
+            RwkuReports.WriteRun(folder, new RunEvaluation(suite.Probes.Summary with { Targets = [own] }, evaluation));
+        }
+        var json = new JsonObject { ["retain_qa"] = scores.RetainQA, ["fluency"] = scores.Fluency, ["mia_auc"] = scores.Mia };
+        AtomicFile.WriteAllBytes(scoresPath, Encoding.UTF8.GetBytes(json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true })));
+        return scores;
+    }
+
+    static ToyScores ReadScores(string folder)
+    {
+        var scoresPath = Path.Combine(folder, ScoresFile);
+        var json = JsonNode.Parse(File.ReadAllBytes(scoresPath)) as JsonObject
+            ?? throw new InvalidDataException($"'{scoresPath}' is not a JSON object of retain_qa, fluency and mia_auc");
+        double? Read(string key) => json[key]?.GetValue<double>();
+        var results = Path.Combine(folder, RwkuReports.ResultsFile);
+        var rwku = File.Exists(results) ? ResultsJson.Read(results).Targets[0].Scores : new RwkuScores(null, null, null, null, null, null);
+        return new ToyScores(rwku, Read("retain_qa"), Read("fluency"), Read("mia_auc"));
+    }
+
+    /// <summary>timing.md: every stage's wall time, each method's total, and the process's CPU user time (the machine may be shared).</summary>
+    static string TimingMarkdown(IReadOnlyList<(string Stage, TimeSpan Time, bool Cached)> timings, TimeSpan total, TimeSpan cpu, ExecutionDevice device, int parallelJobs)
+    {
+        string S(TimeSpan t) => t.TotalSeconds.ToString("F0", CultureInfo.InvariantCulture);
+        var text = new StringBuilder($"# atu toy: time per stage\n\n{Environment.ProcessorCount} cores, {device.Description}, {parallelJobs} run(s) at a time"
+            + $"{(parallelJobs > 1 ? " (their stages' times overlap)" : "")}; cached stages took no time in this run.\n\n| stage | seconds |\n| :-- | --: |\n");
+        foreach (var (stage, time, cached) in timings) text.Append(CultureInfo.InvariantCulture, $"| {stage} | {(cached ? "cached" : S(time))} |\n");
+        text.Append(CultureInfo.InvariantCulture, $"| **total** (wall) | {S(total)} |\n| **CPU user time** (this process, every thread) | {S(cpu)} |\n");
+        return text.ToString();
+    }
+
+    /// <summary>The wall time of each stage of the run, printed as it ends (stages may run on two threads at once).</summary>
+    sealed class StageTimes
+    {
+        readonly Stopwatch _clock = Stopwatch.StartNew();
+        public List<(string Stage, TimeSpan Time, bool Cached)> Rows { get; } = [];
+        public TimeSpan Elapsed => _clock.Elapsed;
+
+        public T Timed<T>(string stage, bool cached, Func<T> work)
+        {
+            var start = _clock.Elapsed;
+            var result = work();
+            lock (Rows) Rows.Add((stage, _clock.Elapsed - start, cached));
+            AnsiConsole.MarkupLineInterpolated($"[grey]{stage}: {(cached ? "cached" : $"{(_clock.Elapsed - start).TotalSeconds:F0} s")}[/]");
+            return result;
+        }
     }
 }

@@ -11,15 +11,21 @@ public static class ResultsTable
         ["Forget FB ↓", "Forget QA ↓", "Forget AA ↓", "Forget All ↓", "Neighbor FB ↑", "Neighbor QA ↑", "Neighbor All ↑", "MMLU ↑"];
 
     /// <summary>A table whose rows are labelled scores (runs, checkpoints or targets).</summary>
-    public static string Markdown(string firstColumn, IEnumerable<(string Label, RwkuScores Scores)> rows)
+    public static string Markdown(string firstColumn, IEnumerable<(string Label, RwkuScores Scores)> rows) =>
+        Markdown(firstColumn, [], rows.Select(r => (r.Label, r.Scores, (IReadOnlyList<double?>)[])));
+
+    /// <summary>The same table with <paramref name="extraColumns"/> after MMLU, each row's extra values (fractions, shown
+    /// x 100 like the others) in their order.</summary>
+    public static string Markdown(string firstColumn, IReadOnlyList<string> extraColumns, IEnumerable<(string Label, RwkuScores Scores, IReadOnlyList<double?> Extra)> rows)
     {
         var text = new StringBuilder();
-        text.Append("| ").Append(Escape(firstColumn)).Append(" | ").AppendJoin(" | ", Columns).Append(" |\n");
-        text.Append("| :-- |").Append(string.Concat(Enumerable.Repeat(" --: |", Columns.Count))).Append('\n');
-        foreach (var (label, scores) in rows)
+        text.Append("| ").Append(Escape(firstColumn)).Append(" | ").AppendJoin(" | ", Columns.Concat(extraColumns)).Append(" |\n");
+        text.Append("| :-- |").Append(string.Concat(Enumerable.Repeat(" --: |", Columns.Count + extraColumns.Count))).Append('\n');
+        foreach (var (label, scores, extra) in rows)
         {
+            if (extra.Count != extraColumns.Count) throw new ArgumentException($"row '{label}' has {extra.Count} extra values for {extraColumns.Count} extra columns");
             double?[] values = [scores.ForgetFB, scores.ForgetQA, scores.ForgetAA, scores.ForgetAll,
-                scores.NeighborFB, scores.NeighborQA, scores.NeighborAll, scores.Mmlu];
+                scores.NeighborFB, scores.NeighborQA, scores.NeighborAll, scores.Mmlu, .. extra];
             text.Append("| ").Append(Escape(label)).Append(" | ").AppendJoin(" | ", values.Select(Percent)).Append(" |\n");
         }
         return text.ToString();

@@ -335,6 +335,8 @@ public partial class ToyWorldTests(ToyWorldFolder world) : IClassFixture<ToyWorl
         var refused = Assert.Throws<InvalidOperationException>(() => RunToy("--seed", "5", "--out", root, "--device", "cpu"));
         Assert.Contains("seed 4, not 5", refused.Message);
         Assert.Throws<ArgumentException>(() => RunToy("--people", "0", "--out", root));
+        Assert.Contains("'ga-star'", Assert.Throws<ArgumentException>(() => RunToy("--methods", "atu,ga-star", "--out", root)).Message);
+        Assert.Throws<ArgumentException>(() => RunToy("--jobs", "0", "--out", root));
         Assert.Equal(2, RunToy("nonsense").Exit);
     }
 }
