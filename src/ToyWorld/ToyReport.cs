@@ -77,8 +77,11 @@ public sealed record ToyAcceptance(string Method, string Person, string Checkpoi
     {
         var strongest = run.Strongest;
         var (before, after) = (run.Before, strongest.Scores);
-        return new(run.Method, run.Target.Name, strongest.Label, before.Rwku.ForgetAll ?? 0, after.Rwku.ForgetAll ?? 0, before.Rwku.NeighborAll ?? 0,
-            after.Rwku.NeighborAll ?? 0, before.RetainQA ?? 0, after.RetainQA ?? 0, before.Rwku.Mmlu ?? 0, after.Rwku.Mmlu ?? 0);
+        // A figure that was not measured is NaN, never 0: a checkpoint without forget scores must not read as perfect
+        // forgetting. Every comparison with NaN is false, so it fails the acceptance (and the table shows NaN).
+        return new(run.Method, run.Target.Name, strongest.Label, before.Rwku.ForgetAll ?? double.NaN, after.Rwku.ForgetAll ?? double.NaN,
+            before.Rwku.NeighborAll ?? double.NaN, after.Rwku.NeighborAll ?? double.NaN, before.RetainQA ?? double.NaN, after.RetainQA ?? double.NaN,
+            before.Rwku.Mmlu ?? double.NaN, after.Rwku.Mmlu ?? double.NaN);
     }
 
     /// <summary>The figures averaged over the people (the acceptance reads the mean).</summary>

@@ -154,6 +154,24 @@ public sealed class ToyReportTests
         Assert.True(ToyAcceptance.Average("ATU", [check, check, ToyAcceptance.Of(worse)]).Passes);
     }
 
+    [Fact]
+    public void A_figure_that_was_not_measured_fails_the_acceptance_instead_of_reading_as_zero()
+    {
+        // Before: forget (.9 + .9 + .6) / 3 = .8. A checkpoint whose forget probes were not scored (null) would have
+        // forget 0 / .8 = 0 if null read as zero: "perfect forgetting". It must fail, alone and in the mean over people.
+        var before = T(.9, .9, .6, .8, .8, .50, .80);
+        var unscored = new ToyScores(new RwkuScores(null, null, null, .8, .8, .5), .8);
+        var run = new ToyMethodRun("ATU", Ada, before, [C("final", unscored)]);
+        var check = ToyAcceptance.Of(run);
+        Assert.True(double.IsNaN(check.ForgetAfter));
+        Assert.False(check.Passes);
+        var good = ToyAcceptance.Of(run with { Checkpoints = [C("final", T(.3, .3, .0, .8, .8, .5, .8))] });
+        Assert.True(good.Passes);
+        Assert.False(ToyAcceptance.Average("ATU", [good, check]).Passes);
+        // No multiple-choice figure after: not "0 points down".
+        Assert.False(ToyAcceptance.Of(run with { Checkpoints = [C("final", new ToyScores(new RwkuScores(.3, .3, .0, .8, .8, null), .8))] }).Passes);
+    }
+
     static RunSummary Before(double qa, double aa, double mc) =>
         new("before", [new TargetScores(1, "Ada Quill", S(.9, qa, aa, .8, .8, mc), new RwkuCounts(1, 1, 1, 1, 1, 1))]);
 
