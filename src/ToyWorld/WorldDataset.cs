@@ -41,6 +41,8 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
     /// <summary>Multiple-choice utility questions per task and target.</summary>
     public const int ChoicesPerTask = 2;
     public const int ExamplesPerChoice = 5;
+    /// <summary>A, B, C, D.</summary>
+    public const int ChoiceLetters = 4;
     const int InContextDemonstrations = 2;
     /// <summary>fluency.json's instructions per target (RWKU has 50 AlpacaEval instructions).</summary>
     public const int FluencyPerTarget = 4;
@@ -49,6 +51,8 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
     public const int StrangerCount = 8;
     /// <summary>The stream of the utility files' draws (see <see cref="WorldGenerator.StrangerStream"/>).</summary>
     public const ulong UtilityStream = 2;
+    /// <summary>The stream of the multiple-choice questions' wrong choices.</summary>
+    public const ulong ChoiceStream = 3;
 
     /// <summary>The refusals of reject.json, used in turn (RWKU draws its own from a list of such phrases).</summary>
     public static readonly IReadOnlyList<string> RefusalAnswers =
@@ -62,6 +66,7 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
     {
         readonly Random _random = new(world.Seed);
         readonly SplitMix64 _utility = new(SplitMix64.Mix((ulong)world.Seed) ^ SplitMix64.Mix(UtilityStream));
+        readonly SplitMix64 _choices = new(SplitMix64.Mix((ulong)world.Seed) ^ SplitMix64.Mix(ChoiceStream));
 
         public WorldDataset Build()
         {
@@ -221,19 +226,41 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
             return new MmluQuestion(question, choices, answer, task.Task, examples, subject ?? asked.Name);
         }
 
+        /// <summary>A question with its four choices. Every value of a relation has a fixed letter, its slot (its index
+        /// among the relation's values, modulo 4), and stands at that letter whenever it is a choice; the wrong choices are
+        /// drawn from the other three slots. So the right letter follows from the fact itself, and a model that does not
+        /// know the fact is at chance (each letter holds one value of the relation). Why: the tiny model does not learn
+        /// within minutes to bind a choice to its letter by reading the list (README, "Toy pre-training"), and a letter
+        /// drawn at random per question left every model at chance, so multiple choice measured nothing.</summary>
         (string Question, IReadOnlyList<string> Choices, int Answer) ChoiceItem(Person person, ChoiceTemplates task, string template)
         {
             var right = person.Facts.Single(f => f.Relation == task.Relation).Value;
-            var wrong = Distinct(ValuesOf(task.Relation).Where(v => v != right).ToList(), 3);
-            var choices = new List<string>(wrong);
-            int answer = _random.Next(4);
-            choices.Insert(answer, right);
+            var values = ValuesOf(task.Relation);
+            // The draws of the earlier layout (three wrong values, a letter) are still taken from the world's stream, so
+            // that every other file keeps its bytes (the probes, passages, corpus and tokenizer follow that stream); the
+            // wrong choices come from a stream of their own.
+            _ = Distinct(values.Where(v => v != right).ToList(), ChoiceLetters - 1);
+            _ = _random.Next(ChoiceLetters);
+            int answer = SlotOf(values, right);
+            var choices = new string[ChoiceLetters];
+            for (int slot = 0; slot < ChoiceLetters; slot++)
+            {
+                var candidates = values.Where((v, i) => i % ChoiceLetters == slot && v != right).ToList();
+                choices[slot] = slot == answer ? right : candidates[_choices.Next(candidates.Count)];
+            }
             return (Templates.Fill(template, person.Name), choices, answer);
         }
 
-        /// <summary>The values a relation takes anywhere in the world, in a fixed order.</summary>
-        List<string> ValuesOf(string relation) =>
-            [.. world.People.SelectMany(p => p.Facts).Where(f => f.Relation == relation).Select(f => f.Value).Distinct().Order(StringComparer.Ordinal)];
+        static int SlotOf(List<string> values, string value) => values.IndexOf(value) % ChoiceLetters;
+
+        /// <summary>The values a relation takes anywhere in the world, in a fixed order; at least one per letter.</summary>
+        List<string> ValuesOf(string relation)
+        {
+            List<string> values = [.. world.People.SelectMany(p => p.Facts).Where(f => f.Relation == relation).Select(f => f.Value).Distinct().Order(StringComparer.Ordinal)];
+            if (values.Count < ChoiceLetters)
+                throw new InvalidOperationException($"The relation '{relation}' takes {values.Count} values in this world; a multiple-choice question needs {ChoiceLetters}.");
+            return values;
+        }
 
         List<TrainingQuestion> TrainingQuestions()
         {

@@ -21,9 +21,16 @@ public sealed class ToyWorldSuiteTests(ToyWorldFolder world) : IClassFixture<Toy
     public void Dispose() => _temp.Dispose();
 
     /// <summary>SHA-256 of the manifest ("relative path, SHA-256 of the file" per line, paths sorted ordinally) of every
-    /// file the seed-1 world held before the utility files were added, computed from that generator (main at 8e0b5ed).
-    /// The pre-training set, the tokenizer and the toy run's results depend on these bytes.</summary>
-    const string SeedOneManifestSha256 = "326AD1FEEE15E0EC9DC5B9D0B5E232E531D7C3EB31EDE08CE127D32CF57E377E";
+    /// file of the seed-1 world but the utility files, from this generator: the pre-training set, the tokenizer and the toy
+    /// run's results depend on these bytes.</summary>
+    const string SeedOneManifestSha256 = "52AC588C214DC49D9D1AAB8A440DECB327F31EF9B61491A1AD2D7142D63CEC55";
+
+    /// <summary>The same manifest without the multiple-choice files and the tokenizer (trained on text that includes the
+    /// training multiple choice), computed from the generator before issue 17 gave every choice a fixed letter (main at
+    /// 42f62a8): every probe, passage and corpus file kept its bytes through that change.</summary>
+    const string SeedOneWithoutChoicesManifestSha256 = "0281BEA84EEFB349FABBFF1A6DB46790F1A1A9DF73EC469B620971D54CC35AA3";
+
+    static readonly string[] ChoiceFiles = [RwkuDataset.MmluFile, WorldFolder.TrainingChoicesFile, "tokenizer.model"];
 
     static readonly string[] UtilityFiles = [RwkuDataset.FluencyFile, RwkuDataset.ForgetMiaFile, RwkuDataset.RetainMiaFile, WorldFolder.StrangersFile];
 
@@ -43,6 +50,8 @@ public sealed class ToyWorldSuiteTests(ToyWorldFolder world) : IClassFixture<Toy
     {
         var manifest = Manifest(world.Root, file => !UtilityFiles.Contains(Path.GetFileName(file)));
         Assert.Equal(SeedOneManifestSha256, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(manifest))));
+        var withoutChoices = Manifest(world.Root, file => !UtilityFiles.Contains(Path.GetFileName(file)) && !ChoiceFiles.Contains(Path.GetFileName(file)));
+        Assert.Equal(SeedOneWithoutChoicesManifestSha256, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(withoutChoices))));
     }
 
     static IEnumerable<string> Words(string name) => name.Split(' ');

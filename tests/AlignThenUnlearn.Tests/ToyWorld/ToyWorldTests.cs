@@ -231,6 +231,25 @@ public partial class ToyWorldTests(ToyWorldFolder world) : IClassFixture<ToyWorl
     }
 
     [Fact]
+    public void Every_choice_value_stands_at_one_letter_and_the_answers_spread_over_all_four()
+    {
+        // The toy world's multiple choice: a value of a relation is always at the same letter (its slot), wherever it is
+        // a choice (probe questions, their examples, the training questions), and each letter holds one value of the
+        // relation, so only knowing the fact gives the letter. Checked here from the files alone.
+        var dataset = RwkuDataset.Open(world.Root);
+        var items = dataset.Targets.SelectMany(t => dataset.Mmlu(t))
+            .SelectMany(q => q.Examples.Select(e => (q.Task, e.Choices, e.Answer)).Append((q.Task, q.Choices, q.Answer)))
+            .Concat(WorldFolder.ReadTrainingChoices(world.Root).Select(q => (q.Task, q.Choices, q.Answer))).ToList();
+        var slotOf = new Dictionary<(string Task, string Value), int>();
+        foreach (var (task, choices, _) in items)
+            for (int letter = 0; letter < choices.Count; letter++)
+                Assert.Equal(letter, slotOf.TryAdd((task, choices[letter]), letter) ? letter : slotOf[(task, choices[letter])]);
+        var answers = items.GroupBy(i => i.Answer).ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal([0, 1, 2, 3], answers.Keys.Order());
+        Assert.All(answers.Values, n => Assert.True(n >= items.Count / 10, $"{n} of {items.Count} answers at one letter"));
+    }
+
+    [Fact]
     public void Probes_and_training_questions_use_different_templates()
     {
         var dataset = RwkuDataset.Open(world.Root);
