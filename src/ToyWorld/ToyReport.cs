@@ -40,6 +40,9 @@ public static class ToyFigures
     public static double? MiaAuc(IReadOnlyList<double> forgetLosses, IReadOnlyList<double> strangerLosses)
     {
         if (forgetLosses.Count == 0 || strangerLosses.Count == 0) return null;
+        // A NaN loss loses every comparison, which would read as an AUC near 0: "forgotten". Refuse it instead.
+        foreach (var loss in forgetLosses.Concat(strangerLosses))
+            if (!double.IsFinite(loss)) throw new InvalidDataException($"MIA AUC: a text's loss is {loss}; the model's scores are not finite");
         double wins = 0;
         foreach (var f in forgetLosses)
             foreach (var s in strangerLosses)

@@ -69,6 +69,9 @@ public sealed class ToyReportTests
         Assert.Equal(0.875, ToyFigures.MiaAuc([1, 2], [2, 3])!.Value, 12);
         Assert.Equal(0, ToyFigures.MiaAuc([5], [2, 3])!.Value, 12);   // every forget text less familiar than every stranger's
         Assert.Null(ToyFigures.MiaAuc([], [2]));
+        // A NaN loss would lose every comparison (AUC 0, "forgotten"): refused.
+        Assert.Throws<InvalidDataException>(() => ToyFigures.MiaAuc([double.NaN], [2, 3]));
+        Assert.Throws<InvalidDataException>(() => ToyFigures.MiaAuc([1], [double.PositiveInfinity]));
     }
 
     // ---- checkpoints, means, acceptance ----
