@@ -7,7 +7,7 @@ namespace AlignThenUnlearn.Cli;
 /// <summary>Options shared by the verbs that run a model from an artifact folder.</summary>
 public abstract class ModelRunOptions
 {
-    [Option("artifacts", Required = true, HelpText = "Artifact folder written by `atu export`.")]
+    [Option("artifacts", Required = true, HelpText = "Artifact folder written by `atu export` (`atu eval` also takes a folder written by `atu ship`, and scores the shipped model itself).")]
     public string Artifacts { get; set; } = "";
 
     [Option("weights", HelpText = "Trained weights (safetensors, the model's tensor names) to use instead of the artifact's own.")]
