@@ -74,8 +74,8 @@ public sealed class GreedyGenerator : IDisposable
         (_model, _device, _ownsModel) = (model, device, ownsModel);
         int layers = model.Config.NumHiddenLayers;
         var io = model.Io;
-        _pastNames = [.. Enumerable.Range(0, layers).SelectMany(i => new[] { DecoderIoNames.OfLayer(io.PastKeys, i), DecoderIoNames.OfLayer(io.PastValues, i) })];
-        _presentNames = [.. Enumerable.Range(0, layers).SelectMany(i => new[] { DecoderIoNames.OfLayer(io.PresentKeys, i), DecoderIoNames.OfLayer(io.PresentValues, i) })];
+        _pastNames = [.. io.PastNames(layers)];
+        _presentNames = [.. io.PresentNames(layers)];
     }
 
     /// <summary>Opens the inference graph of an artifact folder (<c>model.onnx</c>, with trained weights of the same names

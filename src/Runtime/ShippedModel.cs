@@ -54,9 +54,8 @@ public sealed class ShippedModel : IModelFolder
         var inputs = graph.Input.ToDictionary(v => v.Name);
         var outputs = graph.Output.ToDictionary(v => v.Name);
         var io = decoder.Io;
-        var cache = Enumerable.Range(0, config.NumHiddenLayers).ToList();
-        var pastNames = cache.SelectMany(i => new[] { DecoderIoNames.OfLayer(io.PastKeys, i), DecoderIoNames.OfLayer(io.PastValues, i) }).ToList();
-        var presentNames = cache.SelectMany(i => new[] { DecoderIoNames.OfLayer(io.PresentKeys, i), DecoderIoNames.OfLayer(io.PresentValues, i) }).ToList();
+        var pastNames = io.PastNames(config.NumHiddenLayers);
+        var presentNames = io.PresentNames(config.NumHiddenLayers);
         foreach (var name in new[] { io.InputIds, io.AttentionMask }.Concat(pastNames))
             if (!inputs.ContainsKey(name)) throw new ModelFormatException($"'{decoder.ModelPath}' has no input '{name}', which '{decoder.ConfigPath}' names");
         foreach (var name in new[] { io.Logits }.Concat(presentNames))

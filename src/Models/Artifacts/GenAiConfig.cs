@@ -158,6 +158,15 @@ public sealed record DecoderIoNames(string InputIds, string AttentionMask, strin
 
     static string Pattern(string layerZero) => layerZero.Replace(".0.", ".%d.");
 
+    /// <summary>The cache inputs of <paramref name="layers"/> layers: layer 0's key and value, then layer 1's, ...</summary>
+    public IReadOnlyList<string> PastNames(int layers) => CacheNames(PastKeys, PastValues, layers);
+
+    /// <summary>The cache outputs, in the order of <see cref="PastNames"/>.</summary>
+    public IReadOnlyList<string> PresentNames(int layers) => CacheNames(PresentKeys, PresentValues, layers);
+
+    static IReadOnlyList<string> CacheNames(string keys, string values, int layers) =>
+        [.. Enumerable.Range(0, layers).SelectMany(i => new[] { OfLayer(keys, i), OfLayer(values, i) })];
+
     /// <summary>A cache pattern's name for <paramref name="layer"/>.</summary>
-    public static string OfLayer(string pattern, int layer) => pattern.Replace("%d", layer.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    static string OfLayer(string pattern, int layer) => pattern.Replace("%d", layer.ToString(System.Globalization.CultureInfo.InvariantCulture));
 }
