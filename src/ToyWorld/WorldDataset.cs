@@ -41,8 +41,8 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
     /// <summary>Multiple-choice utility questions per task and target.</summary>
     public const int ChoicesPerTask = 2;
     public const int ExamplesPerChoice = 5;
-    /// <summary>A, B, C, D.</summary>
-    public const int ChoiceLetters = 4;
+    /// <summary>A, B, C, D: RWKU's MMLU letters.</summary>
+    public static readonly int ChoiceLetters = MmluPrompts.Letters.Count;
     const int InContextDemonstrations = 2;
     /// <summary>fluency.json's instructions per target (RWKU has 50 AlpacaEval instructions).</summary>
     public const int FluencyPerTarget = 4;
@@ -245,7 +245,7 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
             var choices = new string[ChoiceLetters];
             for (int slot = 0; slot < ChoiceLetters; slot++)
             {
-                var candidates = values.Where((v, i) => i % ChoiceLetters == slot && v != right).ToList();
+                var candidates = values.Where((_, i) => i % ChoiceLetters == slot).ToList();   // the right value is in no other slot
                 choices[slot] = slot == answer ? right : candidates[_choices.Next(candidates.Count)];
             }
             return (Templates.Fill(template, person.Name), choices, answer);
