@@ -66,6 +66,16 @@ public static class GradientRules
         ["ReduceSum"] = R((c, n, g) => [ExpandReduced(c, n, g[0]!)], inputs: [0]),
         ["ReduceMean"] = R((c, n, g) =>
         {
+            // The count is a constant where the reduced dims are known. Else it is the same reduction summing ones, so it
+            // stays on the device: computed from Size it would be host arithmetic whose float result a CUDA session
+            // copies to the device at every step.
+            if (StaticReducedCount(c, n) is { } k) return [c.B.Div(ExpandReduced(c, n, g[0]!), c.Scalar(k, n.Input[0]))];
+            if (n.Find("axes") is null)
+            {
+                var ones = c.B.Expand(c.Scalar(1, n.Input[0]), c.B.Shape(n.Input[0]));
+                var counts = c.B.Node("ReduceSum", [ones, .. n.Input.Skip(1)], 1, n.Attribute.Select(a => a.Clone()))[0];   // shaped as the output
+                return [ExpandReduced(c, n, c.B.Div(g[0]!, counts))];
+            }
             var count = c.B.Cast(c.B.Div(c.B.Op("Size", n.Input[0]), c.B.Op("Size", n.Output[0])), c.TypeOf(n.Input[0]));
             return [c.B.Div(ExpandReduced(c, n, g[0]!), count)];
         }, inputs: [0]),
@@ -249,6 +259,17 @@ public static class GradientRules
         var meanGx = b.ReduceMean(b.Mul(gxHat, xHat), normAxes);
         var gx = b.Mul(invStd, b.Sub(b.Sub(gxHat, meanG), b.Mul(xHat, meanGx)));
         return [gx, gScale, gBias];
+    }
+
+    /// <summary>How many elements a ReduceMean averages, when its input's reduced dims are static; else null.</summary>
+    static long? StaticReducedCount(GradientContext c, NodeProto n)
+    {
+        if (c.Shapes[n.Input[0]]?.Shape is not { } shape) return null;
+        long[]? axes = n.Input.Count > 1 && n.Input[1] != "" ? c.Shapes.IntConstant(n.Input[1]) : n.GetInts("axes") ?? [];
+        if (axes is null) return null;
+        if (axes.Length == 0) axes = n.GetInt("noop_with_empty_axes", 0) == 1 ? [] : Enumerable.Range(0, shape.Length).Select(i => (long)i).ToArray();
+        var dims = axes.Select(a => shape[(int)(a < 0 ? a + shape.Length : a)]).ToList();
+        return dims.All(d => d.IsStatic) ? dims.Aggregate(1L, (p, d) => p * d.Size) : null;
     }
 
     static string?[] MatMul(GradientContext c, NodeProto n, string?[] g)

@@ -10,6 +10,10 @@ public sealed class ShapeInference
 {
     readonly Dictionary<string, TensorInfo> _info = [];
     readonly Dictionary<string, long[]> _intConstants = [];
+    // Values that hold shapes or dims of other values (Shape(x), Gather(Shape(x), k)): a Range, Expand or Reshape that
+    // reads them gets the symbolic dims they stand for instead of unknown ones.
+    readonly Dictionary<string, Dim[]> _shapeValues = [];
+    readonly Dictionary<string, Dim> _dimValues = [];
 
     public IReadOnlyDictionary<string, TensorInfo> Info => _info;
 
@@ -145,6 +149,9 @@ public sealed class ShapeInference
                     var axis = Norm(n.GetInt("axis", 0), gs.Length);
                     Set(n, 0, x with { Shape = [.. gs[..axis], .. gi, .. gs[(axis + 1)..]] });
                 }
+                if (_shapeValues.TryGetValue(n.Input[0], out var gathered) && In(n, 1)?.Shape is [] && IntConstant(n.Input[1]) is [var index]
+                    && index >= -gathered.Length && index < gathered.Length)
+                    _dimValues[n.Output[0]] = gathered[Norm(index, gathered.Length)];
                 break;
             case "GatherElements":
                 if (x is not null && In(n, 1) is { } ge) Set(n, 0, x with { Shape = ge.Shape });
@@ -155,6 +162,8 @@ public sealed class ShapeInference
             case "Expand":
                 if (x is not null && IntConstant(n.Input[1]) is { } es)
                     Set(n, 0, Broadcast(x.ElementType, [x, new TensorInfo(x.ElementType, es.Select(v => new Dim(v, null)).ToArray())]));
+                else if (x is not null && _shapeValues.TryGetValue(n.Input[1], out var target))
+                    Set(n, 0, Broadcast(x.ElementType, [x, new TensorInfo(x.ElementType, target)]));
                 else if (x is not null) Set(n, 0, x with { Shape = null });
                 break;
             case "Cast":
@@ -165,12 +174,16 @@ public sealed class ShapeInference
                 break;
             case "Shape":
                 Set(n, 0, new TensorInfo(DataType.Int64, [x?.Shape is { } sh ? new Dim(sh.Length, null) : Dim.Unknown]));
+                if (x?.Shape is { } whole && n.Find("start") is null && n.Find("end") is null) _shapeValues[n.Output[0]] = whole;
                 break;
             case "Size":
                 Set(n, 0, new TensorInfo(DataType.Int64, []));
                 break;
             case "Range":
-                if (x is not null) Set(n, 0, new TensorInfo(x.ElementType, [Dim.Unknown]));
+                // Range(0, d, 1) with d a dim of some value (Gather(Shape(x), k)) has that dim's length.
+                if (x is not null)
+                    Set(n, 0, new TensorInfo(x.ElementType, [IntConstant(n.Input[0]) is [0] && IntConstant(n.Input[2]) is [1]
+                        && _dimValues.TryGetValue(n.Input[1], out var length) ? length : Dim.Unknown]));
                 break;
             case "ConstantOfShape":
                 {
@@ -266,6 +279,14 @@ public sealed class ShapeInference
             }
             if (leftover is [var only]) dims[inferred] = only;
             else if (leftover is not null && leftover.All(d => d.IsStatic)) dims[inferred] = leftover.Aggregate(1L, (p, d) => p * d.Size);
+            else if (xs.Count(d => !d.IsStatic) == 1 && xs.Single(d => !d.IsStatic) is { IsSymbolic: true } symbol
+                && target.Where((_, k) => k != inferred).All(t => t > 0))
+            {
+                // One symbol S among static dims: the -1 holds S * (the input's static product) / (the target's), exactly
+                // (a reshape that does not divide fails), e.g. [batch] -> [2, -1] gives "batch*1/2".
+                long have = xs.Where(d => d.IsStatic).Aggregate(1L, (p, d) => p * d.Size), want = target.Where((_, k) => k != inferred).Aggregate(1L, (p, t) => p * t);
+                dims[inferred] = have == want ? symbol : new Dim(-1, $"{symbol.Symbol}*{have}/{want}");
+            }
         }
         return x with { Shape = dims };
     }
@@ -316,8 +337,11 @@ public sealed class ShapeInference
             var d = shape[ax];
             if (!d.IsStatic)
             {
-                // A slice to the end from 0 with step 1 keeps a symbolic dimension as it is.
-                if (!(starts[k] == 0 && ends[k] >= int.MaxValue && steps[k] == 1)) shape[ax] = Dim.Unknown;
+                // A slice to the end from 0 with step 1 keeps a symbolic dimension as it is; any other constant slice
+                // of a symbol has a length of its own, the same wherever that slice of that symbol is taken
+                // (e.g. "sequence[0:-1:1]" for the positions that predict a next token).
+                if (!(starts[k] == 0 && ends[k] >= int.MaxValue && steps[k] == 1))
+                    shape[ax] = d.IsSymbolic ? new Dim(-1, $"{d.Symbol}[{starts[k]}:{(ends[k] >= int.MaxValue ? "" : ends[k])}:{steps[k]}]") : Dim.Unknown;
                 continue;
             }
             long size = d.Size, step = steps[k];

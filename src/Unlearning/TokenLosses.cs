@@ -14,6 +14,9 @@ public static class TokenLosses
     {
         var logProbs = b.Op("LogSoftmax", [Losses.As(b, logits, Losses.ComputeType(b, logits))], Attr.Int("axis", -1));
         var labels = b.Concat(1, SliceSeq(b, inputIds, 1, long.MaxValue), SliceSeq(b, inputIds, -1, long.MaxValue));
+        // The labels have the ids' shape (shape inference cannot add up the two slices): declared, the log-probabilities keep
+        // a symbolic length and their gradients static broadcasting.
+        if (ShapeInference.Run(b.Graph)[inputIds] is { } ids) b.Graph.ValueInfo.Add(GraphBuilder.ValueInfo(labels, ids.ElementType, ids.Shape));
         var gathered = b.Op("GatherElements", [logProbs, b.Unsqueeze(labels, 2)], Attr.Int("axis", 2));
         return SliceSeq(b, b.Squeeze(gathered, 2), 0, -1);
     }

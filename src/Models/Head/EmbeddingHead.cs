@@ -82,9 +82,12 @@ public sealed partial class EmbeddingHead(EmbeddingHeadConfig config, DataType e
         readonly EmbeddingHeadConfig c = head.Config;
         string? _ratio, _training, _causal, _keys;
         int _dropouts;
+        // The input's sequence length as the graph declares it (a symbol such as "sequence", or a size).
+        Dim _sequence = Dim.Unknown;
 
         public string Head(string hidden)
         {
+            if (ShapeInference.Run(b.Graph)[hidden]?.Shape is [_, var sequence, _]) _sequence = sequence;
             foreach (var p in head.Parameters) b.Input(p.Name, p.ElementType, p.Shape.Select(d => (Dim)d).ToArray());
             if (training)
             {
@@ -134,6 +137,10 @@ public sealed partial class EmbeddingHead(EmbeddingHeadConfig config, DataType e
             if (_causal is not null) return _causal;
             var seq = b.Gather(b.Shape(x), b.IntScalar(1));
             var positions = b.Op("Range", b.IntScalar(0), seq, b.IntScalar(1));
+            // Shape inference cannot tell Range's length; declared, the attention scores and every gradient after them
+            // keep static broadcasting (an unknown length made each head gradient sum over axes found at run time,
+            // a device-to-host round trip per node on CUDA).
+            if (_sequence.IsKnown) b.Graph.ValueInfo.Add(GraphBuilder.ValueInfo(positions, DataType.Int64, [_sequence]));
             return _causal = b.Op("LessOrEqual", b.Unsqueeze(positions, 0), b.Unsqueeze(positions, 1));
         }
 

@@ -48,6 +48,20 @@ public class BackwardGraphStructureTests
     }
 
     [Fact]
+    public void Mean_over_static_dims_divides_by_a_constant_and_over_symbolic_dims_counts_on_the_device()
+    {
+        // RMSNorm's mean over the hidden size (8): the count is a constant, no Size arithmetic on the host.
+        var overHidden = BackwardOps(b => Loss(b, b.ReduceMean(b.Input("x", DataType.Float, "batch", "seq", 8), [-1])), "x");
+        Assert.DoesNotContain("Size", overHidden);
+        Assert.DoesNotContain("Cast", overHidden);
+        // A mean over the symbolic batch: the count is a float reduction of ones (no int64 Size whose float cast a CUDA
+        // session would copy to the device).
+        var overBatch = BackwardOps(b => Loss(b, b.ReduceMean(b.Input("x", DataType.Float, "batch", 8), [0])), "x");
+        Assert.DoesNotContain("Size", overBatch);
+        Assert.DoesNotContain("Cast", overBatch);
+    }
+
+    [Fact]
     public void Linear_layer_weight_gradient_is_one_gemm_without_batched_sum()
     {
         var ops = BackwardOps(b =>

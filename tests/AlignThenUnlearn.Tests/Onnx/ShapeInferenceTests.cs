@@ -169,9 +169,11 @@ public class ShapeInferenceTests
     [Fact]
     public void Reshape_minus_one_is_unknown_when_the_other_dims_do_not_account_for_the_input()
     {
-        // 4 * batch * 4 / (2 * 4) = 2 * batch: no dim of the input.
+        // 4 * batch * 4 / (2 * 4) = 2 * batch: no dim of the input, but a single symbol among static dims names its
+        // multiple (the same expression wherever the same reshape of that symbol is made).
         var (b, x) = One(4, "batch", 4);
-        AssertInferred(b, b.Reshape(x, 2, 4, -1), DataType.Float, 2, 4, Unknown);
+        AssertInferred(b, b.Reshape(x, 2, 4, -1), DataType.Float, 2, 4, "batch*16/8");
+        AssertInferred(b, b.Reshape(x, 8, -1), DataType.Float, 8, "batch*16/8");
         // batch * batch * 6 / (batch * 3) = 2 * batch.
         var (c, y) = One("batch", "batch", 6);
         AssertInferred(c, c.Reshape(y, 0, 3, -1), DataType.Float, "batch", 3, Unknown);
@@ -276,12 +278,28 @@ public class ShapeInferenceTests
     }
 
     [Fact]
-    public void Slice_keeps_a_symbol_only_when_taking_all_of_it()
+    public void Slice_keeps_a_symbol_when_taking_all_of_it_and_names_any_other_constant_slice_of_it()
     {
         var (b, x) = One("batch", 10, 8);
         AssertInferred(b, b.Op("Slice", x, b.Ints(0, 1, -3), b.Ints(long.MaxValue, 7, long.MaxValue), b.Ints(0, 1, 2), b.Ints(1, 2, 1)),
             DataType.Float, "batch", 3, 3);
-        AssertInferred(b, b.Op("Slice", x, b.Ints(1), b.Ints(long.MaxValue), b.Ints(0)), DataType.Float, Unknown, 10, 8);
+        // batch - 1 rows: a symbol of its own, the same for the same slice of the same symbol.
+        AssertInferred(b, b.Op("Slice", x, b.Ints(1), b.Ints(long.MaxValue), b.Ints(0)), DataType.Float, "batch[1::1]", 10, 8);
+        AssertInferred(b, b.Op("Slice", x, b.Ints(0), b.Ints(-1), b.Ints(0), b.Ints(1)), DataType.Float, "batch[0:-1:1]", 10, 8);
+        // An unknown dim stays unknown.
+        var (c, y) = One(Unknown, 4);
+        AssertInferred(c, c.Op("Slice", y, c.Ints(1), c.Ints(long.MaxValue), c.Ints(0)), DataType.Float, Unknown, 4);
+    }
+
+    [Fact]
+    public void Range_over_a_dim_read_from_a_shape_has_that_dims_length()
+    {
+        // Range(0, shape(x)[1], 1): the positions of x's sequence; and Expand to shape(x) takes x's dims.
+        var (b, x) = One("batch", "sequence", 8);
+        var positions = b.Op("Range", b.IntScalar(0), b.Gather(b.Shape(x), b.IntScalar(1)), b.IntScalar(1));
+        AssertInferred(b, positions, DataType.Int64, "sequence");
+        AssertInferred(b, b.Op("Range", b.IntScalar(1), b.Gather(b.Shape(x), b.IntScalar(1)), b.IntScalar(1)), DataType.Int64, Unknown);
+        AssertInferred(b, b.Expand(b.Scalar(1, DataType.Float), b.Shape(x)), DataType.Float, "batch", "sequence", 8);
     }
 
     // ---- Gather ----
