@@ -182,7 +182,7 @@ steps_per_second() {
     [[ -n $first && -n $last ]] || { echo "phase '$phase' not found in $log"; return 0; }
     steps=$(sed -E "s/^[^ ]+ $phase: ([0-9]+) steps.*/\1/" <<< "$first")
     seconds=$(( $(date -d "${last%% *}" +%s) - $(date -d "${first%% *}" +%s) ))
-    awk -v n="$steps" -v s="$seconds" 'BEGIN { printf "%d steps in %d s (run.log): %.2f steps/s", n, s, n / (s > 0 ? s : 1) }'
+    awk -v n="$steps" -v s="$seconds" 'BEGIN { printf "%d steps in %d s (run.log): %.3g steps/s", n, s, n / (s > 0 ? s : 1) }'
 }
 
 run_check() {
