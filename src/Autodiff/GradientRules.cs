@@ -175,7 +175,8 @@ public static class GradientRules
 
     static string?[] Gather(GradientContext c, NodeProto n, string?[] g)
     {
-        // Scatter-add rows back into zeros: repeated indices (tokens seen twice) accumulate.
+        // Scatter-add rows back into zeros: repeated indices (tokens seen twice) accumulate. RowScatterAdd marks the
+        // scatter so that a device needing deterministic sums can rewrite it into a one-hot product.
         var b = c.B;
         var data = n.Input[0];
         var rankData = c.RankOf(data, n);
@@ -186,7 +187,7 @@ public static class GradientRules
         idx = b.Where(b.Op("Less", idx, b.IntScalar(0)), b.Add(idx, b.Reshape(dim, [])), idx);
         var update = g[0]!;
         if (axis == 0)
-            return [b.Op("ScatterND", [c.ZerosLike(data), b.Unsqueeze(idx, -1), update], Attr.String("reduction", "add")), null];
+            return [RowScatterAdd.Emit(b, c.ZerosLike(data), b.Unsqueeze(idx, -1), update), null];
 
         // Move the gathered axis to the front, scatter, move it back.
         var rankIdx = c.RankOf(n.Input[1], n);
@@ -195,7 +196,7 @@ public static class GradientRules
         for (int i = 1, k = 0; i < rankData; i++, k++) toFront[i] = k == axis ? ++k : k;
         var updatePerm = Enumerable.Range(axis, rankIdx).Concat(Enumerable.Range(0, axis)).Concat(Enumerable.Range(axis + rankIdx, rankData - axis - 1)).Select(i => (long)i).ToArray();
         var zerosFront = b.Transpose(c.ZerosLike(data), toFront);   // ZerosLike needs a forward value (its type is inferred)
-        var scattered = b.Op("ScatterND", [zerosFront, b.Unsqueeze(idx, -1), b.Transpose(update, updatePerm)], Attr.String("reduction", "add"));
+        var scattered = RowScatterAdd.Emit(b, zerosFront, b.Unsqueeze(idx, -1), b.Transpose(update, updatePerm));
         var back = new long[rankData];
         for (int i = 0; i < rankData; i++) back[toFront[i]] = i;
         return [b.Transpose(scattered, back), null];

@@ -19,8 +19,11 @@ public abstract class ModelRunOptions
     [Option("threads", Default = 0, HelpText = "Intra-op threads: 0 (ONNX Runtime's default) up to the number of logical processors.")]
     public int Threads { get; set; }
 
+    [Option("fast-cuda", HelpText = "CUDA only: allow TF32 products and ONNX Runtime's non-deterministic kernels (atomic reductions, the scatter-add embedding gradient). Faster; results then differ run to run, so a resumed run is not bit-identical.")]
+    public bool FastCuda { get; set; }
+
     /// <summary>The chosen device; a fallback notice goes to <paramref name="notice"/> (the console by default).</summary>
-    public ExecutionDevice CreateDevice(Action<string>? notice = null) => ExecutionDevice.Create(Device, Threads, notice ?? Notice);
+    public ExecutionDevice CreateDevice(Action<string>? notice = null) => ExecutionDevice.Create(Device, Threads, notice ?? Notice, FastCuda);
 
     /// <summary>How the verbs show a one-line notice (a device fallback, say).</summary>
     public static void Notice(string message) => AnsiConsole.MarkupLineInterpolated($"[yellow]{message}[/]");

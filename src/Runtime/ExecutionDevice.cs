@@ -1,3 +1,4 @@
+using AlignThenUnlearn.Autodiff;
 using AlignThenUnlearn.Onnx;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
@@ -20,31 +21,43 @@ public sealed class ExecutionDevice : IDisposable
 {
     public DeviceKind Kind { get; }
     public int Threads { get; }
+    /// <summary>Whether sessions give the same results run to run (see <see cref="SessionSettings"/>): always on the CPU;
+    /// on CUDA unless created with <c>fastCuda</c>.</summary>
+    public bool Deterministic => Settings.Deterministic;
     public string Description { get; }
+    /// <summary>What every session of this device is opened with.</summary>
+    public SessionSettings Settings { get; }
 
-    ExecutionDevice(DeviceKind kind, int threads, string description) => (Kind, Threads, Description) = (kind, threads, description);
+    ExecutionDevice(DeviceKind kind, int threads, bool fastCuda)
+    {
+        (Kind, Threads) = (kind, threads);
+        Settings = SessionSettings.For(kind, threads, fastCuda);
+        Description = kind == DeviceKind.Cpu ? "CPU" : Deterministic ? "CUDA:0 (deterministic, TF32 off)" : "CUDA:0 (--fast-cuda: TF32, non-deterministic kernels)";
+    }
 
     /// <summary>Parses <c>cpu</c>, <c>cuda</c> or <c>auto</c>; <paramref name="threads"/> is 0 (the runtime's default) up to
     /// the number of logical processors. <c>auto</c> falls back to the CPU and
-    /// reports why through <paramref name="notice"/>; <c>cuda</c> fails if CUDA cannot be loaded.</summary>
-    public static ExecutionDevice Create(string device = "cpu", int threads = 0, Action<string>? notice = null)
+    /// reports why through <paramref name="notice"/>; <c>cuda</c> fails if CUDA cannot be loaded.
+    /// <paramref name="fastCuda"/> lets CUDA sessions use TF32 and ONNX Runtime's non-deterministic kernels (atomic
+    /// reductions, the scatter-add embedding gradient); it changes nothing on the CPU.</summary>
+    public static ExecutionDevice Create(string device = "cpu", int threads = 0, Action<string>? notice = null, bool fastCuda = false)
     {
         // More intra-op threads than logical processors only costs memory (ONNX Runtime creates every one of them).
         if (threads < 0 || threads > Environment.ProcessorCount)
             throw new ArgumentException($"--threads {threads}: expected 0 (ONNX Runtime's default) to {Environment.ProcessorCount} (the logical processors of this machine)");
         switch (device.ToLowerInvariant())
         {
-            case "cpu": return new ExecutionDevice(DeviceKind.Cpu, threads, "CPU");
+            case "cpu": return new ExecutionDevice(DeviceKind.Cpu, threads, fastCuda);
             case "cuda":
                 if (CudaProblem() is { } why) throw new InvalidOperationException($"--device cuda: the CUDA execution provider cannot be used: {why}");
-                return new ExecutionDevice(DeviceKind.Cuda, threads, "CUDA:0");
+                return new ExecutionDevice(DeviceKind.Cuda, threads, fastCuda);
             case "auto":
                 if (CudaProblem() is { } reason)
                 {
                     notice?.Invoke($"device auto: using the CPU ({reason})");
-                    return new ExecutionDevice(DeviceKind.Cpu, threads, "CPU");
+                    return new ExecutionDevice(DeviceKind.Cpu, threads, fastCuda);
                 }
-                return new ExecutionDevice(DeviceKind.Cuda, threads, "CUDA:0");
+                return new ExecutionDevice(DeviceKind.Cuda, threads, fastCuda);
             default: throw new ArgumentException($"unknown device '{device}': expected cpu, cuda or auto");
         }
     }
@@ -201,23 +214,37 @@ public sealed class ExecutionDevice : IDisposable
         _copySessions.Clear();
     }
 
+    /// <summary>ONNX Runtime's session options for <see cref="Settings"/>.</summary>
     public SessionOptions Options(string? optimizedModelPath = null)
     {
         var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-        // ONNX Runtime's EliminateDropout rule deletes every Dropout whose mask output is unused, training_mode or not,
-        // which would silently turn off the dropout of a training graph run forward only.
-        options.AddSessionConfigEntry("optimization.disable_specified_optimizers", "EliminateDropout");
-        if (Threads > 0) { options.IntraOpNumThreads = Threads; options.InterOpNumThreads = 1; }
+        foreach (var (key, value) in Settings.ConfigEntries) options.AddSessionConfigEntry(key, value);
+        if (Settings.IntraOpThreads > 0) { options.IntraOpNumThreads = Settings.IntraOpThreads; options.InterOpNumThreads = 1; }
         if (optimizedModelPath is not null) options.OptimizedModelFilePath = optimizedModelPath;
-        if (Kind == DeviceKind.Cuda) options.AppendExecutionProvider_CUDA(0);
+        if (Settings.CudaProviderOptions is { } cudaSettings)
+        {
+            // The provider copies these values when it is appended (ONNX Runtime's provider bridge parses them, which
+            // loads the CUDA provider library: that is why tests read Settings instead).
+            using var cuda = new OrtCUDAProviderOptions();
+            cuda.UpdateOptions(new Dictionary<string, string>(cudaSettings));
+            options.AppendExecutionProvider_CUDA(cuda);
+        }
         return options;
     }
 
+    /// <summary>Opens an in-memory model. On a deterministic CUDA device the scatter-add embedding gradients
+    /// (<see cref="RowScatterAdd"/>) are first rewritten into their one-hot product form.</summary>
     public InferenceSession Open(ModelProto model, string? optimizedModelPath = null)
     {
         using var options = Options(optimizedModelPath);
-        return new InferenceSession(model.ToByteArray(), options);
+        return new InferenceSession(ForThisDevice(model).ToByteArray(), options);
     }
+
+    /// <summary>The model as this device runs it: unchanged, except that a deterministic CUDA device replaces the
+    /// atomic scatter-add of row gradients by a one-hot matrix product (same values; ONNX Runtime's CUDA ScatterND
+    /// with reduction add sums colliding rows in whatever order its threads arrive).</summary>
+    public ModelProto ForThisDevice(ModelProto model) =>
+        Settings.RewriteScatterAdd && RowScatterAdd.Count(model) > 0 ? RowScatterAdd.Rewrite(model) : model;
 
     /// <summary>Opens a model file, letting ONNX Runtime read its external data from beside it. The file is
     /// parsed and every external-data reference checked first (ModelFile.Load without the data), so a
@@ -236,7 +263,7 @@ public sealed class ExecutionDevice : IDisposable
     {
         using var options = Options();
         options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", Path.GetFullPath(externalDataFolder));
-        return new InferenceSession(model.ToByteArray(), options);
+        return new InferenceSession(ForThisDevice(model).ToByteArray(), options);
     }
 
     /// <summary>Runs a session on host tensors and returns the requested outputs (all by default).</summary>
