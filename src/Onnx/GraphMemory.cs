@@ -86,7 +86,7 @@ public static class GraphMemory
             var reusable = InPlace.Contains(n.OpType)
                 ? n.Input.Where(i => i != "" && !pinned.Contains(BufferOf(i)) && bufferEnd.GetValueOrDefault(BufferOf(i)) == k && bufferBytes.ContainsKey(BufferOf(i))).Select(BufferOf).Distinct().ToList()
                 : [];
-            foreach (var o in n.Output.Where(o => o != ""))
+            foreach (var o in n.Output.Where(o => o != "" && n.OpType != "Constant"))   // constants are initializers in ONNX Runtime
             {
                 var buf = BufferOf(o);
                 if (buf != o) continue;   // an alias allocates nothing
