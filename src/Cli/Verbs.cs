@@ -21,6 +21,7 @@ public static class Verbs
         [typeof(ShipOptionsCli)] = o => ShipCommand.Run((ShipOptionsCli)o),
         [typeof(SweepOptions)] = o => SweepCommand.Run((SweepOptions)o),
         [typeof(AttackOptions)] = o => AttackCommand.Run((AttackOptions)o),
+        [typeof(PlanOptions)] = o => PlanCommand.Run((PlanOptions)o),
     };
 
     public static Type[] Types => [.. Handlers.Keys];

@@ -134,6 +134,13 @@ public sealed class ShapeInference
                     }
                 }
                 break;
+            case "Flatten":
+                if (x?.Shape is { } fs && fs.All(d => d.IsStatic))
+                {
+                    var axis = Norm(n.GetInt("axis", 1), fs.Length);
+                    Set(n, 0, x with { Shape = [fs[..axis].Aggregate(1L, (p, d) => p * d.Size), fs[axis..].Aggregate(1L, (p, d) => p * d.Size)] });
+                }
+                break;
             case "Concat":
                 Set(n, 0, Concat(n));
                 break;
