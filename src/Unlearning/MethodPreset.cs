@@ -54,6 +54,15 @@ public sealed record MethodPreset
     /// <summary>Train only decoder layers <c>[a, b]</c> read as Python's <c>range(a, b)</c>, b excluded, as RWKU's
     /// <c>--train_layers a-b</c> (its workflows select <c>layers.{i}.</c> for i in <c>range(a, b)</c>); null: all.</summary>
     public int[]? TrainLayers { get; init; }
+    /// <summary>The BOS tokens of the evaluation's chat prompts: <c>template</c> (as the snapshot's chat template renders
+    /// them: one) or <c>rwku</c> (as RWKU's evaluation encodes them: the template's BOS, then the tokenizer's; two for
+    /// Llama-3, which the <c>rwku-llama3-*</c> presets use so that their figures compare with RWKU's published ones).</summary>
+    public string PromptBos { get; init; } = PromptBosTemplate;
+    public const string PromptBosTemplate = "template", PromptBosRwku = "rwku";
+
+    [JsonIgnore]
+    public Models.PromptBos PromptLayout => PromptBos == PromptBosRwku ? Models.PromptBos.Rwku : Models.PromptBos.Template;
+
     /// <summary>Score the probes every this many optimizer steps; 0: after every epoch.</summary>
     public int EvaluateEvery { get; init; }
     public double[] CheckpointThresholds { get; init; } = [50, 35, 20];
@@ -111,6 +120,7 @@ public sealed record MethodPreset
         Require(RetainTargets > 0, "retain_targets must be positive");
         Require(LoraRank > 0 && LoraAlpha > 0, "lora_rank and lora_alpha must be positive");
         Require(TrainLayers is null || (TrainLayers.Length == 2 && TrainLayers[0] >= 0 && TrainLayers[0] < TrainLayers[1]), "train_layers is [a, b], Python's range(a, b) with b excluded: 0 <= a < b");
+        Require(PromptBos is PromptBosTemplate or PromptBosRwku, $"prompt_bos '{PromptBos}' is not {PromptBosTemplate} or {PromptBosRwku}");
         Require(EvaluateEvery >= 0, "evaluate_every must be 0 (every epoch) or positive");
         AtuPreset.ValidateStageTasks(StageTasks, Require);
         Require(CheckpointThresholds.All(t => t is > 0 and <= 100), "checkpoint_thresholds are percentages in (0, 100]");
