@@ -14,11 +14,14 @@ namespace AlignThenUnlearn.Cli;
 
 /// <summary><c>atu attack KIND</c>: an attack on an unlearned model followed by `atu eval`'s ordinary evaluation (every
 /// option of `atu eval` applies; the attack kind is a positional value because CommandLineParser does not nest verbs).</summary>
-[Verb("attack", HelpText = "Attack an unlearned model and score it on RWKU as `atu eval` does: `atu attack quantize` quantises the decoder layers' linear weights (RTN int8/int4 or NF4) and dequantises them back; `atu attack sample` answers every probe --n times by seeded temperature/top-p sampling and scores the best and the mean recall; `atu attack relearn` fine-tunes on K texts (--data forget|neighbour|unrelated, --examples K,K2,...) with next-token loss and AdamW, then scores each. Writes eval's reports and attack.json (forget All after the attack; recovery with --before and --unlearned).")]
+[Verb("attack", HelpText = "Attack an unlearned model and score it on RWKU as `atu eval` does: `atu attack quantize` quantises the decoder layers' linear weights (RTN int8/int4 or NF4) and dequantises them back; `atu attack sample` answers every probe --n times by seeded temperature/top-p sampling and scores the best and the mean recall; `atu attack relearn` fine-tunes on K texts (--data forget|neighbour|unrelated, --examples K,K2,...) with next-token loss and AdamW, then scores each; `atu attack cast` rounds the weights to f16 or bf16 (--to), as a deployment that casts the model holds them. Writes eval's reports and attack.json (forget All after the attack; recovery with --before and --unlearned).")]
 public sealed class AttackOptions : EvalOptions
 {
-    [Value(0, MetaName = "attack", Required = true, HelpText = "quantize, sample or relearn.")]
+    [Value(0, MetaName = "attack", Required = true, HelpText = "quantize, sample, relearn or cast.")]
     public string Attack { get; set; } = "";
+
+    [Option("to", Default = PrecisionCast.F16, HelpText = "cast: f16 (an f16 file: an f16 artifact runs it in f16 throughout) or bf16 (the weights rounded to bf16, run in f32).")]
+    public string CastTo { get; set; } = PrecisionCast.F16;
 
     [Option("bits", Default = 4, HelpText = "quantize: 8 or 4 (rtn), 4 (nf4).")]
     public int Bits { get; set; } = 4;
@@ -68,7 +71,7 @@ public sealed class AttackOptions : EvalOptions
 
 public static class AttackCommand
 {
-    public const string QuantizeAttack = "quantize", SampleAttack = "sample", RelearnAttack = "relearn", ReportFile = "attack.json";
+    public const string QuantizeAttack = "quantize", SampleAttack = "sample", RelearnAttack = "relearn", CastAttack = "cast", ReportFile = "attack.json";
 
     /// <summary>The longest text (in tokens, from its start) relearning trains on, or the model's maximum if smaller.</summary>
     public const int RelearnMaxTokens = 512;
@@ -78,7 +81,8 @@ public static class AttackCommand
         QuantizeAttack => Quantize(o),
         SampleAttack => Sample(o),
         RelearnAttack => Relearn(o),
-        _ => throw new ArgumentException($"atu attack: unknown attack '{o.Attack}'; the attacks are: {QuantizeAttack}, {SampleAttack}, {RelearnAttack}"),
+        CastAttack => Cast(o),
+        _ => throw new ArgumentException($"atu attack: unknown attack '{o.Attack}'; the attacks are: {QuantizeAttack}, {SampleAttack}, {RelearnAttack}, {CastAttack}"),
     };
 
     /// <summary>The scheme the options name; the group size defaults to per output channel for int8 and 128 for int4.</summary>
@@ -94,19 +98,37 @@ public static class AttackCommand
     static int Quantize(AttackOptions o)
     {
         var scheme = SchemeOf(o);
+        return ScoreRewrittenWeights(o, scheme.Label, [("attack", QuantizeAttack), ("scheme", scheme.Label)], (artifact, source, output) =>
+            $"quantised {WriteQuantized(artifact, source, scheme, output)} projection weights of '{source}' ({scheme.Label}); scoring the dequantised model");
+    }
+
+    /// <summary>The cast attack (<see cref="PrecisionCast"/>), scored as the quantisation attack is.</summary>
+    static int Cast(AttackOptions o)
+    {
+        var label = PrecisionCast.Label(o.CastTo);
+        return ScoreRewrittenWeights(o, label, [("attack", CastAttack), ("dtype", o.CastTo)], (artifact, source, output) =>
+        {
+            PrecisionCast.Write(artifact.Config, source, o.CastTo, output);
+            return $"cast '{source}' to {o.CastTo}; scoring the cast model";
+        });
+    }
+
+    /// <summary>An attack that rewrites the weights (<paramref name="rewrite"/>: from the attacked weights to a file, returning
+    /// what it did), then scores the rewritten weights with `atu eval` and writes attack.json.</summary>
+    static int ScoreRewrittenWeights(AttackOptions o, string label, (string Key, JsonNode? Value)[] settings, Func<ArtifactModel, string, string, string> rewrite)
+    {
         var (before, unlearned) = EarlierResults(o);
         var artifact = ArtifactModel.Open(o.Artifacts);
         var weights = WeightsReport(o, artifact);
         var given = o.Weights;
-        o.Name ??= $"{DefaultName(o)} {scheme.Label}";
-        var temporary = Directory.CreateTempSubdirectory("atu-quantized-").FullName;
+        o.Name ??= $"{DefaultName(o)} {label}";
+        var temporary = Directory.CreateTempSubdirectory("atu-rewritten-").FullName;
         try
         {
             var source = AttackedWeights(o, artifact, temporary);
-            var quantizedPath = Path.Combine(temporary, ArtifactExporter.WeightsFile);
-            int quantized = WriteQuantized(artifact, source, scheme, quantizedPath);
-            AnsiConsole.MarkupLineInterpolated($"[green]quantised[/] {quantized} projection weights of '{source}' ({scheme.Label}); scoring the dequantised model");
-            o.Weights = quantizedPath;
+            var rewritten = Path.Combine(temporary, ArtifactExporter.WeightsFile);
+            AnsiConsole.MarkupLineInterpolated($"[green]{rewrite(artifact, source, rewritten)}[/]");
+            o.Weights = rewritten;
             int code = EvalCommand.Run(o);
             if (code != 0) return code;
         }
@@ -117,7 +139,7 @@ public static class AttackCommand
         }
 
         var attacked = ResultsJson.Read(Path.Combine(o.Out, RwkuReports.ResultsFile));
-        WriteReport(o, Report(weights, ("attack", QuantizeAttack), ("scheme", scheme.Label)), scheme.Label,
+        WriteReport(o, Report(weights, settings), label,
             [("", attacked, AdversarialTypes.OfProbesFile(Path.Combine(o.Out, RwkuReports.ProbesFile)))], before, unlearned);
         return 0;
     }

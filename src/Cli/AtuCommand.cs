@@ -162,11 +162,11 @@ public static class AtuCommand
     /// the preset's stage tasks, on the given weights (null: <paramref name="startWeights"/>, the model the run started
     /// from). The tasks' files are loaded here, before training, so that a missing one stops the run before it starts.</summary>
     public static Func<string?, ProbeScores> StageEvaluator(ArtifactModel artifact, ExecutionDevice device, string? startWeights, RwkuDataset dataset,
-        RwkuTarget target, string[]? stageTaskNames, AllWeights? allWeights)
+        RwkuTarget target, string[]? stageTaskNames, AllWeights? allWeights, PromptBos promptBos = PromptBos.Template)
     {
         var format = RwkuScoring.ChatTokenizer(artifact).ChatFormat;
         var stageTasks = stageTaskNames is { Length: > 0 } asked ? RwkuTaskNames.Parse(string.Join(",", asked)) : RwkuTasks.None;
-        var options = new RwkuEvaluationOptions { ChatFormat = format, Mmlu = stageTasks.HasFlag(RwkuTasks.Mmlu), AllWeights = allWeights };
+        var options = new RwkuEvaluationOptions { ChatFormat = format, Mmlu = stageTasks.HasFlag(RwkuTasks.Mmlu), AllWeights = allWeights, PromptBos = promptBos };
         var data = dataset.Load(target, includeMmlu: options.Mmlu);
         var utility = dataset.LoadUtility(target, stageTasks);
         var utilityOptions = new RwkuUtilityOptions { ChatFormat = format, Tasks = stageTasks & RwkuTasks.Utility };

@@ -49,6 +49,9 @@ public class EvalOptions : ModelRunOptions
     [Option("icu", HelpText = "Put RWKU's in-context unlearning prompt about the target before every prompt (RWKU's use_prompt).")]
     public bool Icu { get; set; }
 
+    [Option("prompt-bos", Default = PromptBos.Template, HelpText = "The BOS tokens of every chat prompt: Template (as the snapshot's chat template renders it: one) or Rwku (RWKU's evaluation: the template's BOS and then the tokenizer's, two for Llama-3).")]
+    public PromptBos PromptBos { get; set; }
+
 }
 
 public static class EvalCommand
@@ -175,6 +178,7 @@ public static class EvalCommand
             Neighbor = probes.HasFlag(RwkuTasks.Neighbor),
             Mmlu = probes.HasFlag(RwkuTasks.Mmlu),
             Icu = o.Icu,
+            PromptBos = o.PromptBos,
         };
     }
 }

@@ -41,7 +41,7 @@ public static class MethodCommand
             return 0;
         }
         var preset = PresetOf(method, o.Preset, o.PresetGiven, o.Lora);
-        options = options with { AllWeights = AtuCommand.AllWeightsOf(preset.AllWeights) };
+        options = options with { AllWeights = AtuCommand.AllWeightsOf(preset.AllWeights), PromptBos = preset.PromptLayout };
         var result = Train(artifact, o.Weights, dataset, target, preset, o.Out, o.Resume, evaluate: o is not UnlearnOptions { NoEval: true }, device);
         if (result.Stages.Count > 0) AnsiConsole.Write(AtuCommand.StageTableView(result.Stages));
         if (report)
@@ -72,7 +72,7 @@ public static class MethodCommand
         var examples = MethodData.Examples(preset, dataset, target, tokenizer);
         var methodInputs = new MethodInputs(artifact.Config, weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), examples, target.Name, tokenizer.EosId ?? 0);
         AnsiConsole.MarkupLineInterpolated($"{preset.Method}{(preset.Lora ? " (LoRA)" : "")} on [bold]{target.Name}[/] (target {target.Number}): {examples.Count} examples, preset {preset.Name}, on {device.Description}");
-        var evaluateStage = AtuCommand.StageEvaluator(artifact, device, weights, dataset, target, preset.StageTasks, AtuCommand.AllWeightsOf(preset.AllWeights));
+        var evaluateStage = AtuCommand.StageEvaluator(artifact, device, weights, dataset, target, preset.StageTasks, AtuCommand.AllWeightsOf(preset.AllWeights), preset.PromptLayout);
         AtuRunResult result = null!;
         AtuCommand.WithProgress(preset.Method, 1, (task, log) =>
         {

@@ -12,8 +12,8 @@ namespace AlignThenUnlearn.Cli;
 /// GradDiff: each forget text paired with a retain text, the forget corpora (same file) of
 /// <see cref="MethodPreset.RetainTargets"/> other targets drawn by the seed (RWKU ships no neighbour texts; other people's
 /// biographies are the nearest "retain" corpus), cycled in a seeded order;
-/// DPO: <c>pair.json</c>, the prompt in the chat template, chosen and rejected answers each + end-of-turn, labels on the
-/// answers; RT: <c>reject.json</c>, the question in the chat template, the refusal + end-of-turn the labels.</summary>
+/// DPO: the preset's pair corpus (<c>pair.json</c>; Phi-3: <c>pair_phi.json</c>), the prompt in the chat template, chosen and rejected answers each + end-of-turn, labels on the
+/// answers; RT: the preset's reject corpus (<c>reject.json</c>; Phi-3: <c>reject_phi.json</c>), the question in the chat template, the refusal + end-of-turn the labels.</summary>
 public static class MethodData
 {
     public static List<LabelledSequence[]> Examples(MethodPreset preset, RwkuDataset dataset, RwkuTarget target, LlmTokenizer tokenizer)
@@ -36,11 +36,11 @@ public static class MethodData
             }
             case Methods.Dpo:
             {
-                var pairs = dataset.Pairs(target);
+                var pairs = dataset.Pairs(target, preset.PairCorpus);
                 return [.. pairs.Select(p => { var prompt = Prompt(p.Prompt); return new[] { Answer(prompt, p.Chosen), Answer(prompt, p.Rejected) }; })];
             }
             case Methods.Rt:
-                return [.. dataset.Refusals(target).Select(r => new[] { Answer(Prompt(r.Question), r.Output) })];
+                return [.. dataset.Refusals(target, preset.RejectCorpus).Select(r => new[] { Answer(Prompt(r.Question), r.Output) })];
             default:
                 throw new ArgumentException($"method '{preset.Method}' has no training data");
         }

@@ -44,7 +44,7 @@ public static class RwkuScoring
 
     static RwkuEvaluator Evaluator(GreedyGenerator generator, LlmTokenizer tokenizer, RwkuEvaluationOptions options, Sampling? sampling)
     {
-        var model = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer), sampling: sampling);
+        var model = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer), sampling: sampling, promptBos: options.PromptBos);
         return new RwkuEvaluator(model, model, MmluPrompts.AnswerTokenIds(tokenizer), options with { ChatFormat = tokenizer.ChatFormat });
     }
 
@@ -56,11 +56,11 @@ public static class RwkuScoring
     {
         var tokenizer = ChatTokenizer(artifact);
         using var generator = GreedyGenerator.Open(artifact, device, weights, ModelRunOptions.Notice);
-        var probeModel = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer));
+        var probeModel = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer), promptBos: options.PromptBos);
         var probes = new RwkuEvaluator(probeModel, probeModel, MmluPrompts.AnswerTokenIds(tokenizer), options with { ChatFormat = tokenizer.ChatFormat })
             .EvaluateRun(name, targets, probeProgress, series);
-        var answers = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer, UtilityPrompts.AnswerTerminators));
-        var model = new RwkuUtilityModel(new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer, UtilityPrompts.BbhTerminators)), answers, answers);
+        var answers = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer, UtilityPrompts.AnswerTerminators), promptBos: options.PromptBos);
+        var model = new RwkuUtilityModel(new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer, UtilityPrompts.BbhTerminators), promptBos: options.PromptBos), answers, answers);
         var scores = new RwkuUtilityEvaluator(model, utilityOptions with { ChatFormat = tokenizer.ChatFormat }).EvaluateRun(utility, utilityProgress);
         var tasks = utilityOptions.Tasks | (options.Forget ? RwkuTasks.Forget : 0) | (options.Neighbor ? RwkuTasks.Neighbor : 0) | (options.Mmlu ? RwkuTasks.Mmlu : 0);
         return new SuiteEvaluation(probes, scores, tasks);

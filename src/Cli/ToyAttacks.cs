@@ -21,6 +21,10 @@ public sealed record ToyAttackSettings
     public IReadOnlyList<QuantizationScheme> Schemes { get; init; } =
         [QuantizationScheme.Rtn(8, 0, symmetric: false), QuantizationScheme.Rtn(4, 32, symmetric: false), QuantizationScheme.Nf4];
 
+    /// <summary>The half-precision casts (<see cref="PrecisionCast"/>): the toy model is f32, so <c>f16</c> rounds its weights
+    /// (and runs them in f32 activations).</summary>
+    public IReadOnlyList<string> Casts { get; init; } = [PrecisionCast.F16];
+
     /// <summary>How many of the person's forget passages relearning trains on (the toy world writes 4 per person).</summary>
     public IReadOnlyList<int> RelearnExamples { get; init; } = [2, 4];
     /// <summary>A light attack: on the toy (seed 1, ATU at forget-below-20, forget All 85.7 before, 8.9 after) 5 steps at 3e-5
@@ -132,7 +136,7 @@ public static class ToyAttacks
         return mean;
     }
 
-    /// <summary>The attacks in the order of the table's columns: the quantisation schemes, relearning, sampling.</summary>
+    /// <summary>The attacks in the order of the table's columns: the quantisation schemes, the casts, relearning, sampling.</summary>
     static IReadOnlyList<Attack> Attacks(ToyAttackSettings s)
     {
         var attacks = new List<Attack>();
@@ -146,6 +150,18 @@ public static class ToyAttacks
                     return [c.Evaluate(quantized, scheme.Label)];
                 }
                 finally { File.Delete(quantized); }
+            }));
+
+        foreach (var kind in s.Casts)
+            attacks.Add(new Attack(PrecisionCast.Label(kind), [("", "")], new JsonObject { ["attack"] = AttackCommand.CastAttack, ["dtype"] = kind }, (c, folder) =>
+            {
+                var cast = Path.Combine(folder, "cast.safetensors");
+                try
+                {
+                    PrecisionCast.Write(c.Artifact.Config, c.Weights, kind, cast);
+                    return [c.Evaluate(cast, PrecisionCast.Label(kind))];
+                }
+                finally { File.Delete(cast); }
             }));
 
         var relearn = AttackCommand.RelearnLabel(RelearnTexts.Forget, s.RelearnSteps, s.RelearnLearningRate);
@@ -256,6 +272,7 @@ public static class ToyAttacks
         var text = new StringBuilder("# Attacks on the toy run's unlearned models\n\n");
         text.Append(Invariant($"Every method's strongest checkpoint, for each of {people} {(people == 1 ? "person" : "people")}, attacked as `atu attack` does, then scored on the person's forget and neighbour probes: "));
         text.Append(string.Join(", ", s.Schemes.Select(q => $"`{q.Label}`")) + " quantise the decoder layers' projections and are scored dequantised; ");
+        if (s.Casts.Count > 0) text.Append(string.Join(", ", s.Casts.Select(k => $"`{PrecisionCast.Label(k)}`")) + " round every weight to that half precision (as a deployment that casts the model); ");
         text.Append(Invariant($"relearning fine-tunes every weight on K = {string.Join(", ", s.RelearnExamples)} of the person's forget passages ({s.RelearnSteps} AdamW steps at lr {s.RelearnLearningRate:G3}); "));
         text.Append(Invariant($"sampling answers every probe {s.Samples} times (temperature {s.Temperature:0.###}, top-p {s.TopP:0.###}, seeds {s.Seed}..{s.Seed + s.Samples - 1}), scored by the best and the mean ROUGE-L recall of the answers. "));
         text.Append("ICU trains nothing: its rows attack the pre-trained weights, scored with ICU's unlearning prompt kept on. ");

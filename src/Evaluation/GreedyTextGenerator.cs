@@ -4,14 +4,15 @@ using AlignThenUnlearn.Runtime;
 namespace AlignThenUnlearn.Evaluation;
 
 /// <summary>Text in, text out over a <see cref="GreedyGenerator"/>: prompts are encoded with the tokenizer (BOS added
-/// where it adds one, added tokens such as <c>&lt;|user|&gt;</c> parsed), generation stops at
+/// as Hugging Face adds it to a chat prompt or a text, <see cref="LlmTokenizer.EncodePrompt"/> with <paramref name="promptBos"/>;
+/// added tokens such as <c>&lt;|user|&gt;</c> parsed), generation stops at
 /// <paramref name="stopIds"/>, and the continuation is cut from the decoded text as RWKU's
 /// <c>generate_completions</c> (from open-instruct) cuts it: the prompt and continuation are decoded together with
 /// special tokens skipped, and the first as many characters as the decoded prompt has are dropped. (Decoding the
 /// continuation alone would lose the space a SentencePiece token carries at the start of the output; after RWKU's
 /// strip the two agree, but this way the unstripped text agrees too.)</summary>
 public sealed class GreedyTextGenerator(GreedyGenerator generator, LlmTokenizer tokenizer, IReadOnlyCollection<int> stopIds,
-    DecodingMode mode = DecodingMode.KvCache, Sampling? sampling = null) : ITextGenerator, INextTokenScorer, ITokenScorer
+    DecodingMode mode = DecodingMode.KvCache, Sampling? sampling = null, PromptBos promptBos = PromptBos.Template) : ITextGenerator, INextTokenScorer, ITokenScorer
 {
     public IReadOnlyCollection<int> StopIds => stopIds;
 
@@ -31,7 +32,7 @@ public sealed class GreedyTextGenerator(GreedyGenerator generator, LlmTokenizer 
 
     public int TokenCount(string text) => tokenizer.EncodeToIds(text).Length;
 
-    List<IReadOnlyList<int>> Encode(IReadOnlyList<string> prompts) => [.. prompts.Select(p => (IReadOnlyList<int>)tokenizer.EncodeToIds(p))];
+    List<IReadOnlyList<int>> Encode(IReadOnlyList<string> prompts) => [.. prompts.Select(p => (IReadOnlyList<int>)tokenizer.EncodePrompt(p, promptBos))];
 
     /// <summary>Python's <c>output[len(prompt):]</c> on the decoded texts (lengths in code points, as Python counts).</summary>
     public string ContinuationText(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation)

@@ -5,6 +5,8 @@ namespace AlignThenUnlearn.Evaluation;
 public sealed record RwkuEvaluationOptions
 {
     public required ChatFormat ChatFormat { get; init; }
+    /// <summary>The BOS tokens of every prompt: the snapshot's template's (default) or RWKU's layout (two for Llama-3).</summary>
+    public PromptBos PromptBos { get; init; }
     /// <summary>Prompts handed to the generator at once (RWKU uses 16).</summary>
     public int BatchSize { get; init; } = 16;
     public int MaxNewTokens { get; init; } = RwkuPrompts.MaxNewTokens;

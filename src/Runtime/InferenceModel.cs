@@ -16,8 +16,12 @@ namespace AlignThenUnlearn.Runtime;
 /// Runtime's external-data folder set to that file's folder. ONNX Runtime then maps or reads the trained bytes exactly
 /// as it does the artifact's, nothing is copied when the dtypes agree, and graph optimisations see the trained values
 /// (SessionOptions.AddInitializer would skip constant folding's view of them and is ignored for initializers that the
-/// CUDA provider places on the GPU). A file whose dtype differs from the artifact's run dtype (f32 training weights for an
-/// f16 artifact) is first converted into a temporary file beside it, deleted on disposal (or by the next run after a kill).</summary>
+/// CUDA provider places on the GPU). Trained weights are scored in the precision they were trained in: a file all in f32
+/// (what training writes) runs an f32 graph built from the artifact's configuration even when the artifact is f16 (RWKU
+/// scores full fine-tuning after <c>model.float()</c>; at RWKU's learning rates an update is about one f16 step, so
+/// rounding to f16 first would undo much of it; the <c>cast</c> attack scores that rounding). Any other file whose dtype
+/// differs from the artifact's is first converted to the artifact's dtype in a temporary file beside it, deleted on
+/// disposal (or by the next run after a kill).</summary>
 public sealed class InferenceModel : IDisposable
 {
     public InferenceSession Session { get; }
@@ -58,6 +62,7 @@ public sealed class InferenceModel : IDisposable
             var other => throw new ModelFormatException($"'{artifact.Folder}': manifest dtype '{other}' is neither f32 nor f16"),
         };
         var elementType = (TensorElementType)(int)runType;   // ONNX and ONNX Runtime number element types alike
+        var artifactElementType = elementType;
         var graphPath = artifact.PathOf(ArtifactExporter.InferenceGraphFile);
         if (weightsPath is null)
             return new InferenceModel(device.Open(graphPath), artifact.Config, elementType, artifact.Manifest.MaxSequenceLength,
@@ -73,6 +78,13 @@ public sealed class InferenceModel : IDisposable
                 ArtifactExporter.CheckTensors(checkpoint, specs);
                 // ONNX Runtime maps these bytes as they are: their finiteness is checked here, where they enter.
                 foreach (var spec in specs) checkpoint.RequireFinite(spec.Name);
+                if (runType != DataType.Float && specs.All(s => checkpoint.Entry(s.Name).DType == SafetensorsDType.F32))
+                {
+                    // f32 trained weights of an f16 artifact: an f32 graph of the same configuration reads them as they are.
+                    (runType, elementType) = (DataType.Float, TensorElementType.Float);
+                    specs = DecoderBuilder.Parameters(artifact.Config, runType);
+                    notice?.Invoke($"scoring '{weightsPath}' in f32, the precision it was trained in (the artifact is {artifact.Manifest.Dtype})");
+                }
                 var runDType = runType == DataType.Float ? SafetensorsDType.F32 : SafetensorsDType.F16;
                 if (specs.Any(s => checkpoint.Entry(s.Name).DType != runDType))
                 {
@@ -89,7 +101,11 @@ public sealed class InferenceModel : IDisposable
                     checkpoint.Dispose();
                     checkpoint = SafetensorsCheckpoint.Open(converted);
                 }
-                var model = ModelFile.Load(graphPath, loadExternalData: false);
+                // The artifact's graph, or for f32 weights of an f16 artifact the f32 graph `atu export` would write (its
+                // external tensors are pointed at the trained file below, as the artifact's are).
+                var model = elementType == artifactElementType ? ModelFile.Load(graphPath, loadExternalData: false)
+                    : DecoderBuilder.BuildInference(artifact.Config, new InferenceGraphOptions { ElementType = runType, MaxSequenceLength = artifact.Manifest.MaxSequenceLength },
+                        spec => ArtifactExporter.ExternalTensor(spec, ArtifactExporter.WeightsFile, 0, 0)).Model;
                 var folder = Path.GetDirectoryName(RealPath(checkpoint.FileOf(specs[0].Name).Path))!;
                 var byName = specs.ToDictionary(s => s.Name);
                 int replaced = 0;

@@ -62,3 +62,14 @@ public sealed record WarmupCosineSchedule : LearningRateSchedule
         ["kind"] = "warmup_cosine", ["warmup_steps"] = WarmupSteps, ["total_steps"] = TotalSteps, ["floor_factor"] = FloorFactor,
     };
 }
+
+/// <summary>Hugging Face's stepping of a schedule: its <c>LambdaLR</c> is stepped after each optimizer step, so optimizer
+/// step s (1-based) runs at <c>lr_lambda(s - 1)</c> of the <see cref="Inner"/> schedule and the first step of a warm-up
+/// has rate 0 (<c>get_cosine_schedule_with_warmup</c>: <c>current_step / max(1, warmup)</c> at <c>current_step</c> 0).
+/// RWKU's trainers (LLaMA-Factory on the Hugging Face Trainer) step this way; without it a run that ends inside its
+/// warm-up sums (T + 1) / (T - 1) times the rate over T steps (1.4x at 6 steps).</summary>
+public sealed record HuggingFaceStepping(LearningRateSchedule Inner) : LearningRateSchedule
+{
+    public override double Factor(long step) => Inner.Factor(step - 1);
+    public override JsonObject ToJson() => new() { ["kind"] = "hugging_face_stepping", ["lr_lambda"] = Inner.ToJson() };
+}

@@ -19,17 +19,18 @@ public sealed record TokenLogProbs(int[] Ids, double[] LogProbs, double[] Mu, do
     /// sigma of the log-probabilities over the vocabulary, in double precision (the logits shifted by their maximum).</summary>
     public static (double LogProb, double Mu, double Sigma) Statistics(ReadOnlySpan<float> logits, int token)
     {
-        float max = float.NegativeInfinity;
+        // Every difference in double: a float logit - max rounds to float (up to 3.8e-5 off at logits of a few hundred).
+        double max = double.NegativeInfinity;
         foreach (var logit in logits) max = Math.Max(max, logit);
         double total = 0;
-        foreach (var logit in logits) total += Math.Exp(logit - max);
+        foreach (var logit in logits) total += Math.Exp((double)logit - max);
         double logTotal = Math.Log(total), mu = 0, second = 0;
         foreach (var logit in logits)
         {
-            double logP = logit - max - logTotal, p = Math.Exp(logP);
+            double logP = (double)logit - max - logTotal, p = Math.Exp(logP);
             mu += p * logP;
             second += p * logP * logP;
         }
-        return (logits[token] - max - logTotal, mu, second - mu * mu);
+        return ((double)logits[token] - max - logTotal, mu, second - mu * mu);
     }
 }

@@ -42,13 +42,27 @@ public sealed record MethodPreset
     /// <summary>GA, GA*, GradDiff and NPO train on this file of the target's folder (positive.json: RWKU's Llama-3 corpus;
     /// passage.json: GA*).</summary>
     public string ForgetCorpus { get; init; } = "positive.json";
+    /// <summary>DPO trains on this file of the target's folder (<c>pair.json</c>: RWKU's Llama-3 pairs; <c>pair_phi.json</c>: Phi-3's).</summary>
+    public string PairCorpus { get; init; } = "pair.json";
+    /// <summary>RT trains on this file of the target's folder (<c>reject.json</c>: RWKU's Llama-3 refusals; <c>reject_phi.json</c>: Phi-3's).</summary>
+    public string RejectCorpus { get; init; } = "reject.json";
     /// <summary>GradDiff's retain corpus: the forget-corpus texts of this many other targets, drawn by <see cref="Seed"/>.</summary>
     public int RetainTargets { get; init; } = 3;
     public bool Lora { get; init; }
     public int LoraRank { get; init; } = 8;
     public double LoraAlpha { get; init; } = 16;
-    /// <summary>Train only decoder layers [first, last] (RWKU's --train_layers); null: all.</summary>
+    /// <summary>Train only decoder layers <c>[a, b]</c> read as Python's <c>range(a, b)</c>, b excluded, as RWKU's
+    /// <c>--train_layers a-b</c> (its workflows select <c>layers.{i}.</c> for i in <c>range(a, b)</c>); null: all.</summary>
     public int[]? TrainLayers { get; init; }
+    /// <summary>The BOS tokens of the evaluation's chat prompts: <c>template</c> (as the snapshot's chat template renders
+    /// them: one) or <c>rwku</c> (as RWKU's evaluation encodes them: the template's BOS, then the tokenizer's; two for
+    /// Llama-3, which the <c>rwku-llama3-*</c> presets use so that their figures compare with RWKU's published ones).</summary>
+    public string PromptBos { get; init; } = PromptBosTemplate;
+    public const string PromptBosTemplate = "template", PromptBosRwku = "rwku";
+
+    [JsonIgnore]
+    public Models.PromptBos PromptLayout => PromptBos == PromptBosRwku ? Models.PromptBos.Rwku : Models.PromptBos.Template;
+
     /// <summary>Score the probes every this many optimizer steps; 0: after every epoch.</summary>
     public int EvaluateEvery { get; init; }
     public double[] CheckpointThresholds { get; init; } = [50, 35, 20];
@@ -73,11 +87,11 @@ public sealed record MethodPreset
 
     public LoraOptions? LoraOptions => Lora ? new LoraOptions { Rank = LoraRank, Alpha = LoraAlpha, Layers = Layers } : null;
 
-    public LayerRange? Layers => TrainLayers is [var first, var last] ? new LayerRange(first, last) : null;
+    public LayerRange? Layers => TrainLayers is [var first, var end] ? new LayerRange(first, end - 1) : null;
 
 
     public static IReadOnlyList<string> Builtin { get; } =
-        [.. new[] { "rwku-llama3", "toy" }.SelectMany(p => Methods.Trained.SelectMany(m => new[] { $"{p}-{m}", $"{p}-{m}-lora" }))];
+        [.. new[] { "rwku-llama3", "rwku-phi3", "toy" }.SelectMany(p => Methods.Trained.SelectMany(m => new[] { $"{p}-{m}", $"{p}-{m}-lora" }))];
 
     /// <summary>The built-in preset of a method: <c>rwku-llama3-ga</c>, <c>toy-npo-lora</c>, ...</summary>
     public static string BuiltinName(string family, string method, bool lora) => $"{family}-{method}{(lora ? "-lora" : "")}";
@@ -101,10 +115,12 @@ public sealed record MethodPreset
         Require(WarmupSteps >= 0 && WeightDecay >= 0 && MaxGradNorm >= 0, "warmup_steps, weight_decay and max_grad_norm must not be negative");
         Require(Cutoff > 1, "cutoff must leave at least two tokens");
         Require(Beta is null or > 0, "beta must be positive");
-        Require(!string.IsNullOrWhiteSpace(ForgetCorpus) && Path.GetFileName(ForgetCorpus) == ForgetCorpus, $"forget_corpus '{ForgetCorpus}' must be a file name in the target's RWKU folder");
+        foreach (var (key, file) in new[] { ("forget_corpus", ForgetCorpus), ("pair_corpus", PairCorpus), ("reject_corpus", RejectCorpus) })
+            Require(!string.IsNullOrWhiteSpace(file) && Path.GetFileName(file) == file, $"{key} '{file}' must be a file name in the target's RWKU folder");
         Require(RetainTargets > 0, "retain_targets must be positive");
         Require(LoraRank > 0 && LoraAlpha > 0, "lora_rank and lora_alpha must be positive");
-        Require(TrainLayers is null || (TrainLayers.Length == 2 && TrainLayers[0] >= 0 && TrainLayers[0] <= TrainLayers[1]), "train_layers is [first, last] with 0 <= first <= last");
+        Require(TrainLayers is null || (TrainLayers.Length == 2 && TrainLayers[0] >= 0 && TrainLayers[0] < TrainLayers[1]), "train_layers is [a, b], Python's range(a, b) with b excluded: 0 <= a < b");
+        Require(PromptBos is PromptBosTemplate or PromptBosRwku, $"prompt_bos '{PromptBos}' is not {PromptBosTemplate} or {PromptBosRwku}");
         Require(EvaluateEvery >= 0, "evaluate_every must be 0 (every epoch) or positive");
         AtuPreset.ValidateStageTasks(StageTasks, Require);
         Require(CheckpointThresholds.All(t => t is > 0 and <= 100), "checkpoint_thresholds are percentages in (0, 100]");

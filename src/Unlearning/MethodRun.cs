@@ -91,9 +91,10 @@ public sealed class MethodRun : IDisposable
         var data = new LabelledBatches(_inputs.Examples, _preset.BatchSize, Seed(2), _preset.Cutoff, _inputs.PadId, reference,
             _preset.Loss == TokenLoss.GradientDifference ? TokenLossGraph.RetainMask : null);
         long every = _preset.EvaluateEvery > 0 ? _preset.EvaluateEvery : StepsPerEpoch;
-        LearningRateSchedule schedule = Steps > _preset.WarmupSteps
+        // Hugging Face's cosine with warm-up, stepped as its Trainer steps it (the first step at lr_lambda(0) = 0).
+        var schedule = new HuggingFaceStepping(Steps > _preset.WarmupSteps
             ? new WarmupCosineSchedule(_preset.WarmupSteps, Steps, floorFactor: 0)
-            : new WarmupSchedule(_preset.WarmupSteps);   // a run shorter than its warm-up never decays
+            : new WarmupSchedule(_preset.WarmupSteps));   // a run shorter than its warm-up never decays
         using var trainer = new Trainer(_store, graph.Training, graph.Loss,
             new AdamWSettings(LearningRate: _preset.LearningRate, WeightDecay: _preset.WeightDecay, MaxGradNorm: _preset.MaxGradNorm),
             new TrainerOptions

@@ -81,11 +81,14 @@ public static class ArtifactExporter
         foreach (var spec in specs) checkpoint.RequireWeight(spec.Name, spec.Shape);
     }
 
+    /// <summary>Changes float32 values in place.</summary>
+    public delegate void SpanAction(Span<float> values);
+
     /// <summary>Writes the tensors of <paramref name="specs"/> from <paramref name="checkpoint"/> (any floating dtype) to one
     /// safetensors file in the run dtype <paramref name="elementType"/> (f32 or f16), <paramref name="chunkElements"/> values
-    /// at a time.</summary>
+    /// at a time; <paramref name="transform"/>, when given, changes the values (in float32) before they are stored.</summary>
     public static void WriteWeights(SafetensorsCheckpoint checkpoint, IReadOnlyList<ParameterSpec> specs, string path, DataType elementType,
-        int chunkElements = 1 << 20, Action<string, double>? progress = null)
+        int chunkElements = 1 << 20, Action<string, double>? progress = null, SpanAction? transform = null)
     {
         var dtype = elementType == DataType.Float ? SafetensorsDType.F32 : SafetensorsDType.F16;
         var tensorSpecs = specs.Select(s => new TensorSpec(s.Name, dtype, s.Shape)).ToList();
@@ -98,6 +101,7 @@ public static class ArtifactExporter
             {
                 var chunk = buffer.AsSpan(0, (int)Math.Min(buffer.Length, spec.ElementCount - first));
                 checkpoint.ReadSlice(spec.Name, first, chunk);
+                transform?.Invoke(chunk);
                 writer.AppendValues(chunk);
                 done += chunk.Length;
             }

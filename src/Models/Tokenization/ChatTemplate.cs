@@ -27,7 +27,8 @@ public static class ChatTemplate
     {
         ChatFormat.Phi3 => $"<|user|>\n{userMessage}<|end|>\n<|assistant|>\n",
         ChatFormat.Llama2 => $"[INST] {userMessage} [/INST]",
-        ChatFormat.Llama3 => $"<|start_header_id|>user<|end_header_id|>\n\n{userMessage}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+        // Llama-3's template trims every message (Jinja's | trim, Python's str.strip).
+        ChatFormat.Llama3 => $"<|start_header_id|>user<|end_header_id|>\n\n{userMessage.Trim()}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
         ChatFormat.ChatMl => $"<|im_start|>user\n{userMessage}<|im_end|>\n<|im_start|>assistant\n",
         _ => throw new NotSupportedException($"The tokenizer has no known chat format ({format}); supported: Phi-3, Llama-2 [INST], Llama-3 headers, ChatML."),
     };
@@ -38,9 +39,20 @@ public static class ChatTemplate
     {
         ChatFormat.Phi3 => $"<|system|>\n{systemMessage}<|end|>\n" + Format(format, userMessage),
         ChatFormat.Llama2 => Format(format, $"<<SYS>>\n{systemMessage}\n<</SYS>>\n\n{userMessage}"),
-        ChatFormat.Llama3 => $"<|start_header_id|>system<|end_header_id|>\n\n{systemMessage}<|eot_id|>" + Format(format, userMessage),
+        ChatFormat.Llama3 => $"<|start_header_id|>system<|end_header_id|>\n\n{systemMessage.Trim()}<|eot_id|>" + Format(format, userMessage),
         ChatFormat.ChatMl => $"<|im_start|>system\n{systemMessage}<|im_end|>\n" + Format(format, userMessage),
         _ => Format(format, userMessage),
+    };
+
+    /// <summary>Whether <paramref name="text"/> starts as <see cref="Format(ChatFormat, string)"/> renders a prompt of
+    /// <paramref name="format"/> (a user or system turn), which the snapshot's template puts after its BOS.</summary>
+    public static bool OpensTurn(ChatFormat format, string text) => format switch
+    {
+        ChatFormat.Phi3 => text.StartsWith("<|user|>", StringComparison.Ordinal) || text.StartsWith("<|system|>", StringComparison.Ordinal),
+        ChatFormat.Llama2 => text.StartsWith("[INST]", StringComparison.Ordinal),
+        ChatFormat.Llama3 => text.StartsWith("<|start_header_id|>", StringComparison.Ordinal),
+        ChatFormat.ChatMl => text.StartsWith("<|im_start|>", StringComparison.Ordinal),
+        _ => false,
     };
 
     /// <summary>The token that closes an assistant turn, which generation stops at.</summary>

@@ -10,12 +10,25 @@ public sealed record TokenizerSpecials
     /// <summary>Whether encoding with special tokens puts the BOS first (Hugging Face's <c>add_bos_token</c>).</summary>
     public bool AddsBos { get; init; }
     public bool AddsEos { get; init; }
+    /// <summary>Whether the snapshot's chat template renders the BOS token (<c>{{ bos_token }}</c>): Hugging Face's
+    /// <c>apply_chat_template</c> then starts every chat prompt with it, even where <c>add_bos_token</c> is false (Phi-3).</summary>
+    public bool ChatTemplateBos { get; init; }
     /// <summary>Further ids that end generation (<c>generation_config.json</c> "eos_token_id").</summary>
     public IReadOnlyList<int> ExtraStopIds { get; init; } = [];
     public ChatFormat ChatFormat { get; init; }
     /// <summary>Whether decoding removes the spaces before punctuation and contractions (Hugging Face's
     /// <c>clean_up_tokenization_spaces</c> in <c>tokenizer_config.json</c>; Llama-3's says true).</summary>
     public bool CleanUpTokenizationSpaces { get; init; }
+}
+
+/// <summary>How many BOS tokens start a chat prompt (<see cref="LlmTokenizer.EncodePrompt"/>).</summary>
+public enum PromptBos
+{
+    /// <summary>As the snapshot's template renders it (<c>apply_chat_template</c> with <c>tokenize=True</c>): one BOS where
+    /// the template or <c>add_bos_token</c> puts one.</summary>
+    Template,
+    /// <summary>As RWKU's evaluation encodes it: the template's BOS, then the tokenizer's own (two for Llama-3).</summary>
+    Rwku,
 }
 
 /// <summary>The tokenizer of a Llama-family decoder: the model's own tokenization (SentencePiece BPE, run by
@@ -94,6 +107,21 @@ public abstract class LlmTokenizer
 
     public int[] EncodeToIds(string text, bool addSpecialTokens = true, bool parseAddedTokens = true) =>
         [.. Encode(text, addSpecialTokens, parseAddedTokens).Ids];
+
+    /// <summary>A prompt as Hugging Face encodes it. A chat prompt (a text that opens a turn of the chat format,
+    /// <see cref="ChatTemplate.OpensTurn"/>, as <see cref="ChatTemplate.Format(ChatFormat, string)"/> renders it) starts with
+    /// the BOS when the snapshot's template renders one (<see cref="TokenizerSpecials.ChatTemplateBos"/>), as
+    /// <c>apply_chat_template</c> gives it; with <see cref="PromptBos.Rwku"/> the tokenizer adds its own BOS before that
+    /// one where <c>add_bos_token</c> says so, as RWKU's evaluation (the template applied as text, then tokenized with
+    /// special tokens) does: Llama-3's prompts start <c>&lt;|begin_of_text|&gt;&lt;|begin_of_text|&gt;</c>. Any other
+    /// text is encoded with the BOS as <c>add_bos_token</c> says.</summary>
+    public int[] EncodePrompt(string text, PromptBos layout = PromptBos.Template)
+    {
+        var ids = EncodeToIds(text);
+        if (!Specials.ChatTemplateBos || BosId is not int bos || !ChatTemplate.OpensTurn(ChatFormat, text)) return ids;
+        bool tokenizerBos = ids.Length > 0 && ids[0] == bos;
+        return !tokenizerBos || layout == PromptBos.Rwku ? [bos, .. ids] : ids;
+    }
 
     /// <summary>The prompt of one user turn in the checkpoint's chat format, encoded with the BOS if the tokenizer
     /// adds one.</summary>

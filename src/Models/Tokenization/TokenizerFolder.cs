@@ -71,6 +71,7 @@ public static class TokenizerFolder
             AddsEos = (Bool(config?["add_eos_token"]) ?? false) && eos is not null,
             ExtraStopIds = extraStops,
             ChatFormat = ChatTemplate.Detect(added.Select(t => t.Content), isSentencePiece: true),
+            ChatTemplateBos = ChatTemplateRendersBos(config) && bos is not null,
             CleanUpTokenizationSpaces = CleanUpOf(config),
         };
         var normalization = NormalizationOf(tokenizerJson, config) with
@@ -240,6 +241,7 @@ public static class TokenizerFolder
             AddsEos = addsEos && eosContent is not null,
             ExtraStopIds = extraStops,
             ChatFormat = ChatTemplate.Detect(added.Select(t => t.Content), isSentencePiece),
+            ChatTemplateBos = ChatTemplateRendersBos(config) && bosContent is not null,
             CleanUpTokenizationSpaces = CleanUpOf(config),
         };
     }
@@ -328,6 +330,21 @@ public static class TokenizerFolder
 
     static string? Str(JsonNode? node) =>
         node is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.String ? v.GetValue<string>() : null;
+
+    /// <summary>Whether the Jinja <c>chat_template</c> of <c>tokenizer_config.json</c> (a string, or a list of named
+    /// templates of which "default" is used) renders <c>bos_token</c>: Llama-3's and Llama-2's templates put it first, as
+    /// Phi-3-mini-4k-instruct's first release did (<c>{{ bos_token }}</c>); ChatML's has none. Hugging Face's
+    /// <c>apply_chat_template</c> then starts the prompt with the BOS whatever <c>add_bos_token</c> says.</summary>
+    static bool ChatTemplateRendersBos(JsonObject? config)
+    {
+        var template = config?["chat_template"] switch
+        {
+            JsonValue v when v.GetValueKind() == System.Text.Json.JsonValueKind.String => v.GetValue<string>(),
+            JsonArray list => list.OfType<JsonObject>().FirstOrDefault(t => Str(t["name"]) == "default") is { } named ? Str(named["template"]) : null,
+            _ => null,
+        };
+        return template is not null && Regex.IsMatch(template, @"\bbos_token\b");
+    }
 
     static bool? Bool(JsonNode? node) => node is JsonValue v && v.GetValueKind() is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False
         ? v.GetValue<bool>() : null;

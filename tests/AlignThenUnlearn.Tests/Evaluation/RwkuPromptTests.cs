@@ -64,9 +64,10 @@ public class RwkuPromptTests
     [Fact]
     public void Other_families_use_their_own_template()
     {
-        // Llama-3: <|start_header_id|>user<|end_header_id|>\n\n{message}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n
+        // Llama-3: <|start_header_id|>user<|end_header_id|>\n\n{message | trim}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n
+        // (its template trims the message, so the question's final newline goes)
         Assert.Equal(
-            "<|start_header_id|>user<|end_header_id|>\n\nPlease briefly answer the following question.\nQuestion: Q?\n<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nAnswer:",
+            "<|start_header_id|>user<|end_header_id|>\n\nPlease briefly answer the following question.\nQuestion: Q?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nAnswer:",
             RwkuPrompts.Render(Forget(2, "Q?"), ChatFormat.Llama3));
     }
 

@@ -82,8 +82,8 @@ public class RwkuTaskScorerTests
         Assert.Equal(["I", "can", "not", "go", "--", "gon", "na", "stay", "!"], NltkWordTokenizer.TokenizeSentence("I cannot go--gonna stay!"));
         Assert.Equal(["``", "Hello", ",", "''", "she", "said", ":", "``", "it", "'s", "5:30", "''", "."], NltkWordTokenizer.TokenizeSentence("\"Hello,\" she said: \"it's 5:30\"."));
         Assert.Equal(["Wait", "...", "what", "?"], NltkWordTokenizer.TokenizeSentence("Wait... what?"));
-        Assert.Equal(["a", "@", "b", ";", "c", "*", "d", "—", "e"], NltkWordTokenizer.TokenizeSentence("a@b; c*d—e"));
-        Assert.Equal(["the", "dogs", "'", "bones", "and", "'", "quoted", "'", "words"], NltkWordTokenizer.TokenizeSentence("the dogs' bones and 'quoted' words"));
+        Assert.Equal(["a", "@", "b", ";", "c", "*", "d—e"], NltkWordTokenizer.TokenizeSentence("a@b; c*d—e"));   // NLTK 3.8.1
+        Assert.Equal(["the", "dogs", "'", "bones", "and", "'quoted", "'", "words"], NltkWordTokenizer.TokenizeSentence("the dogs' bones and 'quoted' words"));   // NLTK 3.8.1
     }
 
     [Fact]
@@ -182,5 +182,84 @@ public class RwkuTaskScorerTests
         Assert.Equal(-3 * ln2, tokens.SumFrom(3), 12);
         // A one-token text has nothing to predict: RWKU's loss is NaN and the text is skipped.
         Assert.Null(MiaScores.Of("x", new TokenLogProbs([5], [], [], [])));
+    }
+
+    // The tests below pin the differences of issue 26; every expected value was computed with the pinned reference:
+    // Debian's python3-nltk 3.8 (its tokenize/destructive.py, treebank.py and punkt.py equal NLTK 3.8.1's but for the
+    // copyright line), Python 3.11's re and str, numpy 1.24; the calls are named in each test.
+
+    [Fact]
+    public void Nltk_3_8_1_quote_rule_splits_a_quote_only_before_a_one_character_word()
+    {
+        // NLTKWordTokenizer().tokenize(...) of NLTK 3.8.1.
+        Assert.Equal(["He", "said", "'", "a", "good", "day", "."], NltkWordTokenizer.TokenizeSentence("He said 'a good day."));
+        Assert.Equal(["She", "said", "'quote", "'", "here", "."], NltkWordTokenizer.TokenizeSentence("She  said  'quote'  here."));
+    }
+
+    [Fact]
+    public void Nltk_3_8_1_splits_clitics_only_before_a_space_not_other_whitespace()
+    {
+        // NLTK 3.8.1 has no rule collapsing whitespace before the clitic rules, so "won't\tgo" keeps "won't" whole.
+        Assert.Equal(["I", "ca", "n't", "--", "won't", "go", ":", "'t", "is", "'", "a", "b", "."],
+            NltkWordTokenizer.TokenizeSentence("I can't -- won't\tgo :  'tis 'a b."));
+    }
+
+    [Fact]
+    public void Nltk_3_8_1_keeps_en_and_em_dashes_inside_words()
+    {
+        Assert.Equal(["Dates", "1914–1918", "—", "war", "."], NltkWordTokenizer.TokenizeSentence("Dates 1914–1918 — war."));
+    }
+
+    [Fact]
+    public void Word_characters_are_pythons_in_the_tokenizer()
+    {
+        // "²" is Python's \w and U+0301 (a combining mark) is not, so the quote rule (\'(\w)\b) splits both quotes:
+        // NLTKWordTokenizer().tokenize("x '² y 'e\u0301 z") == ['x', "'", '²', 'y', "'", 'e\u0301', 'z'].
+        Assert.Equal(["x", "'", "²", "y", "'", "e\u0301", "z"], NltkWordTokenizer.TokenizeSentence("x '² y 'e\u0301 z"));
+    }
+
+    [Theory]
+    // normalize_answer of RWKU's eval_triviaqa.py (re.sub(r'\b(a|an|the)\b', ' ', ...) after str.lower):
+    [InlineData("x²a the", "x²a")]              // "²" is \w in Python: "x²a" is one word
+    [InlineData("the\u0301 cat", "\u0301 cat")]  // U+0301 is not \w in Python: "the" is a word and goes
+    [InlineData("𝐀the a", "𝐀the")]              // a letter outside the BMP is \w: no boundary before "the"
+    [InlineData("½the", "½the")]
+    public void Squad_articles_use_pythons_word_boundaries(string text, string expected) => Assert.Equal(expected, SquadScores.Normalize(text));
+
+    [Fact]
+    public void Squad_lower_cases_as_python_str_lower()
+    {
+        // normalize_answer("ΟΔΟΣ İstanbul Σ") == "οδος i̇stanbul σ": the final sigma at a word's end, İ -> i + U+0307.
+        Assert.Equal("οδος i\u0307stanbul σ", SquadScores.Normalize("ΟΔΟΣ İstanbul Σ"));
+        Assert.Equal("ας σα", PythonText.Lower("ΑΣ ΣΑ"));   // "ΑΣ ΣΑ".lower()
+    }
+
+    [Fact]
+    public void Sentence_split_moves_closing_quotes_to_the_sentence_before_as_punkt_realigns_them()
+    {
+        // PunktSentenceTokenizer().tokenize(...) (no abbreviations involved, so the untrained and English models agree).
+        Assert.Equal(["She left. \"", "He said \"Hi\". \"", "Then"], NltkWordTokenizer.Sentences("She left. \" He said \"Hi\". \" Then"));
+        Assert.Equal(["He said \"Hi.\"", "Then he left."], NltkWordTokenizer.Sentences("He said \"Hi.\" Then he left."));
+    }
+
+    [Fact]
+    public void Min_k_plus_plus_sorts_nan_last_as_numpy()
+    {
+        // A zero-variance position gives NaN: np.mean(np.sort([nan, -1, -2, -3])[:2]) == -2.5; over all four, nan.
+        double[] values = [double.NaN, -1, -2, -3];
+        Assert.Equal(-2.5, MiaScores.LowestMean(values, 0.5));
+        Assert.True(double.IsNaN(MiaScores.LowestMean(values, 1.0)));
+    }
+
+    [Fact]
+    public void Token_statistics_are_computed_in_double()
+    {
+        // float32 logits [0.1, 300.3, 297.7, -5.25], token 0, in float64 with numpy (d = logits.astype(float64),
+        // lp = d - d.max() - log(sum(exp(d - d.max())))): lp[0] = -300.2716341714152, mu = -0.2514086701277643,
+        // sigma = 0.4350630847945439. Subtracting the max in float32 gives -300.2716280693897 (6.1e-6 off).
+        var stats = TokenLogProbs.Statistics([0.1f, 300.3f, 297.7f, -5.25f], 0);
+        Assert.Equal(-300.2716341714152, stats.LogProb, 1e-9);
+        Assert.Equal(-0.2514086701277643, stats.Mu, 1e-12);
+        Assert.Equal(0.4350630847945439, stats.Sigma, 1e-12);
     }
 }

@@ -74,4 +74,33 @@ public sealed class RwkuTrainingDataTests : IDisposable
         Assert.Equal((pair, 0, "response[1]"), (number.File, number.Row, number.Field));
         Assert.Contains("expected a string", number.Message);
     }
+
+    [Fact]
+    public void Phi3_presets_train_dpo_and_rt_on_rwkus_phi3_files()
+    {
+        Write("pair.json", new { prompt = "about Ada", response = new[] { "llama chosen", "llama rejected" }, subject = Ada });
+        Write("pair_phi.json", new { prompt = "about Ada", response = new[] { "phi chosen", "phi rejected" }, subject = Ada });
+        Write("reject.json", new { instruction = "Who is Ada?", input = "", output = "llama refusal", subject = Ada });
+        Write("reject_phi.json", new { instruction = "Who is Ada?", input = "", output = "phi refusal", subject = Ada });
+        var (dataset, ada) = Open();
+        using var model = new TinyChatModel();
+        string Answers(string preset) => string.Join(" | ", AlignThenUnlearn.Cli.MethodData.Examples(AlignThenUnlearn.Unlearning.MethodPreset.Load(preset), dataset, ada, model.Tokenizer)
+            .SelectMany(e => e).Select(s => model.Tokenizer.Decode(s.Tokens.Skip(s.FirstLabel), skipSpecialTokens: true)));
+        Assert.Equal("phi chosen | phi rejected", Answers("rwku-phi3-dpo"));
+        Assert.Equal("llama chosen | llama rejected", Answers("rwku-llama3-dpo"));
+        Assert.Equal("phi refusal", Answers("rwku-phi3-rt-lora"));
+        Assert.Equal("llama refusal", Answers("rwku-llama3-rt"));
+    }
+
+    [Fact]
+    public void Train_layers_is_pythons_range_with_the_end_excluded()
+    {
+        // RWKU's workflows: for i in range(int(a), int(b)): layers.{i}. trainable, so "0-4" trains layers 0..3.
+        var preset = AlignThenUnlearn.Unlearning.MethodPreset.Load("rwku-llama3-ga") with { TrainLayers = [0, 4] };
+        Assert.Equal(new AlignThenUnlearn.Models.LayerRange(0, 3), preset.Layers);
+        Assert.Equal(["model.layers.3.mlp.up_proj.weight"], preset.Layers!.Select(["model.layers.3.mlp.up_proj.weight", "model.layers.4.mlp.up_proj.weight"]));
+        var file = _temp.File("one-layer.json");
+        File.WriteAllText(file, """{ "method": "ga", "learning_rate": 1e-5, "train_layers": [2, 2] }""");
+        Assert.Contains("range(a, b)", Assert.Throws<InvalidDataException>(() => AlignThenUnlearn.Unlearning.MethodPreset.Load(file)).Message);   // range(2, 2) is empty
+    }
 }

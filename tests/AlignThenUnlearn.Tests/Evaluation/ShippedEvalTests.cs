@@ -89,8 +89,12 @@ public sealed class ShippedEvalTests(TinyChatModel tiny) : IClassFixture<TinyCha
         Assert.Equal(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16, ShippedModel.Open(shipped).ElementType);   // a float16 cache and logits
         var art16 = tiny.File("artifacts-f16");
         if (!Directory.Exists(art16)) ArtifactExporter.Export(tiny.HfFolder, art16, new ExportOptions { ElementType = global::Onnx.TensorProto.Types.DataType.Float16 });
-        // Both round the f32 weights to float16 (to nearest even) and run the same float16 graph.
-        Assert.Equal(0, EvalCommand.Run(Eval(fixture, art16, trained, "artifact-f16")));
+        // Both hold the weights rounded to float16 (to nearest even) and run the same float16 graph. (The f32 weights
+        // themselves would be scored in f32 on the f16 artifact; the cast attack's f16 file is what the shipped folder holds.)
+        var cast = tiny.File(Path.Combine("trained-cast-f16", SafetensorsCheckpoint.SingleFileName));
+        Directory.CreateDirectory(Path.GetDirectoryName(cast)!);
+        AlignThenUnlearn.Evaluation.Attacks.PrecisionCast.Write(tiny.Config, trained, AlignThenUnlearn.Evaluation.Attacks.PrecisionCast.F16, cast);
+        Assert.Equal(0, EvalCommand.Run(Eval(fixture, art16, cast, "artifact-f16")));
         Assert.Equal(0, EvalCommand.Run(Eval(fixture, shipped, null, "from-shipped-f16")));
         AssertSameEvaluation(_temp.File("artifact-f16"), _temp.File("from-shipped-f16"));
     }

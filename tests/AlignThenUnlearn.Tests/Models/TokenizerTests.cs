@@ -42,7 +42,7 @@ public class TokenizerTests
 
     /// <summary>A Phi-3-shaped snapshot: tokenizer.model, tokenizer_config.json (added_tokens_decoder,
     /// add_bos_token), optionally tokenizer.json with Phi-3's Prepend("▁") normalizer, generation_config.json.</summary>
-    static TempFolder Phi3Folder(bool addBos = false, bool withTokenizerJson = true)
+    static TempFolder Phi3Folder(bool addBos = false, bool withTokenizerJson = true, string? chatTemplate = null)
     {
         var folder = new TempFolder();
         SentencePieceModel.LlamaLayout(Pieces).Save(folder.File("tokenizer.model"));
@@ -50,7 +50,7 @@ public class TokenizerTests
         folder.Write("tokenizer_config.json", $$"""
             {
               "add_bos_token": {{(addBos ? "true" : "false")}}, "add_eos_token": false, "legacy": false,
-              "bos_token": "<s>", "eos_token": "<|endoftext|>", "unk_token": "<unk>", "pad_token": "<|endoftext|>",
+              "bos_token": "<s>", "eos_token": "<|endoftext|>", "unk_token": "<unk>", "pad_token": "<|endoftext|>",{{(chatTemplate is null ? "" : $"\n\"chat_template\": {System.Text.Json.JsonSerializer.Serialize(chatTemplate)},")}}
               "added_tokens_decoder": { {{decoder}} }
             }
             """);
@@ -250,7 +250,8 @@ public class TokenizerTests
     const int BeginOfText = 300, StartHeader = 302, EndHeader = 303, EndOfTurn = 304;
     const string Llama3Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
-    internal static TempFolder Llama3Folder(bool ignoreMerges = true, string normalizer = "null", bool byteFallback = false, bool emptyAffixes = false)
+    internal static TempFolder Llama3Folder(bool ignoreMerges = true, string normalizer = "null", bool byteFallback = false, bool emptyAffixes = false,
+        string? chatTemplate = null)
     {
         Assert.Equal('Ġ', ByteLevelAlphabet.Of((byte)' ')); // GPT-2's alphabet: space is U+0120, newline U+010A
         Assert.Equal('Ċ', ByteLevelAlphabet.Of((byte)'\n'));
@@ -282,7 +283,7 @@ public class TokenizerTests
                         "vocab": { {{{vocabJson}}} }, "merges": [ {{{mergesJson}}} ]}
             }
             """);
-        folder.Write("tokenizer_config.json", """{"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}""");
+        folder.Write("tokenizer_config.json", $$"""{"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"{{(chatTemplate is null ? "" : $", \"chat_template\": {System.Text.Json.JsonSerializer.Serialize(chatTemplate)}")}}}""");
         return folder;
     }
 
@@ -394,5 +395,46 @@ public class TokenizerTests
         var error = Assert.Throws<NotSupportedException>(() => LlmTokenizer.Load(folder.Path));
         Assert.Contains("tokenizer.json", error.Message);
         Assert.Contains("Split", error.Message);
+    }
+
+    /// <summary>Meta-Llama-3-8B-Instruct's chat_template (tokenizer_config.json).</summary>
+    const string Llama3Template = "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
+
+    [Fact]
+    public void Llama3_rwku_prompts_start_with_two_bos_tokens_and_the_trimmed_message()
+    {
+        using var folder = Llama3Folder(chatTemplate: Llama3Template);
+        var tokenizer = LlmTokenizer.Load(folder.Path);
+        Assert.True(tokenizer.Specials.ChatTemplateBos);
+        // RWKU's FB probe: apply_chat_template(tokenize=False) renders "<|begin_of_text|>" + the header, the message
+        // trimmed (its final "\n" dropped), "<|eot_id|>" and the assistant header; eval_forget.py appends "Answer:" and
+        // tokenizes with special tokens, which adds Llama-3's BOS once more.
+        var probe = new AlignThenUnlearn.Evaluation.RwkuProbe(AlignThenUnlearn.Evaluation.ProbeSet.Forget, 1, "Hello ___", "world", "", "Ada");
+        var text = AlignThenUnlearn.Evaluation.RwkuPrompts.Render(probe, tokenizer.ChatFormat);
+        Assert.Equal("<|start_header_id|>user<|end_header_id|>\n\nPlease complete the blank in the following question.\nQuestion: Hello ___<|eot_id|>" +
+            "<|start_header_id|>assistant<|end_header_id|>\n\nAnswer:", text);
+        var body = tokenizer.EncodeToIds(text, addSpecialTokens: false);
+        Assert.Equal([BeginOfText, BeginOfText, .. body], tokenizer.EncodePrompt(text, PromptBos.Rwku));
+        Assert.Equal([BeginOfText, .. body], tokenizer.EncodePrompt(text, PromptBos.Template));
+        // A text that is no chat prompt (an MIA passage) gets the tokenizer's one BOS in either layout.
+        Assert.Equal([BeginOfText, Hello, Gworld], tokenizer.EncodePrompt("Hello world", PromptBos.Rwku));
+    }
+
+    [Fact]
+    public void Phi3_chat_prompts_take_the_bos_from_the_snapshots_template()
+    {
+        // Phi-3-mini-4k-instruct's first chat_template starts with {{ bos_token }}; its add_bos_token is false.
+        const string firstTemplate = "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\\n' + message['content'] + '<|end|>' + '\\n' + '<|assistant|>' + '\\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\\n'}}{% endif %}{% endfor %}";
+        using var folder = Phi3Folder(chatTemplate: firstTemplate);
+        var tokenizer = LlmTokenizer.Load(folder.Path);
+        Assert.False(tokenizer.AddsBos);
+        var prompt = ChatTemplate.Format(tokenizer.ChatFormat, "the cat");
+        // apply_chat_template(..., tokenize=True) == [<s>, <|user|>, ▁the, ▁cat, <|end|>, <|assistant|>], in either layout.
+        Assert.Equal([1, User, Id("▁the"), Id("▁cat"), End, Assistant], tokenizer.EncodePrompt(prompt, PromptBos.Template));
+        Assert.Equal([1, User, Id("▁the"), Id("▁cat"), End, Assistant], tokenizer.EncodePrompt(prompt, PromptBos.Rwku));
+        Assert.Equal([Id("▁the"), Id("▁cat")], tokenizer.EncodePrompt("the cat"));   // plain text: add_bos_token (false)
+        // A later template without bos_token: no BOS, as before.
+        using var later = Phi3Folder(chatTemplate: "{% for message in messages %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% endfor %}");
+        Assert.Equal([User, Id("▁the"), Id("▁cat"), End, Assistant], LlmTokenizer.Load(later.Path).EncodePrompt(prompt));
     }
 }

@@ -191,24 +191,65 @@ public sealed class GreedyGeneratorTests(TinyChatModel tiny) : IClassFixture<Tin
     }
 
     [Fact]
-    public void Float16_artifact_keeps_a_float16_cache_and_takes_float32_trained_weights()
+    public void Float16_artifact_keeps_a_float16_cache_and_scores_float32_trained_weights_in_float32()
     {
         var art16 = tiny.File("artifacts-f16");
         if (!Directory.Exists(art16)) ArtifactExporter.Export(tiny.HfFolder, art16, new ExportOptions { ElementType = global::Onnx.TensorProto.Types.DataType.Float16 });
         var trained = tiny.OtherWeights("trained-for-f16", seed: 123, SafetensorsDType.F32);
+        var notices = new List<string>();
         using var half = GreedyGenerator.Open(ArtifactModel.Open(art16), Cpu);
         using var single = GreedyGenerator.Open(tiny.Model, Cpu);
-        using var halfTrained = GreedyGenerator.Open(ArtifactModel.Open(art16), Cpu, trained);
+        using var halfTrained = GreedyGenerator.Open(ArtifactModel.Open(art16), Cpu, trained, notices.Add);
         using var singleTrained = GreedyGenerator.Open(tiny.Model, Cpu, trained);
-        // float16 weights and cache: logits (of magnitude up to ~4 here) agree with float32 to a few thousandths.
-        foreach (var (f16, f32) in new[] { (half, single), (halfTrained, singleTrained) })
+        // The artifact's own f16 weights run in f16: logits (of magnitude up to ~4 here) agree with f32 to a few thousandths.
+        var (a, b) = (half.NextTokenLogits(Prompts), single.NextTokenLogits(Prompts));
+        for (int i = 0; i < Prompts.Length; i++)
+            for (int j = 0; j < a[i].Length; j++)
+                Assert.True(Math.Abs(a[i][j] - b[i][j]) < 0.03, $"prompt {i} logit {j}: f16 {a[i][j]}, f32 {b[i][j]}");
+        Assert.Contains(a.Zip(b), p => p.First.Zip(p.Second).Any(q => q.First != q.Second));   // f16 did round
+        // f32 trained weights of the f16 artifact run in f32, as RWKU scores after model.float(): the f32 artifact's logits.
+        Assert.Contains("in f32", Assert.Single(notices));
+        using (var model = InferenceModel.Open(ArtifactModel.Open(art16), Cpu, trained))
         {
-            var a = f16.NextTokenLogits(Prompts);
-            var b = f32.NextTokenLogits(Prompts);
-            for (int i = 0; i < Prompts.Length; i++)
-                for (int j = 0; j < a[i].Length; j++)
-                    Assert.True(Math.Abs(a[i][j] - b[i][j]) < 0.03, $"prompt {i} logit {j}: f16 {a[i][j]}, f32 {b[i][j]}");
-            Assert.All(f16.Generate(Prompts, 4, []), c => Assert.Equal(4, c.Tokens.Length));
+            Assert.Equal(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, model.ElementType);
+            Assert.Null(model.ConvertedWeightsPath);
         }
+        var (c, d) = (halfTrained.NextTokenLogits(Prompts), singleTrained.NextTokenLogits(Prompts));
+        for (int i = 0; i < Prompts.Length; i++)
+            for (int j = 0; j < c[i].Length; j++)
+                Assert.True(Math.Abs(c[i][j] - d[i][j]) < 1e-5, $"prompt {i} logit {j}: f16 artifact with f32 weights {c[i][j]}, f32 {d[i][j]}");
+        Assert.All(half.Generate(Prompts, 4, []), t => Assert.Equal(4, t.Tokens.Length));
+        Assert.Equal(singleTrained.Generate(Prompts, 4, []).Select(t => t.Tokens), halfTrained.Generate(Prompts, 4, []).Select(t => t.Tokens));
+    }
+
+    [Fact]
+    public void The_f16_cast_attack_undoes_an_update_smaller_than_half_an_f16_step()
+    {
+        // A model whose weights are f16 values, and an "unlearned" one that moved every weight by a quarter of its f16
+        // step (a tiny learning rate's update, as RWKU's full fine-tuning at 6e-8 ... 4e-7 moves a weight by about a step).
+        var start = tiny.File("cast-start.safetensors");
+        AlignThenUnlearn.Evaluation.Attacks.PrecisionCast.Write(tiny.Config, tiny.Model.PathOf(ArtifactExporter.WeightsFile), AlignThenUnlearn.Evaluation.Attacks.PrecisionCast.F16, start);
+        var trained = tiny.File("cast-trained.safetensors");
+        using (var checkpoint = SafetensorsCheckpoint.Open(start))
+            ArtifactExporter.WriteWeights(checkpoint, DecoderBuilder.Parameters(tiny.Config), trained, global::Onnx.TensorProto.Types.DataType.Float, transform: values =>
+            {
+                for (int i = 0; i < values.Length; i++)
+                    values[i] += 0.25f * ((float)Half.BitIncrement((Half)values[i]) - values[i]);
+            });
+        var cast = tiny.File("cast-f16.safetensors");
+        AlignThenUnlearn.Evaluation.Attacks.PrecisionCast.Write(tiny.Config, trained, AlignThenUnlearn.Evaluation.Attacks.PrecisionCast.F16, cast);
+        Assert.Equal(File.ReadAllBytes(start), File.ReadAllBytes(cast));   // every weight back where it started
+
+        using var before = GreedyGenerator.Open(tiny.Model, Cpu, start);
+        using var unlearned = GreedyGenerator.Open(tiny.Model, Cpu, trained);
+        using var attacked = GreedyGenerator.Open(tiny.Model, Cpu, cast);
+        Assert.NotEqual(before.NextTokenLogits(Prompts)[0], unlearned.NextTokenLogits(Prompts)[0]);   // scored in f32, the update counts
+        Assert.Equal(before.NextTokenLogits(Prompts), attacked.NextTokenLogits(Prompts));             // cast to f16, it is gone
+
+        // bf16 rounds to nearest, ties to even (7 stored mantissa bits: a step of 2^-7 at 1).
+        float[] values = [1 + 1f / 256, 1 + 3f / 256, 1 + 1f / 128 + 1f / 512];
+        AlignThenUnlearn.Evaluation.Attacks.PrecisionCast.RoundToBFloat16(values);
+        Assert.Equal([1f, 1 + 1f / 64, 1 + 1f / 128], values);
+        Assert.Throws<ArgumentException>(() => AlignThenUnlearn.Evaluation.Attacks.PrecisionCast.Label("fp8"));
     }
 }

@@ -40,6 +40,23 @@ public class LearningRateScheduleTests
     }
 
     [Fact]
+    public void Hugging_face_stepping_gives_the_first_step_lr_lambda_of_0()
+    {
+        // transformers' get_cosine_schedule_with_warmup(warmup 2, total 6), stepped after each optimizer step: step s runs at
+        // lr_lambda(s - 1) = (s - 1) / 2 in the warm-up, then 0.5 (1 + cos(pi (s - 1 - 2) / 4)).
+        var schedule = new HuggingFaceStepping(new WarmupCosineSchedule(2, 6, floorFactor: 0));
+        double halfRoot2 = Math.Sqrt(2) / 2;
+        double[] expected = [0, 0.5, 1, 0.5 * (1 + halfRoot2), 0.5, 0.5 * (1 - halfRoot2)];
+        var actual = Enumerable.Range(1, 6).Select(s => schedule.Factor(s)).ToArray();
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 1e-12);
+        // A 6-step run inside RWKU's 20-step warm-up: stepped from 1 the factors sum to 21/20, Hugging Face's to 15/20 (1.4x less).
+        double Sum(LearningRateSchedule s) => Enumerable.Range(1, 6).Sum(step => s.Factor(step));
+        Assert.Equal(21.0 / 20, Sum(new WarmupSchedule(20)), 1e-12);
+        Assert.Equal(15.0 / 20, Sum(new HuggingFaceStepping(new WarmupSchedule(20))), 1e-12);
+        Assert.Equal(0, new HuggingFaceStepping(new WarmupSchedule(20)).Factor(1));
+    }
+
+    [Fact]
     public void Impossible_schedules_are_refused()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new WarmupSchedule(-1));

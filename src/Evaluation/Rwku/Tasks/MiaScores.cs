@@ -22,12 +22,13 @@ public sealed record MiaScores(double Loss, double Zlib, IReadOnlyList<double> M
         return new MiaScores(-ll, zlib, [.. Ratios.Select(k => LowestMean(logProbs, k))], [.. Ratios.Select(k => LowestMean(plusPlus, k))]);
     }
 
-    /// <summary>The mean of the lowest <c>int(len * k)</c> values (numpy's mean of an empty slice is NaN, as RWKU gets
-    /// for a short text and a small k).</summary>
+    /// <summary>The mean of the lowest <c>int(len * k)</c> values in numpy's sort order, NaN last (a token whose
+    /// distribution has zero variance makes a NaN Min-K%++ value, which .NET's <c>Order()</c> would put first); numpy's mean
+    /// of an empty slice is NaN, as RWKU gets for a short text and a small k.</summary>
     public static double LowestMean(IReadOnlyList<double> values, double k)
     {
         int count = (int)(values.Count * k);
         if (count == 0) return double.NaN;
-        return values.Order().Take(count).Average();
+        return values.OrderBy(v => double.IsNaN(v)).ThenBy(v => v).Take(count).Average();
     }
 }

@@ -2,15 +2,19 @@ using System.Text.RegularExpressions;
 
 namespace AlignThenUnlearn.Evaluation;
 
-/// <summary>Words as NLTK's <c>word_tokenize</c> splits them (what RWKU's fluency score counts n-grams of): the text is
-/// split into sentences, then each sentence by the rules of NLTK's <c>NLTKWordTokenizer</c> (the improved Penn
-/// Treebank tokenizer): quotes, punctuation, brackets, dashes and clitics become tokens of their own; a period is
-/// split off only at the end of a sentence ("3.88" and "U.S." stay whole).
+/// <summary>Words as NLTK 3.8.1's <c>word_tokenize</c> splits them (the version RWKU's requirements pin; what its fluency
+/// score counts n-grams of): the text is split into sentences, then each sentence by the rules of 3.8.1's
+/// <c>NLTKWordTokenizer</c> (the improved Penn Treebank tokenizer): quotes, punctuation, brackets, double dashes and
+/// clitics become tokens of their own; a period is split off only at the end of a sentence ("3.88" and "U.S." stay
+/// whole). Later NLTK versions changed three rules (the opening single quote, whitespace collapsed before the clitic
+/// rules, en/em dashes split off); 3.8.1's are kept. <c>\w</c>, <c>\s</c>, <c>\d</c> and <c>\b</c> are Python's
+/// (<see cref="PythonRegex"/>).
 ///
 /// The sentence split stands in for NLTK's trained Punkt model: a sentence ends after '.', '?' or '!' (and any closing
 /// quotes or brackets) followed by whitespace, except after a few common abbreviations (<see cref="Abbreviations"/>),
-/// single-letter initials and ellipses. Punkt decides the rarer cases from statistics (e.g. an abbreviation that ends a
-/// sentence), which this does not reproduce.</summary>
+/// single-letter initials and ellipses; closing quotes and brackets that follow the break (<c>left. " He</c>) go with
+/// the sentence before, as Punkt's boundary realignment moves them. Punkt decides the rarer cases from statistics
+/// (e.g. an abbreviation that ends a sentence), which this does not reproduce.</summary>
 public static partial class NltkWordTokenizer
 {
     /// <summary>Abbreviations (lower case, without the final period) after which Punkt's English model does not end a sentence.</summary>
@@ -23,21 +27,27 @@ public static partial class NltkWordTokenizer
 
     public static IReadOnlyList<string> Tokenize(string text) => [.. Sentences(text).SelectMany(TokenizeSentence)];
 
-    [GeneratedRegex(@"\S+")]
-    private static partial Regex Word();
+    static readonly Regex Word = new($"{PythonRegex.NotSpace}+");
+
+    /// <summary>Punkt's <c>re_boundary_realignment</c>, anchored where the next sentence starts.</summary>
+    static readonly Regex BoundaryRealignment = new($@"\G[""')\]}}]+?(?:{PythonRegex.Space}+|(?=--)|$)", RegexOptions.Multiline);
 
     /// <summary>The sentences of <paramref name="text"/> (see the class summary for the rule).</summary>
     public static IReadOnlyList<string> Sentences(string text)
     {
         var sentences = new List<string>();
         int start = 0;
-        foreach (Match word in Word().Matches(text))
+        foreach (Match word in Word.Matches(text))
         {
-            if (!EndsSentence(word.Value)) continue;
+            if (word.Index < start || !EndsSentence(word.Value)) continue;
             int end = word.Index + word.Length;
             if (end >= text.Length) break;
+            int next = end;
+            while (next < text.Length && PythonText.IsSpace(text[next])) next++;
+            if (BoundaryRealignment.Match(text, next) is { Success: true } moved)
+                (end, next) = (next + moved.Value.TrimEnd().Length, next + moved.Length);
             sentences.Add(PythonText.Strip(text[start..end]));
-            start = end;
+            start = next;
         }
         var last = PythonText.Strip(text[start..]);
         if (last.Length > 0) sentences.Add(last);
@@ -57,25 +67,25 @@ public static partial class NltkWordTokenizer
         return !Abbreviations.Contains(stem);
     }
 
-    // The rules in NLTKWordTokenizer's order; each is a pattern and its replacement ($1 etc. as in Python's \1).
+    // The rules in NLTK 3.8.1's NLTKWordTokenizer order; each is a pattern and its replacement ($1 etc. as in Python's \1).
     static readonly (Regex Pattern, string Replacement)[] StartingQuotes =
     [
         (new(@"([«“‘„]|[`]+)"), " $1 "),
         (new("^\""), "``"),
         (new("(``)"), " $1 "),
         (new("([ \\(\\[{<])(\"|'{2})"), "$1 `` "),
-        (new(@"(?i)(?<!\w)(')(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w)"), "$1 "),
+        // 3.8.1: a quote before a one-character word ('a -> ' a); later versions split a quote before any word.
+        (new($@"(?i)(')(?!re|ve|ll|m|t|s|d|n)({PythonRegex.Word}){PythonRegex.Boundary}"), "$1 $2"),
     ];
 
     static readonly (Regex Pattern, string Replacement)[] Punctuation =
     [
-        (new("([^\\.])(\\.)([\\]\\)}>\"'»”’ ]*)\\s*$"), "$1 $2 $3 "),
-        (new(@"([:,])([^\d])"), " $1 $2"),
+        (new($"([^\\.])(\\.)([\\]\\)}}>\"'»”’ ]*){PythonRegex.Space}*$"), "$1 $2 $3 "),
+        (new($@"([:,])(?!{PythonRegex.Digit})([^\d])"), " $1 $2"),
         (new("([:,])$"), " $1 "),
         (new(@"\.{2,}"), " $0 "),
         (new("[;@#$%&]"), " $0 "),
-        (new("[\u2012-\u2015]"), " $0 "), // figure dash, en and em dashes, horizontal bar
-        (new("([^\\.])(\\.)([\\]\\)}>\"']*)\\s*$"), "$1 $2$3 "), // the final period
+        (new($"([^\\.])(\\.)([\\]\\)}}>\"']*){PythonRegex.Space}*$"), "$1 $2$3 "), // the final period
         (new("[?!]"), " $0 "),
         (new("([^'])' "), "$1 ' "),
         (new("[*]"), " $0 "),
@@ -89,7 +99,6 @@ public static partial class NltkWordTokenizer
         (new("([»”’])"), " $1 "),
         (new("''"), " '' "),
         (new("\""), " '' "),
-        (new(@"\s+"), " "),
         (new("([^' ])('[sS]|'[mM]|'[dD]|') "), "$1 $2 "),
         (new("([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "), "$1 $2 "),
     ];
@@ -97,9 +106,10 @@ public static partial class NltkWordTokenizer
     /// <summary>Robert MacIntyre's contractions, split in two ("cannot" -> "can not", "gonna" -> "gon na").</summary>
     static readonly Regex[] Contractions =
     [
-        new(@"(?i)\b(can)(not)\b"), new(@"(?i)\b(d)('ye)\b"), new(@"(?i)\b(gim)(me)\b"), new(@"(?i)\b(gon)(na)\b"),
-        new(@"(?i)\b(got)(ta)\b"), new(@"(?i)\b(lem)(me)\b"), new(@"(?i)\b(more)('n)\b"), new(@"(?i)\b(wan)(na)(?=\s)"),
-        new(@"(?i) ('t)(is)\b"), new(@"(?i) ('t)(was)\b"),
+        .. new[] { "(can)(not)", "(d)('ye)", "(gim)(me)", "(gon)(na)", "(got)(ta)", "(lem)(me)", "(more)('n)" }
+            .Select(pair => new Regex($"(?i){PythonRegex.Boundary}{pair}{PythonRegex.Boundary}")),
+        new($"(?i){PythonRegex.Boundary}(wan)(na)(?={PythonRegex.Space})"),
+        new($"(?i) ('t)(is){PythonRegex.Boundary}"), new($"(?i) ('t)(was){PythonRegex.Boundary}"),
     ];
 
     /// <summary>One sentence's tokens by NLTKWordTokenizer's rules.</summary>

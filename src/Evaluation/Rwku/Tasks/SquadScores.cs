@@ -4,23 +4,24 @@ using System.Text.RegularExpressions;
 namespace AlignThenUnlearn.Evaluation;
 
 /// <summary>Exact match and token F1 after SQuAD's answer normalisation, as RWKU's <c>eval_triviaqa.py</c> and
-/// <c>eval_bbh.py</c> compute them (their <c>Metric</c>, <c>EM</c> and <c>F1</c> classes): lower-case, drop ASCII
-/// punctuation (Python's <c>string.punctuation</c>), replace the words a/an/the by a space, collapse whitespace. A
+/// <c>eval_bbh.py</c> compute them (their <c>Metric</c>, <c>EM</c> and <c>F1</c> classes): lower-case (Python's
+/// <c>str.lower</c>, <see cref="PythonText.Lower"/>), drop ASCII
+/// punctuation (Python's <c>string.punctuation</c>), replace the words a/an/the by a space (between Python's <c>\b</c>
+/// boundaries, <see cref="PythonRegex"/>), collapse whitespace. A
 /// prediction's score is the maximum over its references.</summary>
-public static partial class SquadScores
+public static class SquadScores
 {
     /// <summary>Python's <c>string.punctuation</c>.</summary>
     const string Punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
-    [GeneratedRegex(@"\b(a|an|the)\b")]
-    private static partial Regex Articles();
+    static readonly Regex Articles = new($"{PythonRegex.Boundary}(a|an|the){PythonRegex.Boundary}");
 
     public static string Normalize(string text)
     {
         var kept = new StringBuilder(text.Length);
-        foreach (var c in text.ToLowerInvariant())
+        foreach (var c in PythonText.Lower(text))
             if (!Punctuation.Contains(c)) kept.Append(c);
-        return string.Join(' ', PythonText.SplitOnWhitespace(Articles().Replace(kept.ToString(), " ")));
+        return string.Join(' ', PythonText.SplitOnWhitespace(Articles.Replace(kept.ToString(), " ")));
     }
 
     /// <summary>The normalised words; none for the empty string.</summary>
