@@ -24,8 +24,8 @@ public static class ChildProcess
     static extern int getppid();
 
     [DllImport("libc", SetLastError = true)]
-    static extern int execvp([MarshalAs(UnmanagedType.LPUTF8Str)] string file,
-        [MarshalAs(UnmanagedType.LPArray, ArraySubType = UnmanagedType.LPUTF8Str)] string?[] argv);
+    static extern int execvp([MarshalAs(UnmanagedType.LPStr)] string file,
+        [MarshalAs(UnmanagedType.LPArray, ArraySubType = UnmanagedType.LPStr)] string?[] argv);   // LPStr is UTF-8 on Unix
 
     /// <summary>The program line that runs <paramref name="command"/> as a child that dies with this process;
     /// <paramref name="atu"/> is this atu's own program line (e.g. ["dotnet", "atu.dll"]).</summary>
