@@ -126,11 +126,11 @@ public sealed partial class RwkuDataset
         }
         // The combined files hold every target; they are parsed once and shared by all targets.
         if (!_combinedRows.TryGetValue(path, out var cached)) _combinedRows[path] = cached = read(path);
-        return RequireRows([.. ((List<T>)cached).Where(row => string.Equals(subjectOf(row), target.Name, StringComparison.Ordinal))], path, target);
+        return [.. ((List<T>)cached).Where(row => string.Equals(subjectOf(row), target.Name, StringComparison.Ordinal))];
     }
 
-    /// <summary>A file a task reads must hold rows of the target: with none, the task's column would silently show "-"
-    /// (or a mean over nothing) as if it had been measured.</summary>
+    /// <summary>A target's own file must hold rows: with none, the task's column would silently show "-" (or a mean over
+    /// nothing) as if it had been measured. (A combined file may lack a target; that is how RWKU's All/ files are made.)</summary>
     static List<T> RequireRows<T>(List<T> rows, string path, RwkuTarget target) => rows.Count > 0 ? rows
         : throw new DatasetFormatException(path, null, null, $"holds no rows for target {target.Number} ({target.Name}); a task needs at least one row to be measured");
 
