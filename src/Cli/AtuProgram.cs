@@ -11,10 +11,13 @@ public static class AtuProgram
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        bool debug = args.Contains("--debug");
-        args = [.. args.Where(a => a != "--debug")];
+        // A sweep cell's command, started so that it dies with its runner: its arguments are the command's, not atu's.
+        bool child = args.Length > 0 && args[0] == Sweeps.ChildProcess.Verb;
+        bool debug = !child && args.Contains("--debug");
+        if (!child) args = [.. args.Where(a => a != "--debug")];
         try
         {
+            if (child) return Sweeps.ChildProcess.Exec(args[1..]);
             using var parser = new Parser(settings => settings.HelpWriter = null);
             var result = parser.ParseArguments(args, Verbs.Types);
             return result.MapResult(Verbs.Dispatch, errors =>

@@ -42,13 +42,22 @@ public sealed class CorpusOptions : ModelRunOptions
 
 public static class CorpusCommand
 {
+    /// <summary>The most texts per target: RWKU's corpora have about 10; far more is a typo that would run for days.</summary>
+    public const int MaxSamples = 100_000;
+
     public static int Run(CorpusOptions o)
     {
-        if (o.Samples < 1) throw new ArgumentException($"--samples {o.Samples}: expected 1 or more");
+        NumericOptions.Require("--samples", o.Samples, 1, MaxSamples, $"1 to {MaxSamples} texts per target");
+        NumericOptions.RequireSampling(o.Temperature, o.TopP);
         if (o.MaxNewTokens < 1) throw new ArgumentException($"--max-new-tokens {o.MaxNewTokens}: expected 1 or more");
-        if (Path.GetFileName(o.File) != o.File || !o.File.EndsWith(".json", StringComparison.Ordinal) || o.File == RwkuDataset.PassageFile)
-            throw new ArgumentException($"--file '{o.File}': expected a .json file name other than {RwkuDataset.PassageFile}, such as positive_mymodel.json");
+        if (Path.GetFileName(o.File) != o.File || !o.File.EndsWith(".json", StringComparison.Ordinal))
+            throw new ArgumentException($"--file '{o.File}': expected a .json file name, such as positive_mymodel.json");
+        if (RwkuDataset.IsDatasetFile(o.File))
+            throw new ArgumentException($"--file '{o.File}': that is a file of RWKU's dataset (an input, never an output, also with --force); name the new corpus otherwise, such as positive_mymodel.json");
         var artifact = ArtifactModel.Open(o.Artifacts);
+        // The prompt takes at least one token of the context too.
+        NumericOptions.Require("--max-new-tokens", o.MaxNewTokens, 1, artifact.Manifest.MaxSequenceLength - 1,
+            $"1 to {artifact.Manifest.MaxSequenceLength - 1} (the model's context is {artifact.Manifest.MaxSequenceLength} tokens)");
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var dataset = RwkuDataset.Open(o.Rwku);
         var targets = dataset.Select(o.Targets);

@@ -1,4 +1,9 @@
 using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Models.Quantization;
+using AlignThenUnlearn.Runtime;
+using AlignThenUnlearn.Unlearning;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using CommandLine;
 using Spectre.Console;
 
@@ -34,7 +39,7 @@ public sealed class ShipOptionsCli
     [Option("quantize", HelpText = "int4: the ONNX model's decoder-layer projections as 4-bit MatMulNBits (ONNX Runtime's contrib op; embeddings, norms and lm_head stay in --dtype).")]
     public string? Quantize { get; set; }
 
-    [Option("block-size", Default = 32, HelpText = "--quantize int4: values per block along the input dimension (a power of two, 16 or more; GenAI's builder uses 32).")]
+    [Option("block-size", Default = 32, HelpText = "--quantize int4: values per block along the input dimension: 16, 32, 64, 128 or 256 (what ONNX Runtime's MatMulNBits kernels run; GenAI's builder uses 32).")]
     public int BlockSize { get; set; } = 32;
 
     [Option("symmetric", HelpText = "--quantize int4: symmetric blocks (absmax / 7, zero point 8) instead of asymmetric ones (min/max, a zero point per block).")]
@@ -47,7 +52,13 @@ public static class ShipCommand
     {
         OutputPaths.RequireApart(("--out", o.Out), ("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--card-json", o.CardJson));
         var card = o.CardJson is null ? new ModelCardFacts() : ModelCardFacts.Load(o.CardJson);
-        if (o.Target is not null) card = card with { Target = o.Target };
+        // Facts --card-json leaves out come from the records of the run that wrote the weights, where there is one.
+        var recorded = RunRecords.Of(o.Weights);
+        card = card with
+        {
+            Target = o.Target ?? card.Target ?? recorded?.Target,
+            Method = card.Method ?? recorded?.Method,
+        };
         var options = new ShipOptions
         {
             Format = o.Format switch
@@ -63,11 +74,14 @@ public static class ShipCommand
             Int4BlockSize = o.Quantize switch
             {
                 null => null,
-                "int4" => o.BlockSize,
+                "int4" => MatMulNBitsWeights.BlockSizes.Contains(o.BlockSize) ? o.BlockSize
+                    : throw new ArgumentException($"--block-size {o.BlockSize}: expected a power of two from 16 to 256 ({MatMulNBitsWeights.BlockSizesText}), the block sizes ONNX Runtime's MatMulNBits kernels run"),
                 _ => throw new ArgumentException($"--quantize {o.Quantize}: expected int4"),
             },
             Int4Symmetric = o.Symmetric,
         };
+        // ONNX Runtime loads the model once before the folder is declared done: what ships is what it can run.
+        if (options.Format != ShipFormat.Safetensors) options = options with { LoadCheck = ShippedModel.CheckLoads };
         if (options.Int4BlockSize is not null && options.Format == ShipFormat.Safetensors)
             throw new ArgumentException("--quantize int4 quantises the ONNX model; add --format onnx or both");
         var result = ModelShipper.Ship(o.Artifacts, o.Weights, o.Out, options);
@@ -80,5 +94,37 @@ public static class ShipCommand
         var formats = string.Join(", ", new[] { result.OnnxDtype is { } x ? $"onnx {x.ToString().ToLowerInvariant()}{(options.Int4BlockSize is int b ? $" + int4 projections (block {b})" : "")}" : null, result.SafetensorsDtype is { } s ? $"safetensors {s.ToString().ToLowerInvariant()}" : null }.OfType<string>());
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {o.Out}: {formats}, model card {ModelCard.FileName}");
         return 0;
+    }
+}
+
+/// <summary>What a run folder (`atu run`, `atu unlearn`) records about the weights it wrote: the method (from the preset
+/// in <c>settings.json</c>: a baseline's preset names its method, Align-then-Unlearn's has stages) and the target.</summary>
+internal sealed record RunRecords(string Method, string? Target)
+{
+    const string AlignThenUnlearn = "Align-then-Unlearn";
+
+    /// <summary>The records of the run folder holding <paramref name="weightsPath"/> (the weights file, its folder such as
+    /// final/ or a threshold checkpoint, up to the run folder), or null outside a run folder.</summary>
+    public static RunRecords? Of(string weightsPath)
+    {
+        var full = Path.GetFullPath(weightsPath);
+        var folder = File.Exists(full) ? Path.GetDirectoryName(full) : full;
+        for (int up = 0; up < 3 && folder is not null; up++, folder = Path.GetDirectoryName(folder))
+            if (File.Exists(Path.Combine(folder, AtuRun.SettingsFile)) && File.Exists(Path.Combine(folder, AtuRun.PresetFile)))
+                return Read(Path.Combine(folder, AtuRun.SettingsFile));
+        return null;
+    }
+
+    static RunRecords? Read(string settingsPath)
+    {
+        JsonObject? settings;
+        try { settings = JsonNode.Parse(File.ReadAllText(settingsPath)) as JsonObject; }
+        catch (JsonException e) { throw new InvalidDataException($"'{settingsPath}' (the records of the run that wrote --weights) is not valid JSON: {e.Message}", e); }
+        if (settings?["preset"] is not JsonObject preset) return null;
+        string? Text(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var text) && text.Length > 0 ? text : null;
+        var method = Text(preset["method"]) is string baseline
+            ? baseline + (preset["lora"] is JsonValue lora && lora.TryGetValue<bool>(out var withLora) && withLora ? " with LoRA" : "")
+            : preset.ContainsKey("stages") ? AlignThenUnlearn : null;
+        return method is null ? null : new RunRecords(method, Text(settings["target"]));
     }
 }

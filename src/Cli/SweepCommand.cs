@@ -10,14 +10,17 @@ namespace AlignThenUnlearn.Cli;
 [Verb("sweep", HelpText = "Many runs over targets x methods x presets x layers x seeds: `atu sweep plan --file SWEEP.json --out DIR` writes one cell per combination; `atu sweep run DIR --local [--parallel N]` runs them here; `atu sweep submit DIR --slurm` submits one Slurm job array; `atu sweep status DIR`; `atu sweep report DIR`.")]
 public sealed class SweepOptions
 {
-    [Value(0, MetaName = "command", Required = true, HelpText = "plan, run, submit, status, report, or cell (one cell; what each array task runs).")]
+    [Value(0, MetaName = "command", Required = true, HelpText = "plan, run, submit, status, report, retry (a cell that failed twice: retry DIR CELL, or retry DIR --failed), or cell (one cell; what each array task runs).")]
     public string Command { get; set; } = "";
 
     [Value(1, MetaName = "folder", HelpText = "The sweep folder (plan: or --out).")]
     public string? Folder { get; set; }
 
-    [Value(2, MetaName = "index", HelpText = "cell: the cell's index (an array task's SLURM_ARRAY_TASK_ID).")]
-    public int? Index { get; set; }
+    [Value(2, MetaName = "cell", HelpText = "cell: the cell's index (an array task's SLURM_ARRAY_TASK_ID); retry: the cell's index or name.")]
+    public string? Cell { get; set; }
+
+    [Option("failed", HelpText = "retry: every cell that failed (since its last retry).")]
+    public bool Failed { get; set; }
 
     [Option("file", HelpText = "plan: the sweep file (JSON; paths in it are relative to its folder).")]
     public string? File { get; set; }
@@ -51,7 +54,8 @@ public static class SweepCommand
         "status" => Status(o),
         "report" => Report(o),
         "cell" => Cell(o),
-        _ => throw new ArgumentException($"atu sweep: unknown command '{o.Command}'; the commands are plan, run, submit, status, report, cell"),
+        "retry" => Retry(o),
+        _ => throw new ArgumentException($"atu sweep: unknown command '{o.Command}'; the commands are plan, run, submit, status, report, retry, cell"),
     };
 
     static string Folder(SweepOptions o) => o.Folder ?? throw new ArgumentException($"atu sweep {o.Command}: name the sweep folder (atu sweep {o.Command} DIR)");
@@ -84,7 +88,7 @@ public static class SweepCommand
     {
         if (!o.Local) throw new ArgumentException("atu sweep run: say --local to run the cells on this machine (on Slurm: atu sweep submit DIR --slurm)");
         var folder = Path.GetFullPath(Folder(o));
-        var left = CellRunner.RunLocal(folder, o.Parallel, line => AnsiConsole.MarkupLineInterpolated($"{line}"));
+        var left = CellRunner.RunLocal(folder, o.Parallel, line => AnsiConsole.MarkupLineInterpolated($"{line}"), childOf: ThisAtu());
         if (left == 0) { AnsiConsole.MarkupLine("[green]every cell is done[/]"); return 0; }
         AnsiConsole.MarkupLineInterpolated($"[red]{left} cell(s) not done[/]; see `atu sweep status {folder}`");
         return 1;
@@ -125,7 +129,18 @@ public static class SweepCommand
     static int Cell(SweepOptions o)
     {
         var folder = Path.GetFullPath(Folder(o));
-        var index = o.Index ?? throw new ArgumentException("atu sweep cell: name the cell's index (atu sweep cell DIR INDEX)");
-        return CellRunner.Run(folder, SweepManifest.Read(folder), index, Console.WriteLine);
+        if (o.Cell is null || !int.TryParse(o.Cell, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index))
+            throw new ArgumentException($"atu sweep cell: name the cell's index (atu sweep cell DIR INDEX){(o.Cell is null ? "" : $", not '{o.Cell}'")}");
+        return CellRunner.Run(folder, SweepManifest.Read(folder), index, Console.WriteLine, childOf: ThisAtu());
+    }
+
+    static int Retry(SweepOptions o)
+    {
+        var folder = Path.GetFullPath(Folder(o));
+        if ((o.Cell is null) == !o.Failed)
+            throw new ArgumentException("atu sweep retry: name one cell (atu sweep retry DIR CELL, its index or name) or say --failed (every failed cell)");
+        var marked = CellRetry.Mark(folder, o.Failed ? null : o.Cell);
+        AnsiConsole.MarkupLineInterpolated($"{(marked.Count == 0 ? "no failed cell to retry" : $"[green]marked for a retry[/] (the next run or submit starts them): {string.Join(", ", marked)}")}");
+        return 0;
     }
 }

@@ -1,5 +1,6 @@
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Onnx;
+using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace AlignThenUnlearn.Runtime;
@@ -20,7 +21,8 @@ public interface IModelFolder
 /// <summary>A folder `atu ship` wrote for ONNX Runtime GenAI, found by its <c>genai_config.json</c> and run with plain ONNX
 /// Runtime, so that what is scored is the deployed artefact itself (its graph, its int4 MatMulNBits, its weights in
 /// <c>model.onnx.data</c>). The graph's file and input/output names come from <c>genai_config.json</c>; each is checked
-/// against the graph, and the sizes against <c>config.json</c>, before a session opens.</summary>
+/// against the graph, and the sizes against <c>config.json</c>, before a session opens; first of all every file is checked
+/// against its SHA-256 in <c>shipped.json</c>.</summary>
 public sealed class ShippedModel : IModelFolder
 {
     public string Folder { get; }
@@ -40,6 +42,8 @@ public sealed class ShippedModel : IModelFolder
 
     public static ShippedModel Open(string folder)
     {
+        // Before anything is read: a file changed since `atu ship` wrote it is not what was shipped.
+        ShippedManifest.VerifyFolder(folder);
         var decoder = GenAiConfig.Read(folder);
         var configPath = Path.Combine(folder, HfConfig.FileName);
         if (!File.Exists(configPath)) throw new FileNotFoundException($"shipped folder '{folder}' has no {HfConfig.FileName} (the model's configuration `atu ship` copies)", configPath);
@@ -69,6 +73,23 @@ public sealed class ShippedModel : IModelFolder
         if (pastNames.Select(n => inputs[n]).Concat(presentNames.Select(n => outputs[n])).FirstOrDefault(v => (TensorElementType)v.Type.TensorType.ElemType != elementType) is { } other)
             throw new ModelFormatException($"'{decoder.ModelPath}': cache tensor '{other.Name}' is {(TensorElementType)other.Type.TensorType.ElemType}, the logits {elementType}; the cache must match them");
         return new ShippedModel(folder, config, ArtifactModel.TokenizerIn(folder), decoder, elementType, inputs.ContainsKey(io.PositionIds));
+    }
+
+    /// <summary>Opens the folder's decoder once in an ONNX Runtime session on the CPU and closes it: what `atu ship` does
+    /// before it declares a folder done (a graph ONNX Runtime refuses, e.g. MatMulNBits with a block size its kernels do
+    /// not run, must not ship). The graph is loaded as written, without graph optimisations, which only cost time here.</summary>
+    public static void CheckLoads(string folder)
+    {
+        var decoder = GenAiConfig.Read(folder);
+        try
+        {
+            using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
+            using var session = new InferenceSession(decoder.ModelPath, options);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new ModelFormatException($"ONNX Runtime cannot load the shipped model '{decoder.ModelPath}': {e.Message}", e);
+        }
     }
 
     public InferenceModel OpenInference(ExecutionDevice device, string? weightsPath = null, Action<string>? notice = null) =>

@@ -55,6 +55,9 @@ public sealed record SweepFile
     public SlurmResources Slurm { get; init; } = new();
     public KubernetesSettings? Kubernetes { get; init; }
 
+    /// <summary>The devices `atu run --device` takes.</summary>
+    public static readonly IReadOnlyList<string> Devices = ["cpu", "cuda", "auto"];
+
     /// <summary>The tasks `atu run` evaluates after unlearning: the forget and neighbour probes and MMLU.</summary>
     public static readonly IReadOnlyList<string> EvalTasks = ["forget", "neighbor", "mmlu"];
 
@@ -90,7 +93,10 @@ public sealed record SweepFile
         var unknown = Eval.Except(EvalTasks).ToList();
         Require(unknown.Count == 0, "eval", $"names unknown task(s) {string.Join(", ", unknown)}; the tasks are {string.Join(", ", EvalTasks)}");
         Require(EvalTasks.All(Eval.Contains), "eval", $"must list {string.Join(", ", EvalTasks)}: `atu run` scores all of them and has no option to leave one out yet");
-        Require(Threads >= 0, "threads", "must be 0 (ONNX Runtime's default) or more");
+        Require(Devices.Contains(Device), "device", $"is \"{Device}\"; expected one of {string.Join(", ", Devices)}");
+        int maxThreads = Math.Max(Environment.ProcessorCount, Slurm.Cpus);
+        Require(Threads >= 0 && Threads <= maxThreads, "threads",
+            $"is {Threads}; expected 0 (ONNX Runtime's default) to {maxThreads} (the logical processors here, or slurm.cpus when larger: more threads than processors only cost memory)");
         Require(Slurm.Throttle >= 1, "slurm.throttle", "must be 1 or more");
         Require(Slurm.Gpus >= 0 && Slurm.Cpus >= 1, "slurm", "gpus must be >= 0 and cpus >= 1");
         Require(Slurm.Memory is null || MemoryMegabytes(Slurm.Memory) is not null, "slurm.memory", "must be a number with an optional unit K, M, G or T (Slurm's --mem), e.g. \"32G\"");

@@ -162,6 +162,7 @@ public static partial class SweepPlanner
         }
         var cells = Cells(sweep, baseFolder, sweepFolder, PresetFile);
         CheckTargets(sweep, baseFolder);
+        CheckLayers(sweep, baseFolder);
         var manifest = new SweepManifest { Name = sweep.Name, Atu = atu, Sweep = sweep, Cells = [.. cells] };
         var json = manifest.ToJson();
         var manifestPath = Path.Combine(sweepFolder, SweepManifest.FileName);
@@ -203,6 +204,18 @@ public static partial class SweepPlanner
         var missing = sweep.TargetNumbers().Where(n => dataset.Targets.All(t => t.Number != n)).ToList();
         if (missing.Count > 0)
             throw new InvalidDataException($"sweep file: target(s) {string.Join(", ", missing)} are not in the RWKU folder '{rwku}' (it has {dataset.Targets.Count} targets)");
+    }
+
+    /// <summary>Where the artifact folder is here, every swept layer must be a hidden-state index of its model (0, the
+    /// embeddings, to num_hidden_layers): a cell with another fails only when it runs, maybe hours later on a cluster.</summary>
+    static void CheckLayers(SweepFile sweep, string baseFolder)
+    {
+        var configPath = Path.Combine(Path.GetFullPath(sweep.Artifacts, baseFolder), HfConfig.FileName);
+        if (sweep.Layers.Length == 0 || !File.Exists(configPath)) return;
+        int layers = HfConfig.Load(configPath).NumHiddenLayers;
+        var beyond = sweep.Layers.Where(l => l > layers).ToList();
+        if (beyond.Count > 0)
+            throw new InvalidDataException($"sweep file: layer(s) {string.Join(", ", beyond)} are beyond the model of '{configPath}' ({layers} layers: hidden-state indexes 0-{layers})");
     }
 
     /// <summary>A command line as one shell line (for logs and scripts).</summary>

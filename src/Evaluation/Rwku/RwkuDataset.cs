@@ -122,12 +122,17 @@ public sealed partial class RwkuDataset
                 if (!string.Equals(subjectOf(rows[i]), target.Name, StringComparison.Ordinal))
                     throw new DatasetFormatException(path, i, "subject",
                         $"is \"{subjectOf(rows[i])}\" but the folder '{Path.GetFileName(target.Folder)}' is target \"{target.Name}\"");
-            return rows;
+            return RequireRows(rows, path, target);
         }
         // The combined files hold every target; they are parsed once and shared by all targets.
         if (!_combinedRows.TryGetValue(path, out var cached)) _combinedRows[path] = cached = read(path);
         return [.. ((List<T>)cached).Where(row => string.Equals(subjectOf(row), target.Name, StringComparison.Ordinal))];
     }
+
+    /// <summary>A target's own file must hold rows: with none, the task's column would silently show "-" (or a mean over
+    /// nothing) as if it had been measured. (A combined file may lack a target; that is how RWKU's All/ files are made.)</summary>
+    static List<T> RequireRows<T>(List<T> rows, string path, RwkuTarget target) => rows.Count > 0 ? rows
+        : throw new DatasetFormatException(path, null, null, $"holds no rows for target {target.Number} ({target.Name}); a task needs at least one row to be measured");
 
     string DescribeNumbers()
     {

@@ -63,33 +63,48 @@ public sealed record ArtifactManifest
         return manifest;
     }
 
+    /// <summary>What a folder with a list of file hashes is called in errors, the list's file, its writer and the remedy.</summary>
+    public sealed record FolderKind(string Name, string ListFile, string Writer, string Remedy);
+
+    static readonly FolderKind Artifact = new("artifact folder", FileName, "`atu export`", "export the artifact again");
+
     /// <summary>Checks that every listed file exists with its recorded size and SHA-256; a file's hash is computed once
     /// and again only when its size or modification time changed (<see cref="VerifiedFiles"/>), so opening an artifact
     /// stays cheap and a file edited in place is still noticed.</summary>
-    public void Verify(string folder)
-    {
-        Verify(folder, hashes: false);
-        foreach (var f in Files)
-        {
-            var path = System.IO.Path.Combine(folder, f.Path);
-            if (VerifiedFiles.IsVerified(path, f.Sha256)) continue;
-            if (Describe(folder, f.Path).Sha256 != f.Sha256)
-                throw new InvalidDataException($"artifact folder '{folder}': '{f.Path}' does not match its SHA-256 in {FileName} (changed since `atu export` wrote it); export the artifact again");
-            VerifiedFiles.Remember(path, f.Sha256);
-        }
-    }
+    public void Verify(string folder) => VerifyFiles(folder, Files, Artifact);
 
     /// <summary>Checks that every listed file exists with its recorded size (and hash, when asked).</summary>
     public void Verify(string folder, bool hashes)
     {
-        foreach (var f in Files)
+        RequireSizes(folder, Files, Artifact);
+        if (hashes)
+            foreach (var f in Files.Where(f => Describe(folder, f.Path).Sha256 != f.Sha256))
+                throw new InvalidDataException($"artifact folder '{folder}': '{f.Path}' does not match its SHA-256 in {FileName}");
+    }
+
+    /// <summary><see cref="Verify(string)"/> for any folder that lists its files' sizes and hashes (artifact and shipped folders).</summary>
+    public static void VerifyFiles(string folder, IReadOnlyList<ArtifactFile> files, FolderKind kind)
+    {
+        RequireSizes(folder, files, kind);
+        foreach (var f in files)
         {
             var path = System.IO.Path.Combine(folder, f.Path);
-            if (!File.Exists(path)) throw new InvalidDataException($"artifact folder '{folder}': '{f.Path}' listed in {FileName} is missing");
+            if (VerifiedFiles.IsVerified(path, f.Sha256)) continue;
+            if (Describe(folder, f.Path).Sha256 != f.Sha256)
+                throw new InvalidDataException($"{kind.Name} '{folder}': '{f.Path}' does not match its SHA-256 in {kind.ListFile} (changed since {kind.Writer} wrote it); {kind.Remedy}");
+            VerifiedFiles.Remember(path, f.Sha256);
+        }
+    }
+
+    static void RequireSizes(string folder, IReadOnlyList<ArtifactFile> files, FolderKind kind)
+    {
+        foreach (var f in files)
+        {
+            var path = System.IO.Path.Combine(folder, f.Path);
+            if (!File.Exists(path)) throw new InvalidDataException($"{kind.Name} '{folder}': '{f.Path}' listed in {kind.ListFile} is missing");
             var size = new FileInfo(path).Length;
-            if (size != f.Bytes) throw new InvalidDataException($"artifact folder '{folder}': '{f.Path}' has {size} bytes, {FileName} records {f.Bytes}");
-            if (hashes && Describe(folder, f.Path).Sha256 != f.Sha256)
-                throw new InvalidDataException($"artifact folder '{folder}': '{f.Path}' does not match its SHA-256 in {FileName}");
+            if (size != f.Bytes) throw new InvalidDataException($"{kind.Name} '{folder}': '{f.Path}' has {size} bytes, {kind.ListFile} records {f.Bytes}");
         }
     }
 }
+

@@ -20,7 +20,8 @@ namespace AlignThenUnlearn.Models;
 /// flattened to dotted names. Unknown keys are refused, so a misspelt one is not silently dropped.</summary>
 public sealed record ModelCardFacts
 {
-    public const string DefaultMethod = "Align-then-Unlearn";
+    /// <summary>What the card says of a fact no record gives (never a guess that reads as a fact).</summary>
+    public const string Unknown = "unknown";
     static readonly string[] Keys = ["base_model", "target", "method", "hyperparameters", "results"];
 
     public string? BaseModel { get; init; }
@@ -91,7 +92,7 @@ public static class ModelCard
         text.AppendLine();
         text.AppendLine($"# {c.BaseModel}, unlearned: {target}");
         text.AppendLine();
-        text.AppendLine($"This model is **{c.BaseModel}** after unlearning **{target}** with {facts.Method ?? ModelCardFacts.DefaultMethod}: it");
+        text.AppendLine($"This model is **{c.BaseModel}** after unlearning **{target}** with {facts.Method ?? ModelCardFacts.Unknown}: it");
         text.AppendLine("should no longer reproduce knowledge of the target while keeping its other abilities. It was shipped by `atu ship`.");
         text.AppendLine();
 
@@ -111,7 +112,7 @@ public static class ModelCard
         text.AppendLine("| property | value |");
         text.AppendLine("| --- | --- |");
         Row(text, "target", target);
-        Row(text, "method", facts.Method ?? ModelCardFacts.DefaultMethod);
+        Row(text, "method", facts.Method ?? ModelCardFacts.Unknown);
         text.AppendLine();
         if (facts.Hyperparameters is { Count: > 0 } hyperparameters)
         {

@@ -28,6 +28,9 @@ public sealed record ShipOptions
     public int? Int4BlockSize { get; init; }
     /// <summary>Int4: symmetric blocks (zero point 8) instead of asymmetric ones (min/max with a zero point per block).</summary>
     public bool Int4Symmetric { get; init; }
+    /// <summary>Run on the finished staging folder before it is moved into place (`atu ship`: ONNX Runtime loads the
+    /// model once); when it throws, nothing is shipped and the staging folder is removed.</summary>
+    public Action<string>? LoadCheck { get; init; }
 }
 
 /// <summary>What was shipped: the dtypes per format (null: format not written), every file, the tensors of the
@@ -45,8 +48,8 @@ public sealed record ShipResult(string Folder, SafetensorsDType? OnnxDtype, Safe
 /// and <c>genai_config.json</c> for ONNX Runtime GenAI;</item>
 /// <item>safetensors: Hugging Face's layout (<c>model.safetensors</c>, or <c>model-0000i-of-0000n.safetensors</c> shards
 /// with <c>model.safetensors.index.json</c>), original tensor names, <c>torch_dtype</c> in config.json set to the shipped dtype;</item>
-/// <item>always: <c>config.json</c>, <c>generation_config.json</c>, the artifact's tokenizer files and the model card
-/// <c>README.md</c>.</item>
+/// <item>always: <c>config.json</c>, <c>generation_config.json</c>, the artifact's tokenizer files, the model card
+/// <c>README.md</c> and <c>shipped.json</c> (<see cref="ShippedManifest"/>: every file's SHA-256).</item>
 /// </list>
 /// Every weight is checked before and while it is written (present, right shape, finite, representable in the shipped
 /// dtype); the folder appears complete or not at all, and replaces an existing one only when forced. Weights are
@@ -60,6 +63,7 @@ public static class ModelShipper
     {
         if (!Directory.Exists(artifactsFolder)) throw new DirectoryNotFoundException($"artifact folder '{artifactsFolder}' does not exist (create one with `atu export`)");
         OutputPaths.RequireApart(("--out", outFolder), ("--artifacts", artifactsFolder), ("--weights", weightsPath));
+        if (options.Int4BlockSize is int blockSize) Quantization.MatMulNBitsWeights.Check(blockSize);
         var manifest = ArtifactManifest.Load(artifactsFolder);
         manifest.Verify(artifactsFolder);
         var configPath = Path.Combine(artifactsFolder, HfConfig.FileName);
@@ -111,9 +115,11 @@ public static class ModelShipper
         var files = Directory.EnumerateFiles(staged.Staging, "*", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(staged.Staging, f)).Order(StringComparer.Ordinal)
             .Select(f => ArtifactManifest.Describe(staged.Staging, f)).Select(f => new ShippedFile(f.Path, f.Bytes, f.Sha256)).ToList();
-        var card = new ModelCard.Contents(options.Card, config, options.Card.BaseModel ?? BaseModelName(configPath, manifest),
+        var card = new ModelCard.Contents(options.Card, config, options.Card.BaseModel ?? BaseModelName(configPath),
             onnxDtype is null ? null : OnnxWeightsText(onnxDtype.Value, options), safetensorsDtype?.ToString().ToLowerInvariant(), manifest.MaxSequenceLength, files);
         File.WriteAllText(staged.PathOf(ModelCard.FileName), ModelCard.Render(card));
+        ShippedManifest.Of(staged.Staging).Save(staged.Staging);
+        options.LoadCheck?.Invoke(staged.Staging);
         staged.Commit();
         return new ShipResult(staged.Target, onnxDtype, safetensorsDtype, files, ignored, onnx ? GenAiTokenizerWarnings(artifactsFolder) : []);
     }
@@ -199,12 +205,12 @@ public static class ModelShipper
         File.WriteAllText(path, json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
-    /// <summary>The name the base checkpoint gave itself (<c>_name_or_path</c>), else the folder it was exported from.</summary>
-    static string BaseModelName(string configPath, ArtifactManifest manifest)
+    /// <summary>The name the base checkpoint gave itself (<c>_name_or_path</c>), else "unknown": the name of the folder it
+    /// was exported from (often "hf" or "snapshot") would read as a model's name.</summary>
+    static string BaseModelName(string configPath)
     {
         var json = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject;
-        if (json?["_name_or_path"] is JsonValue name && name.TryGetValue<string>(out var text) && text.Length > 0) return text;
-        return manifest.Source is { Length: > 0 } source ? Path.GetFileName(source.TrimEnd('/', '\\')) : manifest.Family;
+        return json?["_name_or_path"] is JsonValue name && name.TryGetValue<string>(out var text) && text.Length > 0 ? text : ModelCardFacts.Unknown;
     }
 
     /// <summary>Writes every parameter's bytes in <paramref name="dtype"/> (with int4, each projection's MatMulNBits parts

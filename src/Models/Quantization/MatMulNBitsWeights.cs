@@ -34,11 +34,19 @@ public static class MatMulNBitsWeights
                 new ParameterSpec(ZeroPointsName(weight.Name), [n * ((blocks + 1) / 2)], DataType.Uint8));
     }
 
-    /// <summary>MatMulNBits takes power-of-two blocks of 16 or more.</summary>
+    /// <summary>The block sizes ONNX Runtime 1.31 runs: its MatMulNBits schema asks for a power of two of 16 or more,
+    /// and its CPU kernels (MLAS's n-bit GEMM and the blockwise dequantiser they fall back to) are instantiated for 16 to
+    /// 256; a folder with 512 loads in no session.</summary>
+    public static readonly IReadOnlyList<int> BlockSizes = [16, 32, 64, 128, 256];
+
+    public static string BlockSizesText => string.Join(", ", BlockSizes.SkipLast(1)) + " or " + BlockSizes[^1];
+
+    /// <summary>Refuses a block size outside <see cref="BlockSizes"/> (also before a huge one could overflow the stack
+    /// or an int).</summary>
     public static void Check(int blockSize)
     {
-        if (blockSize < 16 || (blockSize & (blockSize - 1)) != 0)
-            throw new ArgumentException($"MatMulNBits block size {blockSize}: expected a power of two, 16 or more");
+        if (!BlockSizes.Contains(blockSize))
+            throw new ArgumentException($"MatMulNBits block size {blockSize}: expected a power of two from 16 to 256 ({BlockSizesText}), the sizes ONNX Runtime's kernels run");
     }
 
     /// <summary>Quantises the rows of <paramref name="rows"/> (row-major, <paramref name="k"/> values each) into their

@@ -180,12 +180,14 @@ public sealed class ShippedEvalTests(TinyChatModel tiny) : IClassFixture<TinyCha
         AssertSameEvaluation(_temp.File("as-shipped"), _temp.File("from-renamed"));
     }
 
-    /// <summary>A copy of a shipped folder, changed by <paramref name="change"/>.</summary>
+    /// <summary>A copy of a shipped folder, changed by <paramref name="change"/>, its shipped.json recorded afresh (as if
+    /// it had been shipped so), so that the checks after the hash check are what is tested.</summary>
     string Broken(string shipped, string name, Action<string> change)
     {
         var folder = Directory.CreateDirectory(_temp.File(name)).FullName;
         foreach (var file in Directory.GetFiles(shipped)) File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
         change(folder);
+        ShippedManifest.Of(folder).Save(folder);
         return folder;
     }
 

@@ -22,6 +22,16 @@ public sealed partial class RwkuDataset
     public IReadOnlyList<MiaText> Mia(RwkuTarget target, MiaSet set) =>
         RowsOf(target, set == MiaSet.Forget ? ForgetMiaFile : RetainMiaFile, path => RwkuJson.ReadMia(path, set), t => t.Subject);
 
+    /// <summary>The files RWKU publishes per target (and in <c>All/</c>): the probes, passages, MMLU, utility and MIA
+    /// files, and the training files of the baselines for Llama-3 and Phi-3. They are inputs: no verb writes them.</summary>
+    public static IReadOnlyList<string> DatasetFiles =>
+    [
+        .. RwkuProbeFile.All.Select(f => f.FileName), PassageFile, MmluFile, BbhFile, TruthfulQaFile, TriviaQaFile, FluencyFile,
+        ForgetMiaFile, RetainMiaFile, .. new[] { PositiveFile, PairFile, RejectFile }.SelectMany(f => new[] { f, f.Replace(".json", "_phi.json") }),
+    ];
+
+    public static bool IsDatasetFile(string fileName) => DatasetFiles.Contains(fileName, StringComparer.OrdinalIgnoreCase);
+
     /// <summary>The files each utility task reads.</summary>
     static readonly (RwkuTasks Task, string[] Files)[] UtilityTaskFiles =
     [
