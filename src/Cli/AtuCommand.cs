@@ -79,7 +79,7 @@ public static class AtuCommand
     public static int Run(UnlearnOptions o)
     {
         if (MethodRegistry.Get(o.Method) is not AlignThenUnlearnMethod) return MethodCommand.Run(o, report: false);
-        if (!File.Exists(Path.Combine(o.Out, AtuRun.PresetFile)))
+        if (!File.Exists(Path.Combine(o.Out, RunHarness.PresetFile)))
             throw new InvalidOperationException($"'{o.Out}' holds no aligned run; start it with `atu align` (or run everything with `atu run`)");
         o.Resume = true;
         return Run(o, alignmentOnly: false, scoreStages: !o.NoEval, report: false);
@@ -104,7 +104,7 @@ public static class AtuCommand
     }
 
     /// <summary>Runs the job with a progress bar: window embeddings (cached), the staged run, and the final report.</summary>
-    public static AtuRunResult Execute(AtuJob job, ExecutionDevice device)
+    public static UnlearningRunResult Execute(AtuJob job, ExecutionDevice device)
     {
         var artifact = ArtifactModel.Open(job.Artifacts);
         var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{job.Artifacts}' has no tokenizer files; the corpora are text");
@@ -132,16 +132,15 @@ public static class AtuCommand
             encoder.Embed([target.Name])[0], target.Name, tokenizer.EosId, EncoderName(artifact),
             string.Join(", ", others.Select(t => $"{t.Number} ({t.Name})")) is { Length: > 0 } names ? names : null);
 
-        AtuRunResult result = null!;
+        UnlearningRunResult result = null!;
         long total = job.Preset.Alignment.Steps + job.Preset.Stages.Sum(s => (long)s.UnlearnSteps + s.RealignSteps);
         WithProgress("Align-then-Unlearn", total, (task, log) =>
         {
-            using var run = new AtuRun(job.Preset, inputs, new AtuRunOptions
+            using var run = new AtuRun(job.Preset, inputs, new UnlearningRunOptions
             {
                 Device = device,
                 Folder = job.Out,
                 Resume = job.Resume,
-                AlignmentOnly = job.AlignmentOnly,
                 Evaluate = job.ScoreStages ? evaluateStage : null,
                 Progress = p =>
                 {
@@ -150,8 +149,7 @@ public static class AtuCommand
                     task.Description = Markup.Escape($"{p.Phase} step {p.Step}/{p.Steps}{tau} loss {p.Loss:0.0000} cos {p.MeanCosine:0.000} {p.StepsPerSecond:0.0} steps/s");
                 },
                 Log = log,
-                HiddenStates = job.HiddenStates ?? new HiddenStateCacheSettings { Folder = job.Cache },
-            });
+            }, new AtuRunOptions { AlignmentOnly = job.AlignmentOnly, HiddenStates = job.HiddenStates ?? new HiddenStateCacheSettings { Folder = job.Cache } });
             result = run.Run();
         });
         if (job.Report && result.Final is not null) WriteReport(job, artifact, device, data, result);
@@ -219,13 +217,13 @@ public static class AtuCommand
         [.. dataset.Draw(preset.AlignmentExtraTargets, preset.Seed, except: target).OrderBy(t => t.Number)];
 
     /// <summary>RWKU with MMLU on the model before, at each named checkpoint and at the end; one table and the plot.</summary>
-    static void WriteReport(AtuJob job, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, AtuRunResult result)
+    static void WriteReport(AtuJob job, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, UnlearningRunResult result)
     {
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, AllWeights = AllWeightsOf(job.Preset) };
         var models = new List<ReportModel> { new("before", job.Weights, null) };
-        models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => new ReportModel($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, AtuRun.ModelFile), "ATU")));
-        models.Add(new("ATU final", Path.Combine(result.Final!, AtuRun.ModelFile), "ATU"));
+        models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => new ReportModel($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, RunHarness.ModelFile), "ATU")));
+        models.Add(new("ATU final", Path.Combine(result.Final!, RunHarness.ModelFile), "ATU"));
         WriteReports(job.Out, artifact, device, data, options, models);
     }
 

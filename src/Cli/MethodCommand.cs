@@ -48,8 +48,8 @@ public static class MethodCommand
         {
             var label = method.Label(preset.Lora);
             AtuCommand.WriteReports(o.Out, artifact, device, data, options,
-                [new("before", o.Weights, null), .. result.Named.OrderByDescending(kv => kv.Key).Select(kv => new AtuCommand.ReportModel($"{label} {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, AtuRun.ModelFile), label)),
-                    new($"{label} final", Path.Combine(result.Final!, AtuRun.ModelFile), label)]);
+                [new("before", o.Weights, null), .. result.Named.OrderByDescending(kv => kv.Key).Select(kv => new AtuCommand.ReportModel($"{label} {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, RunHarness.ModelFile), label)),
+                    new($"{label} final", Path.Combine(result.Final!, RunHarness.ModelFile), label)]);
         }
         return 0;
     }
@@ -65,7 +65,7 @@ public static class MethodCommand
     /// `atu toy`), with a progress bar: the forget and neighbour probes (and the preset's stage tasks) scored after every
     /// evaluation point when <paramref name="evaluate"/>, naming the threshold checkpoints; a finished or interrupted run
     /// resumes when <paramref name="resume"/>.</summary>
-    public static AtuRunResult Train(ArtifactModel artifact, string? weights, RwkuDataset dataset, RwkuTarget target, MethodPreset preset, string folder,
+    public static UnlearningRunResult Train(ArtifactModel artifact, string? weights, RwkuDataset dataset, RwkuTarget target, MethodPreset preset, string folder,
         bool resume, bool evaluate, ExecutionDevice device)
     {
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
@@ -73,10 +73,10 @@ public static class MethodCommand
         var methodInputs = new MethodInputs(artifact.Config, weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), examples, target.Name, tokenizer.EosId ?? 0);
         AnsiConsole.MarkupLineInterpolated($"{preset.Method}{(preset.Lora ? " (LoRA)" : "")} on [bold]{target.Name}[/] (target {target.Number}): {examples.Count} examples, preset {preset.Name}, on {device.Description}");
         var evaluateStage = AtuCommand.StageEvaluator(artifact, device, weights, dataset, target, preset.StageTasks, AtuCommand.AllWeightsOf(preset.AllWeights));
-        AtuRunResult result = null!;
+        UnlearningRunResult result = null!;
         AtuCommand.WithProgress(preset.Method, 1, (task, log) =>
         {
-            using var run = new MethodRun(preset, methodInputs, new AtuRunOptions
+            using var run = new MethodRun(preset, methodInputs, new UnlearningRunOptions
             {
                 Device = device,
                 Folder = folder,

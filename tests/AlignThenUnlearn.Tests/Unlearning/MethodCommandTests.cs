@@ -25,11 +25,11 @@ public sealed class MethodCommandTests : IDisposable
         File.WriteAllText(preset, (MethodPreset.Load("toy-ga-star") with { Epochs = 2, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 1 }).ToJson());
         var folder = _temp.File("run");
         Assert.Equal(0, AtuCommand.Run(Options(GradientAscentStar.Id, folder, preset)));
-        var stages = StageTable.FromJson(File.ReadAllText(Path.Combine(folder, AtuRun.StagesJson)));
+        var stages = StageTable.FromJson(File.ReadAllText(Path.Combine(folder, RunHarness.StagesJson)));
         Assert.Equal(2, stages.Count);   // one evaluation per epoch
         Assert.All(stages, s => Assert.NotNull(s.ForgetAverage));
-        Assert.True(File.Exists(Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile)));
-        Assert.Contains("ga-star", File.ReadAllText(Path.Combine(folder, AtuRun.PresetFile)));
+        Assert.True(File.Exists(Path.Combine(folder, RunHarness.FinalFolder, RunHarness.ModelFile)));
+        Assert.Contains("ga-star", File.ReadAllText(Path.Combine(folder, RunHarness.PresetFile)));
     }
 
     [Fact]
@@ -40,12 +40,12 @@ public sealed class MethodCommandTests : IDisposable
         File.WriteAllText(preset, (MethodPreset.Load("toy-ga-star") with { Epochs = 1, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 1, StageTasks = ["mia"] }).ToJson());
         var folder = _temp.File("run-mia");
         Assert.Equal(0, AtuCommand.Run(Options(GradientAscentStar.Id, folder, preset)));
-        var stage = Assert.Single(StageTable.FromJson(File.ReadAllText(Path.Combine(folder, AtuRun.StagesJson))));
+        var stage = Assert.Single(StageTable.FromJson(File.ReadAllText(Path.Combine(folder, RunHarness.StagesJson))));
         Assert.Equal(["MIA FM", "MIA RM"], stage.Utility!.Keys.ToArray());   // only the columns of the task asked
 
         // The one evaluation is of the final weights: `atu eval --suite rwku --tasks mia` of them, x 100, is the same figure.
         var eval = _temp.File("eval-mia");
-        Assert.Equal(0, EvalCommand.Run(new EvalOptions { Artifacts = _model.Artifacts, Weights = Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile),
+        Assert.Equal(0, EvalCommand.Run(new EvalOptions { Artifacts = _model.Artifacts, Weights = Path.Combine(folder, RunHarness.FinalFolder, RunHarness.ModelFile),
             Rwku = _rwku.Root, Targets = "1", Out = eval, Suite = "rwku", Tasks = "mia" }));
         var mean = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(eval, AlignThenUnlearn.Evaluation.RwkuSuiteReports.UtilityFile))).RootElement.GetProperty("mean");
         Assert.Equal(100 * mean.GetProperty("mia_forget_loss").GetDouble(), stage.Utility!["MIA FM"], 3);
@@ -58,7 +58,7 @@ public sealed class MethodCommandTests : IDisposable
         var folder = _temp.File("icu");
         Assert.Equal(0, AtuCommand.Run(Options(InContextUnlearning.Id, folder)));
         Assert.True(Directory.Exists(Path.Combine(folder, AtuCommand.ReportFolder, "ICU")));
-        Assert.False(Directory.Exists(Path.Combine(folder, AtuRun.CheckpointsFolder)));
+        Assert.False(Directory.Exists(Path.Combine(folder, RunHarness.CheckpointsFolder)));
     }
 
     [Fact]
