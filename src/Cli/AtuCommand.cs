@@ -17,8 +17,8 @@ public abstract class AtuOptions : ModelRunOptions
     [Option("target", Required = true, HelpText = "The RWKU target number to unlearn.")]
     public int Target { get; set; }
 
-    [Option("preset", Default = "paper", HelpText = "A built-in preset (paper, toy) or a preset JSON file: every value of the method.")]
-    public string Preset { get; set; } = "paper";
+    [Option("preset", HelpText = "A built-in preset or a preset JSON file: every value of the method (default: paper for atu, rwku-llama3-METHOD[-lora] for a trained method; toy and toy-METHOD[-lora] are the toy world's).")]
+    public string? Preset { get; set; }
 
     [Option("layer", HelpText = "Hidden-state index(es) the head(s) read, overriding the preset (several: one head per layer, losses summed).")]
     public IEnumerable<int> Layers { get; set; } = [];
@@ -43,9 +43,6 @@ public abstract class AtuOptions : ModelRunOptions
 
     [Option("lora", HelpText = "Train the baseline's LoRA adapters (rank 8, alpha 16 on q_proj, v_proj; merged for evaluation) instead of every weight.")]
     public bool Lora { get; set; }
-
-    /// <summary>Whether --preset names something else than the default; a baseline's default is rwku-llama3-&lt;method&gt;[-lora].</summary>
-    public bool PresetGiven => Preset != "paper";
 
     [Option("hidden-cache-memory", Default = 2048, HelpText = "MiB of cached hidden states kept in the device's memory; more are memory-mapped from a file in --cache.")]
     public long HiddenCacheMemory { get; set; } = 2048;
@@ -90,15 +87,16 @@ public static class AtuCommand
 
     static int Run(AtuOptions o, bool alignmentOnly, bool scoreStages, bool report)
     {
-        var preset = AtuPreset.Load(o.Preset);
+        var preset = AtuPreset.Load(o.Preset ?? "paper");
         if (o.Layers.Any()) preset = preset with { Layers = o.Layers.ToArray() };
         var cache = o.Cache ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(o.Out))!, "window-cache");
         (string, string?)[] inputs = [("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku), ("--preset", File.Exists(o.Preset) ? o.Preset : null)];
         OutputPaths.RequireApart(("--out", o.Out), inputs);
         OutputPaths.RequireApart(("--cache", cache), inputs);
         var hiddenStates = new HiddenStateCacheSettings { Enabled = !o.NoHiddenCache, MemoryLimitBytes = o.HiddenCacheMemory << 20, Folder = cache };
+        using var device = o.CreateDevice();
         var result = Execute(new AtuJob(o.Artifacts, o.Weights, o.Rwku, o.Target, preset, o.Out, cache, o.Resume, alignmentOnly, scoreStages, report,
-            o.AlignTargets.Any() ? [.. o.AlignTargets] : null, hiddenStates), o.CreateDevice());
+            o.AlignTargets.Any() ? [.. o.AlignTargets] : null, hiddenStates), device);
         if (result.Stages.Count > 0) AnsiConsole.Write(StageTableView(result.Stages));
         return 0;
     }
@@ -240,7 +238,7 @@ public static class AtuCommand
         {
             foreach (var model in models)
             {
-                var folder = Path.Combine(runFolder, ReportFolder, model.Name.Replace(' ', '-').Replace("(", "").Replace(")", ""));
+                var folder = Path.Combine(runFolder, ReportFolder, OutputPaths.Slug(model.Name));
                 RwkuReports.WriteRun(folder, RwkuScoring.Evaluate(artifact, device, model.Weights, [data], options with { Icu = model.Icu }, model.Name, model.Series));
                 folders.Add(folder);
                 task.Increment(1);

@@ -11,19 +11,25 @@ namespace AlignThenUnlearn.Cli;
 /// Align-then-Unlearn's harness (<see cref="MethodRun"/>), and ICU (no training: RWKU scored with its unlearning prompt).</summary>
 public static class MethodCommand
 {
-    /// <summary>The preset a method runs with: --preset when given, else <c>rwku-llama3-&lt;method&gt;[-lora]</c>; --lora
-    /// switches LoRA on in any preset.</summary>
-    public static MethodPreset PresetOf(string method, string preset, bool presetGiven, bool lora)
+    /// <summary>The preset a trained method runs with: <paramref name="preset"/> (--preset) when given, else
+    /// <c>rwku-llama3-&lt;method&gt;[-lora]</c>; --lora switches LoRA on in any preset. A preset of another method (an
+    /// Align-then-Unlearn one such as paper included) is refused.</summary>
+    public static MethodPreset PresetOf(string method, string? preset, bool lora)
     {
-        var loaded = MethodPreset.Load(presetGiven ? preset : MethodPreset.BuiltinName("rwku-llama3", method, lora));
+        if (preset is not null && AtuPreset.Builtin.Contains(preset))
+            throw new ArgumentException($"--preset {preset} is an Align-then-Unlearn preset, not a {method} preset (e.g. {MethodPreset.BuiltinName("rwku-llama3", method, lora)})");
+        var loaded = MethodPreset.Load(preset ?? MethodPreset.BuiltinName("rwku-llama3", method, lora));
         if (loaded.Method != method) throw new ArgumentException($"--preset {preset} is a {loaded.Method} preset, not {method}");
         return lora ? loaded with { Lora = true } : loaded;
     }
 
+    /// <summary>The preset of a trained method's command line (--method, --preset, --lora).</summary>
+    public static MethodPreset PresetOf(AtuOptions o) => PresetOf(MethodRegistry.GetTrained(o.Method).Name, o.Preset, o.Lora);
+
     public static int Run(AtuOptions o, bool report)
     {
         var method = MethodRegistry.Get(o.Method);
-        var device = o.CreateDevice();
+        using var device = o.CreateDevice();
         var artifact = ArtifactModel.Open(o.Artifacts);
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         (string, string?)[] inputs = [("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku), ("--preset", File.Exists(o.Preset) ? o.Preset : null)];
@@ -40,7 +46,7 @@ public static class MethodCommand
                 [.. (report ? new[] { new AtuCommand.ReportModel("before", o.Weights, null) } : []), new(method.Label(false), o.Weights, method.Label(false), Icu: true)]);
             return 0;
         }
-        var preset = PresetOf(method.Name, o.Preset, o.PresetGiven, o.Lora);
+        var preset = PresetOf(o);
         options = options with { AllWeights = AtuCommand.AllWeightsOf(preset.AllWeights) };
         var result = Train(artifact, o.Weights, dataset, target, preset, o.Out, o.Resume, evaluate: o is not UnlearnOptions { NoEval: true }, device);
         if (result.Stages.Count > 0) AnsiConsole.Write(AtuCommand.StageTableView(result.Stages));

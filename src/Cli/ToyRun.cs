@@ -159,7 +159,7 @@ public static class ToyRun
             var result = timed.Timed($"{label}: {target.Name}", finished, () => kind is AlignThenUnlearnMethod
                 ? AtuCommand.Execute(new AtuJob(artifact.Folder, null, dataset.Root, target.Number, AtuPreset.Load("toy"), folder,
                     Path.Combine(root, RunsFolderName, "window-cache"), Resume: true, AlignmentOnly: false, ScoreStages: true, Report: false), device)
-                : MethodCommand.Train(artifact, null, dataset, target, MethodCommand.PresetOf(kind.Name, MethodPreset.BuiltinName("toy", kind.Name, lora), presetGiven: true, lora), folder, resume: true, evaluate: true, device));
+                : MethodCommand.Train(artifact, null, dataset, target, MethodCommand.PresetOf(kind.Name, MethodPreset.BuiltinName("toy", kind.Name, lora), lora), folder, resume: true, evaluate: true, device));
             // Thresholds crossed at one evaluation name the same model, which is scored once.
             checkpoints = [.. result.Named.OrderByDescending(kv => kv.Key)
                 .Select(kv => (ThresholdCheckpoints.NameOf(kv.Key), StageOf(result, kv.Key), Path.Combine(kv.Value, RunHarness.ModelFile))),

@@ -2,6 +2,7 @@ using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Tests.Evaluation;
 using AlignThenUnlearn.Tests.Support;
 using AlignThenUnlearn.Unlearning;
+using CommandLine;
 
 namespace AlignThenUnlearn.Tests.Unlearning;
 
@@ -62,6 +63,19 @@ public sealed class MethodCommandTests : IDisposable
     }
 
     [Fact]
+    public void An_explicit_preset_is_never_ignored_for_a_trained_method()
+    {
+        AtuOptions Parse(params string[] extra) => Parser.Default.ParseArguments(
+            ["run", "--method", GradientAscent.Id, "--artifacts", "a", "--rwku", "r", "--target", "1", "--out", "o", .. extra], Verbs.Types)
+            .MapResult(o => (AtuOptions)o, errors => throw new ArgumentException(string.Join("; ", errors)));
+        // --preset paper names Align-then-Unlearn's preset: refused, not silently replaced by GA's default.
+        Assert.Contains("paper", Assert.Throws<ArgumentException>(() => MethodCommand.PresetOf(Parse("--preset", "paper"))).Message);
+        Assert.Equal("rwku-llama3-ga", MethodCommand.PresetOf(Parse()).Name);
+        Assert.Equal("toy-ga", MethodCommand.PresetOf(Parse("--preset", "toy-ga")).Name);
+        Assert.True(MethodCommand.PresetOf(Parse("--lora")).Lora);
+    }
+
+    [Fact]
     public void Unknown_methods_and_align_with_a_baseline_are_refused()
     {
         var e = Assert.Throws<ArgumentException>(() => AtuCommand.Run(Options("gradient-ascent", _temp.File("x"))));
@@ -69,6 +83,6 @@ public sealed class MethodCommandTests : IDisposable
         var align = new AlignOptions { Artifacts = _model.Artifacts, Rwku = _rwku.Root, Target = 1, Out = _temp.File("y"), Device = "cpu", Method = GradientAscent.Id };
         Assert.Contains("atu unlearn", Assert.Throws<ArgumentException>(() => AtuCommand.Run(align)).Message);
         // A preset of another method is refused rather than silently run.
-        Assert.Contains("not npo", Assert.Throws<ArgumentException>(() => MethodCommand.PresetOf(NegativePreferenceOptimization.Id, "toy-ga", presetGiven: true, lora: false)).Message);
+        Assert.Contains("not npo", Assert.Throws<ArgumentException>(() => MethodCommand.PresetOf(NegativePreferenceOptimization.Id, "toy-ga", lora: false)).Message);
     }
 }
