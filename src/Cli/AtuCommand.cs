@@ -17,8 +17,8 @@ public abstract class AtuOptions : ModelRunOptions
     [Option("target", Required = true, HelpText = "The RWKU target number to unlearn.")]
     public int Target { get; set; }
 
-    [Option("preset", Default = "paper", HelpText = "A built-in preset (paper, toy) or a preset JSON file: every value of the method.")]
-    public string Preset { get; set; } = "paper";
+    [Option("preset", HelpText = "A built-in preset or a preset JSON file: every value of the method (default: paper for atu, rwku-llama3-METHOD[-lora] for a trained method; toy and toy-METHOD[-lora] are the toy world's).")]
+    public string? Preset { get; set; }
 
     [Option("layer", HelpText = "Hidden-state index(es) the head(s) read, overriding the preset (several: one head per layer, losses summed).")]
     public IEnumerable<int> Layers { get; set; } = [];
@@ -38,14 +38,11 @@ public abstract class AtuOptions : ModelRunOptions
     [Option("no-hidden-cache", HelpText = "Recompute the LLM's hidden states at every (re)alignment step instead of caching them once per phase (same results, slower; for comparison).")]
     public bool NoHiddenCache { get; set; }
 
-    [Option("method", Default = Methods.Atu, HelpText = "atu (Align-then-Unlearn), or a token-level baseline in the same harness: ga, ga-star, graddiff, npo, dpo, rt (trained), icu (no training; RWKU's unlearning prompt) (unlearn, run).")]
-    public string Method { get; set; } = Methods.Atu;
+    [Option("method", Default = AlignThenUnlearnMethod.Id, HelpText = nameof(MethodHelp.Method), ResourceType = typeof(MethodHelp))]
+    public string Method { get; set; } = AlignThenUnlearnMethod.Id;
 
     [Option("lora", HelpText = "Train the baseline's LoRA adapters (rank 8, alpha 16 on q_proj, v_proj; merged for evaluation) instead of every weight.")]
     public bool Lora { get; set; }
-
-    /// <summary>Whether --preset names something else than the default; a baseline's default is rwku-llama3-&lt;method&gt;[-lora].</summary>
-    public bool PresetGiven => Preset != "paper";
 
     [Option("hidden-cache-memory", Default = 2048, HelpText = "MiB of cached hidden states kept in the device's memory; more are memory-mapped from a file in --cache.")]
     public long HiddenCacheMemory { get; set; } = 2048;
@@ -73,38 +70,39 @@ public static class AtuCommand
 {
     public const string ReportFolder = "report";
 
-    public static int Run(AlignOptions o) => Methods.Check(o.Method) == Methods.Atu ? Run(o, alignmentOnly: true, scoreStages: false, report: false)
+    public static int Run(AlignOptions o) => MethodRegistry.Get(o.Method) is AlignThenUnlearnMethod ? Run(o, alignmentOnly: true, scoreStages: false, report: false)
         : throw new ArgumentException($"`atu align` is Align-then-Unlearn's first part; --method {o.Method} runs with `atu unlearn` or `atu run`");
 
     public static int Run(UnlearnOptions o)
     {
-        if (Methods.Check(o.Method) != Methods.Atu) return MethodCommand.Run(o, report: false);
-        if (!File.Exists(Path.Combine(o.Out, AtuRun.PresetFile)))
+        if (MethodRegistry.Get(o.Method) is not AlignThenUnlearnMethod) return MethodCommand.Run(o, report: false);
+        if (!File.Exists(Path.Combine(o.Out, RunHarness.PresetFile)))
             throw new InvalidOperationException($"'{o.Out}' holds no aligned run; start it with `atu align` (or run everything with `atu run`)");
         o.Resume = true;
         return Run(o, alignmentOnly: false, scoreStages: !o.NoEval, report: false);
     }
 
-    public static int Run(RunOptions o) => Methods.Check(o.Method) != Methods.Atu ? MethodCommand.Run(o, report: true)
+    public static int Run(RunOptions o) => MethodRegistry.Get(o.Method) is not AlignThenUnlearnMethod ? MethodCommand.Run(o, report: true)
         : Run(o, alignmentOnly: false, scoreStages: true, report: true);
 
     static int Run(AtuOptions o, bool alignmentOnly, bool scoreStages, bool report)
     {
-        var preset = AtuPreset.Load(o.Preset);
+        var preset = AtuPreset.Load(o.Preset ?? "paper");
         if (o.Layers.Any()) preset = preset with { Layers = o.Layers.ToArray() };
         var cache = o.Cache ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(o.Out))!, "window-cache");
         (string, string?)[] inputs = [("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku), ("--preset", File.Exists(o.Preset) ? o.Preset : null)];
         OutputPaths.RequireApart(("--out", o.Out), inputs);
         OutputPaths.RequireApart(("--cache", cache), inputs);
         var hiddenStates = new HiddenStateCacheSettings { Enabled = !o.NoHiddenCache, MemoryLimitBytes = o.HiddenCacheMemory << 20, Folder = cache };
+        using var device = o.CreateDevice();
         var result = Execute(new AtuJob(o.Artifacts, o.Weights, o.Rwku, o.Target, preset, o.Out, cache, o.Resume, alignmentOnly, scoreStages, report,
-            o.AlignTargets.Any() ? [.. o.AlignTargets] : null, hiddenStates), o.CreateDevice());
+            o.AlignTargets.Any() ? [.. o.AlignTargets] : null, hiddenStates), device);
         if (result.Stages.Count > 0) AnsiConsole.Write(StageTableView(result.Stages));
         return 0;
     }
 
     /// <summary>Runs the job with a progress bar: window embeddings (cached), the staged run, and the final report.</summary>
-    public static AtuRunResult Execute(AtuJob job, ExecutionDevice device)
+    public static UnlearningRunResult Execute(AtuJob job, ExecutionDevice device)
     {
         var artifact = ArtifactModel.Open(job.Artifacts);
         var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{job.Artifacts}' has no tokenizer files; the corpora are text");
@@ -132,16 +130,15 @@ public static class AtuCommand
             encoder.Embed([target.Name])[0], target.Name, tokenizer.EosId, EncoderName(artifact),
             string.Join(", ", others.Select(t => $"{t.Number} ({t.Name})")) is { Length: > 0 } names ? names : null);
 
-        AtuRunResult result = null!;
+        UnlearningRunResult result = null!;
         long total = job.Preset.Alignment.Steps + job.Preset.Stages.Sum(s => (long)s.UnlearnSteps + s.RealignSteps);
         WithProgress("Align-then-Unlearn", total, (task, log) =>
         {
-            using var run = new AtuRun(job.Preset, inputs, new AtuRunOptions
+            using var run = new AtuRun(job.Preset, inputs, new UnlearningRunOptions
             {
                 Device = device,
                 Folder = job.Out,
                 Resume = job.Resume,
-                AlignmentOnly = job.AlignmentOnly,
                 Evaluate = job.ScoreStages ? evaluateStage : null,
                 Progress = p =>
                 {
@@ -150,8 +147,7 @@ public static class AtuCommand
                     task.Description = Markup.Escape($"{p.Phase} step {p.Step}/{p.Steps}{tau} loss {p.Loss:0.0000} cos {p.MeanCosine:0.000} {p.StepsPerSecond:0.0} steps/s");
                 },
                 Log = log,
-                HiddenStates = job.HiddenStates ?? new HiddenStateCacheSettings { Folder = job.Cache },
-            });
+            }, new AtuRunOptions { AlignmentOnly = job.AlignmentOnly, HiddenStates = job.HiddenStates ?? new HiddenStateCacheSettings { Folder = job.Cache } });
             result = run.Run();
         });
         if (job.Report && result.Final is not null) WriteReport(job, artifact, device, data, result);
@@ -215,22 +211,17 @@ public static class AtuCommand
     }
 
     /// <summary>The targets whose corpora join the target's for alignment: the preset's number of them, drawn by its seed.</summary>
-    static List<RwkuTarget> OtherTargets(RwkuDataset dataset, RwkuTarget target, AtuPreset preset)
-    {
-        var candidates = dataset.Targets.Where(t => t.Number != target.Number).ToList();
-        if (candidates.Count == 0) return [];
-        var order = new DataOrder(candidates.Count, preset.Seed).Permutation(0);
-        return order.Take(Math.Min(preset.AlignmentExtraTargets, candidates.Count)).Select(i => candidates[i]).OrderBy(t => t.Number).ToList();
-    }
+    static List<RwkuTarget> OtherTargets(RwkuDataset dataset, RwkuTarget target, AtuPreset preset) =>
+        [.. dataset.Draw(preset.AlignmentExtraTargets, preset.Seed, except: target).OrderBy(t => t.Number)];
 
     /// <summary>RWKU with MMLU on the model before, at each named checkpoint and at the end; one table and the plot.</summary>
-    static void WriteReport(AtuJob job, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, AtuRunResult result)
+    static void WriteReport(AtuJob job, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, UnlearningRunResult result)
     {
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, AllWeights = AllWeightsOf(job.Preset) };
         var models = new List<ReportModel> { new("before", job.Weights, null) };
-        models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => new ReportModel($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, AtuRun.ModelFile), "ATU")));
-        models.Add(new("ATU final", Path.Combine(result.Final!, AtuRun.ModelFile), "ATU"));
+        models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => new ReportModel($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, RunHarness.ModelFile), "ATU")));
+        models.Add(new("ATU final", Path.Combine(result.Final!, RunHarness.ModelFile), "ATU"));
         WriteReports(job.Out, artifact, device, data, options, models);
     }
 
@@ -247,7 +238,7 @@ public static class AtuCommand
         {
             foreach (var model in models)
             {
-                var folder = Path.Combine(runFolder, ReportFolder, model.Name.Replace(' ', '-').Replace("(", "").Replace(")", ""));
+                var folder = Path.Combine(runFolder, ReportFolder, OutputPaths.Slug(model.Name));
                 RwkuReports.WriteRun(folder, RwkuScoring.Evaluate(artifact, device, model.Weights, [data], options with { Icu = model.Icu }, model.Name, model.Series));
                 folders.Add(folder);
                 task.Increment(1);

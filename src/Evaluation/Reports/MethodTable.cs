@@ -16,21 +16,19 @@ public static class MethodTable
     /// <summary>"GA (F)", "NPO (L)", "ATU", "ICU": the method as the run folder recorded it.</summary>
     public static string MethodLabel(string runFolder)
     {
-        var presetPath = Path.Combine(runFolder, AtuRun.PresetFile);
+        var presetPath = Path.Combine(runFolder, RunHarness.PresetFile);
         var recordPath = Path.Combine(runFolder, MethodRecordFile);
         var path = File.Exists(presetPath) ? presetPath : File.Exists(recordPath) ? recordPath
-            : throw new FileNotFoundException($"'{runFolder}' is a run folder without {AtuRun.PresetFile} or {MethodRecordFile}: which method made it is not recorded", presetPath);
+            : throw new FileNotFoundException($"'{runFolder}' is a run folder without {RunHarness.PresetFile} or {MethodRecordFile}: which method made it is not recorded", presetPath);
         using var document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
         var root = document.RootElement;
         // Align-then-Unlearn's preset has no "method"; the baselines' presets and ICU's record do.
         if (!root.TryGetProperty("method", out var method)) return "ATU";
         if (method.ValueKind != JsonValueKind.String) throw new DatasetFormatException(path, null, "method", $"is {method.ValueKind}, expected a string");
         var name = method.GetString()!;
-        // The paper's names; a method this table does not know is shown as recorded.
-        var shown = name switch { Methods.GaStar => "GA*", Methods.GradDiff => "GradDiff", _ => name.ToUpperInvariant() };
-        if (name is Methods.Atu or Methods.Icu) return shown;
         bool lora = root.TryGetProperty("lora", out var l) && l.ValueKind == JsonValueKind.True;
-        return $"{shown} ({(lora ? "L" : "F")})";
+        // A method the registry does not know is shown as recorded.
+        return MethodRegistry.All.FirstOrDefault(m => m.Name == name) is { } known ? known.Label(lora) : $"{name.ToUpperInvariant()} ({(lora ? "L" : "F")})";
     }
 
     /// <summary>The rows of one path given to `atu report`: a run folder (with a report/ folder of checkpoints) gives its

@@ -29,9 +29,9 @@ public sealed class MethodRunTests : IDisposable
 
     List<LabelledSequence[]> Examples(string method) => method switch
     {
-        Methods.GradDiff => [.. Forget.Select((t, i) => new[] { Text(t), Text(Retain[i % Retain.Length]) })],
-        Methods.Dpo => [.. Forget.Select(t => new[] { Answer("who is the cat", "the heron stood in the reeds"), Answer("who is the cat", t) })],
-        Methods.Rt => [.. Forget.Select(t => new[] { Answer(t, "i do not know") })],
+        GradientDifference.Id => [.. Forget.Select((t, i) => new[] { Text(t), Text(Retain[i % Retain.Length]) })],
+        DirectPreferenceOptimization.Id => [.. Forget.Select(t => new[] { Answer("who is the cat", "the heron stood in the reeds"), Answer("who is the cat", t) })],
+        RejectionTuning.Id => [.. Forget.Select(t => new[] { Answer(t, "i do not know") })],
         _ => [.. Forget.Select(t => new[] { Text(t) })],
     };
 
@@ -45,17 +45,17 @@ public sealed class MethodRunTests : IDisposable
     /// <summary>Scripted forget averages (before, then per evaluation) so that the thresholds are crossed at known points.</summary>
     static readonly double[] Forgetting = [60, 45, 30, 10];
 
-    AtuRunResult? Run(MethodPreset preset, string folder, bool resume = false, int killAt = -1, bool evaluate = false)
+    UnlearningRunResult? Run(MethodPreset preset, string folder, bool resume = false, int killAt = -1, bool evaluate = false)
     {
         int steps = 0;
-        using var run = new MethodRun(preset, new MethodInputs(_model.Config, Weights, Examples(preset.Method), "cat", Eos), new AtuRunOptions
+        using var run = new MethodRun(preset, new MethodInputs(_model.Config, Weights, Examples(preset.Method), "cat", Eos), new UnlearningRunOptions
         {
             Device = GradCheck.Cpu,
             Folder = folder,
             Resume = resume,
             Evaluate = !evaluate ? null : weights =>
             {
-                int point = weights is null ? 0 : StageTable.FromJson(File.ReadAllText(Path.Combine(Path.GetDirectoryName(weights)!, AtuRun.StagesJson))).Count + 1;
+                int point = weights is null ? 0 : StageTable.FromJson(File.ReadAllText(Path.Combine(Path.GetDirectoryName(weights)!, RunHarness.StagesJson))).Count + 1;
                 return new ProbeScores(Forgetting[point], 70 - point);
             },
             Progress = _ => { if (++steps == killAt) throw new Killed(); },
@@ -96,12 +96,12 @@ public sealed class MethodRunTests : IDisposable
     }
 
     [Theory]
-    [InlineData(Methods.Ga)]
-    [InlineData(Methods.Npo)]
+    [InlineData(GradientAscent.Id)]
+    [InlineData(NegativePreferenceOptimization.Id)]
     public void Ga_and_npo_lower_the_forget_corpus_log_probability(string method)
     {
         var result = Run(Preset(method), _temp.File(method))!;
-        double before = ForgetLogProbability(Weights), after = ForgetLogProbability(Path.Combine(result.Final!, AtuRun.ModelFile));
+        double before = ForgetLogProbability(Weights), after = ForgetLogProbability(Path.Combine(result.Final!, RunHarness.ModelFile));
         Assert.True(after < before - 1, $"{method}: forget log-probability {before} before, {after} after");
         // 4 examples, batch 2 x accumulation 2 = 1 step an epoch, 2 epochs: one stage-table row per epoch.
         Assert.Equal(2, result.Stages.Count);
@@ -109,28 +109,28 @@ public sealed class MethodRunTests : IDisposable
     }
 
     [Theory]
-    [InlineData(Methods.GradDiff)]
-    [InlineData(Methods.Dpo)]
-    [InlineData(Methods.Rt)]
-    [InlineData(Methods.GaStar)]
+    [InlineData(GradientDifference.Id)]
+    [InlineData(DirectPreferenceOptimization.Id)]
+    [InlineData(RejectionTuning.Id)]
+    [InlineData(GradientAscentStar.Id)]
     public void Every_method_family_trains_end_to_end(string method)
     {
         var result = Run(Preset(method), _temp.File(method))!;
         var before = Read(Weights);
-        var after = Read(Path.Combine(result.Final!, AtuRun.ModelFile));
+        var after = Read(Path.Combine(result.Final!, RunHarness.ModelFile));
         Assert.Equal(before.Keys.Order(), after.Keys.Order());
         Assert.Contains(before.Keys, n => !before[n].SequenceEqual(after[n]));
         Assert.All(result.Stages, s => Assert.True(double.IsFinite(s.UnlearnLoss)));
-        if (method == Methods.Dpo)   // the DPO loss starts at -log sigmoid(0) = log 2 = 0.693 (policy = reference) and falls
+        if (method == DirectPreferenceOptimization.Id)   // the DPO loss starts at -log sigmoid(0) = log 2 = 0.693 (policy = reference) and falls
             Assert.True(result.Stages[^1].UnlearnLoss < Math.Log(2), $"DPO loss {result.Stages[^1].UnlearnLoss}");
     }
 
     [Fact]
     public void Lora_changes_only_the_adapted_projections_and_keeps_a_small_adapter_file()
     {
-        var result = Run(Preset(Methods.Ga, lora: true), _temp.File("lora"))!;
+        var result = Run(Preset(GradientAscent.Id, lora: true), _temp.File("lora"))!;
         var before = Read(Weights);
-        var after = Read(Path.Combine(result.Final!, AtuRun.ModelFile));
+        var after = Read(Path.Combine(result.Final!, RunHarness.ModelFile));
         foreach (var name in before.Keys)
         {
             bool adapted = name.Contains(".q_proj.", StringComparison.Ordinal) || name.Contains(".v_proj.", StringComparison.Ordinal);
@@ -146,7 +146,7 @@ public sealed class MethodRunTests : IDisposable
     {
         // NPO (reference log-probs recomputed on resume), 1 step an epoch x 3 epochs, evaluated after every step: forget
         // 45, 30, 10 cross 50, 35 and 20 in turn.
-        var preset = Preset(Methods.Npo, evaluateEvery: 1) with { Epochs = 3 };
+        var preset = Preset(NegativePreferenceOptimization.Id, evaluateEvery: 1) with { Epochs = 3 };
         string whole = _temp.File("whole"), cut = _temp.File("cut");
         var full = Run(preset, whole, evaluate: true)!;
         Assert.Equal(60, full.Before!.ForgetAverage);
@@ -160,14 +160,14 @@ public sealed class MethodRunTests : IDisposable
         Assert.Equal(full.Before, resumed.Before);
         static string Hash(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
         foreach (var name in new[] { "final", "forget-below-50", "forget-below-35", "forget-below-20" })
-            Assert.Equal(Hash(Path.Combine(whole, name, AtuRun.ModelFile)), Hash(Path.Combine(cut, name, AtuRun.ModelFile)));
+            Assert.Equal(Hash(Path.Combine(whole, name, RunHarness.ModelFile)), Hash(Path.Combine(cut, name, RunHarness.ModelFile)));
         Assert.Throws<InvalidOperationException>(() => Run(preset with { LearningRate = 1 }, cut, resume: true));   // other settings
     }
 
     [Fact]
     public void Unknown_methods_and_presets_of_other_methods_are_refused()
     {
-        var e = Assert.Throws<ArgumentException>(() => Methods.Check("gd"));
+        var e = Assert.Throws<ArgumentException>(() => MethodRegistry.Get("gd"));
         Assert.Contains("'gd'", e.Message);
         Assert.Contains("ga-star", e.Message);
         var file = _temp.File("bad.json");
