@@ -4,6 +4,7 @@ using AlignThenUnlearn.Autodiff;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Onnx;
 using AlignThenUnlearn.Runtime;
+using Onnx;
 using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace AlignThenUnlearn.Unlearning;
@@ -47,8 +48,9 @@ public static class Rmu
 
     static void CheckLayer(DecoderConfig config, int layer)
     {
-        if (layer < 0 || layer >= config.NumHiddenLayers)
-            throw new ArgumentOutOfRangeException(nameof(layer), layer, $"RMU steers the output of a decoder layer 0..{config.NumHiddenLayers - 1} of this model");
+        // The last layer's output is never a hidden state of its own (hidden_states[n] is after the final norm).
+        if (layer < 0 || layer >= config.NumHiddenLayers - 1)
+            throw new ArgumentOutOfRangeException(nameof(layer), layer, $"RMU steers the output of a decoder layer 0..{config.NumHiddenLayers - 2} of this {config.NumHiddenLayers}-layer model");
     }
 
     /// <summary>c u with u = r / |r|, r uniform in [0, 1) per coordinate (the authors' torch.rand), drawn from <paramref name="seed"/>.</summary>
@@ -76,9 +78,13 @@ public static class Rmu
         return b.Add(forget, b.Mul(b.Scalar(alpha, type), retain));
     }
 
-    /// <summary>The decoder's training lowering up to <c>hidden_states[layer+1]</c>, <see cref="Loss"/> on it as
-    /// <see cref="LossName"/>, and the gradients of <paramref name="trainable"/>.</summary>
-    public static GradientGraph Graph(DecoderConfig config, int layer, double alpha, IEnumerable<string> trainable, DataType elementType = DataType.Float)
+    /// <summary>The decoder's training lowering up to <c>hidden_states[layer+1]</c> and <see cref="Loss"/> on it as
+    /// <see cref="LossName"/>, with the gradients of <paramref name="trainable"/>.</summary>
+    public static GradientGraph Graph(DecoderConfig config, int layer, double alpha, IEnumerable<string> trainable) =>
+        Gradients.Build(Forward(config, layer, alpha).Model, LossName, trainable);
+
+    /// <summary>The forward graph of <see cref="Graph"/> (its parameters in <paramref name="elementType"/>).</summary>
+    public static (ModelProto Model, DecoderGraph Decoder) Forward(DecoderConfig config, int layer, double alpha, DataType elementType = DataType.Float)
     {
         CheckLayer(config, layer);
         var decoder = DecoderBuilder.Build(config, DecoderGraphOptions.UpToHiddenState(layer + 1, elementType));
@@ -91,8 +97,8 @@ public static class Rmu
         var control = b.Input(Control, DataType.Float, config.HiddenSize);
         var value = Loss(b, decoder.HiddenStates[layer + 1], forget, retain, frozen, control, alpha);
         var loss = b.Node("Identity", [value], 1, name: "Loss", outputNames: [LossName])[0];
-        b.Output(loss, DataType.Float);
-        return Gradients.Build(model, loss, trainable);
+        b.Output(loss, Losses.TypeOf(b, loss));
+        return (model, decoder);
     }
 
     /// <summary>The tokens RMU reads of a labelled sequence: the text without the EOS that RWKU's rows append and do not
