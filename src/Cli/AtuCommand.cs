@@ -38,8 +38,8 @@ public abstract class AtuOptions : ModelRunOptions
     [Option("no-hidden-cache", HelpText = "Recompute the LLM's hidden states at every (re)alignment step instead of caching them once per phase (same results, slower; for comparison).")]
     public bool NoHiddenCache { get; set; }
 
-    [Option("method", Default = Methods.Atu, HelpText = "atu (Align-then-Unlearn), or a token-level baseline in the same harness: ga, ga-star, graddiff, npo, dpo, rt (trained), icu (no training; RWKU's unlearning prompt) (unlearn, run).")]
-    public string Method { get; set; } = Methods.Atu;
+    [Option("method", Default = AlignThenUnlearnMethod.Id, HelpText = nameof(MethodHelp.Method), ResourceType = typeof(MethodHelp))]
+    public string Method { get; set; } = AlignThenUnlearnMethod.Id;
 
     [Option("lora", HelpText = "Train the baseline's LoRA adapters (rank 8, alpha 16 on q_proj, v_proj; merged for evaluation) instead of every weight.")]
     public bool Lora { get; set; }
@@ -73,19 +73,19 @@ public static class AtuCommand
 {
     public const string ReportFolder = "report";
 
-    public static int Run(AlignOptions o) => Methods.Check(o.Method) == Methods.Atu ? Run(o, alignmentOnly: true, scoreStages: false, report: false)
+    public static int Run(AlignOptions o) => MethodRegistry.Get(o.Method) is AlignThenUnlearnMethod ? Run(o, alignmentOnly: true, scoreStages: false, report: false)
         : throw new ArgumentException($"`atu align` is Align-then-Unlearn's first part; --method {o.Method} runs with `atu unlearn` or `atu run`");
 
     public static int Run(UnlearnOptions o)
     {
-        if (Methods.Check(o.Method) != Methods.Atu) return MethodCommand.Run(o, report: false);
+        if (MethodRegistry.Get(o.Method) is not AlignThenUnlearnMethod) return MethodCommand.Run(o, report: false);
         if (!File.Exists(Path.Combine(o.Out, AtuRun.PresetFile)))
             throw new InvalidOperationException($"'{o.Out}' holds no aligned run; start it with `atu align` (or run everything with `atu run`)");
         o.Resume = true;
         return Run(o, alignmentOnly: false, scoreStages: !o.NoEval, report: false);
     }
 
-    public static int Run(RunOptions o) => Methods.Check(o.Method) != Methods.Atu ? MethodCommand.Run(o, report: true)
+    public static int Run(RunOptions o) => MethodRegistry.Get(o.Method) is not AlignThenUnlearnMethod ? MethodCommand.Run(o, report: true)
         : Run(o, alignmentOnly: false, scoreStages: true, report: true);
 
     static int Run(AtuOptions o, bool alignmentOnly, bool scoreStages, bool report)
@@ -215,13 +215,8 @@ public static class AtuCommand
     }
 
     /// <summary>The targets whose corpora join the target's for alignment: the preset's number of them, drawn by its seed.</summary>
-    static List<RwkuTarget> OtherTargets(RwkuDataset dataset, RwkuTarget target, AtuPreset preset)
-    {
-        var candidates = dataset.Targets.Where(t => t.Number != target.Number).ToList();
-        if (candidates.Count == 0) return [];
-        var order = new DataOrder(candidates.Count, preset.Seed).Permutation(0);
-        return order.Take(Math.Min(preset.AlignmentExtraTargets, candidates.Count)).Select(i => candidates[i]).OrderBy(t => t.Number).ToList();
-    }
+    static List<RwkuTarget> OtherTargets(RwkuDataset dataset, RwkuTarget target, AtuPreset preset) =>
+        [.. dataset.Draw(preset.AlignmentExtraTargets, preset.Seed, except: target).OrderBy(t => t.Number)];
 
     /// <summary>RWKU with MMLU on the model before, at each named checkpoint and at the end; one table and the plot.</summary>
     static void WriteReport(AtuJob job, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, AtuRunResult result)

@@ -22,7 +22,7 @@ public static class MethodCommand
 
     public static int Run(AtuOptions o, bool report)
     {
-        var method = Methods.Check(o.Method);
+        var method = MethodRegistry.Get(o.Method);
         var device = o.CreateDevice();
         var artifact = ArtifactModel.Open(o.Artifacts);
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
@@ -32,21 +32,21 @@ public static class MethodCommand
         var target = dataset.Target(o.Target);
         var data = dataset.Load(target, includeMmlu: report);
         var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat };
-        if (method == Methods.Icu)
+        if (method is PromptingMethod)
         {
             // No training: the model as it is, asked with RWKU's unlearning prompt before every question.
             WriteIcuRecord(o.Out);
             AtuCommand.WriteReports(o.Out, artifact, device, data with { Mmlu = report ? data.Mmlu : [] }, options,
-                [.. (report ? new[] { new AtuCommand.ReportModel("before", o.Weights, null) } : []), new("ICU", o.Weights, "ICU", Icu: true)]);
+                [.. (report ? new[] { new AtuCommand.ReportModel("before", o.Weights, null) } : []), new(method.Label(false), o.Weights, method.Label(false), Icu: true)]);
             return 0;
         }
-        var preset = PresetOf(method, o.Preset, o.PresetGiven, o.Lora);
+        var preset = PresetOf(method.Name, o.Preset, o.PresetGiven, o.Lora);
         options = options with { AllWeights = AtuCommand.AllWeightsOf(preset.AllWeights) };
         var result = Train(artifact, o.Weights, dataset, target, preset, o.Out, o.Resume, evaluate: o is not UnlearnOptions { NoEval: true }, device);
         if (result.Stages.Count > 0) AnsiConsole.Write(AtuCommand.StageTableView(result.Stages));
         if (report)
         {
-            var label = method.ToUpperInvariant() + (preset.Lora ? " (L)" : " (F)");
+            var label = method.Label(preset.Lora);
             AtuCommand.WriteReports(o.Out, artifact, device, data, options,
                 [new("before", o.Weights, null), .. result.Named.OrderByDescending(kv => kv.Key).Select(kv => new AtuCommand.ReportModel($"{label} {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, AtuRun.ModelFile), label)),
                     new($"{label} final", Path.Combine(result.Final!, AtuRun.ModelFile), label)]);
@@ -58,7 +58,7 @@ public static class MethodCommand
     public static void WriteIcuRecord(string folder)
     {
         Directory.CreateDirectory(folder);
-        AtomicFile.WriteAllBytes(Path.Combine(folder, MethodTable.MethodRecordFile), """{ "method": "icu" }"""u8.ToArray());
+        AtomicFile.WriteAllBytes(Path.Combine(folder, MethodTable.MethodRecordFile), System.Text.Encoding.UTF8.GetBytes($$"""{ "method": "{{InContextUnlearning.Id}}" }"""));
     }
 
     /// <summary>A trained baseline's run on one target in <paramref name="folder"/> (`atu unlearn|run --method M` and
@@ -69,7 +69,7 @@ public static class MethodCommand
         bool resume, bool evaluate, ExecutionDevice device)
     {
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
-        var examples = MethodData.Examples(preset, dataset, target, tokenizer);
+        var examples = preset.TrainedMethod.Examples(preset, new RwkuTargetTexts(dataset, target), new ExampleTokenizer(tokenizer, preset.Cutoff, target.Number));
         var methodInputs = new MethodInputs(artifact.Config, weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), examples, target.Name, tokenizer.EosId ?? 0);
         AnsiConsole.MarkupLineInterpolated($"{preset.Method}{(preset.Lora ? " (LoRA)" : "")} on [bold]{target.Name}[/] (target {target.Number}): {examples.Count} examples, preset {preset.Name}, on {device.Description}");
         var evaluateStage = AtuCommand.StageEvaluator(artifact, device, weights, dataset, target, preset.StageTasks, AtuCommand.AllWeightsOf(preset.AllWeights));

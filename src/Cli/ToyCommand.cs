@@ -38,7 +38,7 @@ public sealed class ToyOptions
     [Option("people", Default = 5, HelpText = "The full run: how many people each method unlearns, one person per run (chosen by the seed).")]
     public int People { get; set; } = 5;
 
-    [Option("methods", Separator = ',', HelpText = "The full run: the methods run on each person, e.g. atu,ga,npo (default: all of atu, ga, graddiff, npo, dpo, rt, icu, ga-lora; each with its toy preset).")]
+    [Option("methods", Separator = ',', HelpText = nameof(MethodHelp.ToyMethods), ResourceType = typeof(MethodHelp))]
     public IEnumerable<string> Methods { get; set; } = [];
 
     [Option("check", HelpText = "The full run: exit with code 3 when the acceptance figures of the model before or of Align-then-Unlearn are not met (CI uses it); the baselines' figures are reported only.")]

@@ -26,8 +26,7 @@ public static class ToyRun
     public const string ScoresFile = "toy-scores.json";
 
     /// <summary>The methods `atu toy` runs (--methods names), in the report's order.</summary>
-    public static readonly IReadOnlyList<string> AllMethods = [Methods.Atu, Methods.Ga, Methods.GradDiff, Methods.Npo, Methods.Dpo, Methods.Rt, Methods.Icu, GaLora];
-    public const string GaLora = "ga-lora";
+    public static IReadOnlyList<string> AllMethods => MethodHelp.ToyMethodNames;
 
     /// <summary>The methods named by --methods, in <see cref="AllMethods"/>' order; an unknown or repeated name is refused.</summary>
     public static IReadOnlyList<string> ParseMethods(IEnumerable<string> names)
@@ -67,8 +66,7 @@ public static class ToyRun
             () => Evaluated(beforePath, () => Score(artifact, device, null, everyone, "before", null, $"every person ({everyone.Count})")));
         var utilityBefore = before.Mean.Mmlu;
 
-        var chosen = new DataOrder(dataset.Targets.Count, seed).Permutation(0).Take(Math.Min(peopleCount, dataset.Targets.Count))
-            .Select(i => dataset.Targets[i]).OrderBy(t => t.Number).ToList();
+        var chosen = dataset.Draw(peopleCount, seed).OrderBy(t => t.Number).ToList();
         AnsiConsole.MarkupLineInterpolated($"unlearning {chosen.Count} people, {parallelJobs} run(s) at a time: {string.Join(", ", chosen.Select(t => t.Name))}; methods {string.Join(", ", methods)}");
         var people = new List<(Person Person, ToyScores Before)>();
         foreach (var target in chosen)
@@ -97,7 +95,7 @@ public static class ToyRun
         void RunJob(int i)
         {
             var (person, beforeScores, method) = jobs[i];
-            if (method != Methods.Atu) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages);
+            if (method != AlignThenUnlearnMethod.Id) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages);
             else lock (atuTurn) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages);
         }
         if (parallelJobs <= 1)
@@ -147,7 +145,9 @@ public static class ToyRun
         var folder = Path.Combine(root, RunsFolderName, method, Path.GetFileName(target.Folder));
         var finished = File.Exists(Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile));
         List<(string Label, int Stage, string Weights)> checkpoints;
-        if (method == Methods.Icu)
+        var (kind, lora) = MethodOf(method);
+        bool icu = kind is PromptingMethod;
+        if (icu)
         {
             // No training: the model as it is, asked with RWKU's unlearning prompt; its only checkpoint is the model itself.
             MethodCommand.WriteIcuRecord(folder);
@@ -155,18 +155,17 @@ public static class ToyRun
         }
         else
         {
-            var label = method == Methods.Atu ? "Align-then-Unlearn" : method;
-            var result = timed.Timed($"{label}: {target.Name}", finished, () => method == Methods.Atu
+            var label = kind is AlignThenUnlearnMethod ? "Align-then-Unlearn" : method;
+            var result = timed.Timed($"{label}: {target.Name}", finished, () => kind is AlignThenUnlearnMethod
                 ? AtuCommand.Execute(new AtuJob(artifact.Folder, null, dataset.Root, target.Number, AtuPreset.Load("toy"), folder,
                     Path.Combine(root, RunsFolderName, "window-cache"), Resume: true, AlignmentOnly: false, ScoreStages: true, Report: false), device)
-                : MethodCommand.Train(artifact, null, dataset, target, PresetOf(method), folder, resume: true, evaluate: true, device));
+                : MethodCommand.Train(artifact, null, dataset, target, MethodCommand.PresetOf(kind.Name, MethodPreset.BuiltinName("toy", kind.Name, lora), presetGiven: true, lora), folder, resume: true, evaluate: true, device));
             // Thresholds crossed at one evaluation name the same model, which is scored once.
             checkpoints = [.. result.Named.OrderByDescending(kv => kv.Key)
                 .Select(kv => (ThresholdCheckpoints.NameOf(kv.Key), StageOf(result, kv.Key), Path.Combine(kv.Value, AtuRun.ModelFile))),
                 (ToyMethodRun.FinalLabel, result.Stages.Count, Path.Combine(result.Final!, AtuRun.ModelFile))];
         }
         var name = MethodTable.MethodLabel(folder);
-        bool icu = method == Methods.Icu;
         var scored = timed.Timed($"checkpoints of {name}: {target.Name}", checkpoints.All(c => File.Exists(Path.Combine(EvaluationFolder(folder, c.Stage), ScoresFile))), () =>
             checkpoints.Select(c => new ToyCheckpoint(c.Label, Evaluate(artifact, device, c.Weights, icu, person, EvaluationFolder(folder, c.Stage), $"{name} {target.Name}, {c.Label}"), c.Weights)).ToList());
         return new ToyMethodRun(name, target, before, scored);
@@ -174,10 +173,9 @@ public static class ToyRun
 
     static string EvaluationFolder(string runFolder, int stage) => Path.Combine(runFolder, ReportFolderName, $"stage-{stage.ToString(CultureInfo.InvariantCulture)}");
 
-    /// <summary>A baseline's toy preset: toy-METHOD, or toy-ga-lora for ga-lora.</summary>
-    static MethodPreset PresetOf(string method) => method == GaLora
-        ? MethodCommand.PresetOf(Methods.Ga, MethodPreset.BuiltinName("toy", Methods.Ga, lora: true), presetGiven: true, lora: true)
-        : MethodCommand.PresetOf(method, MethodPreset.BuiltinName("toy", method, lora: false), presetGiven: true, lora: false);
+    /// <summary>The method of a toy run's name (ga, or ga-lora: GA with LoRA adapters).</summary>
+    static (UnlearningMethod Method, bool Lora) MethodOf(string run) => run.EndsWith(MethodHelp.LoraSuffix, StringComparison.Ordinal)
+        ? (MethodRegistry.Get(run[..^MethodHelp.LoraSuffix.Length]), true) : (MethodRegistry.Get(run), false);
 
     /// <summary>The stage at which a threshold was first crossed (the row of the stage table that names it).</summary>
     static int StageOf(AtuRunResult result, double threshold) =>

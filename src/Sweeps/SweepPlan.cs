@@ -51,17 +51,18 @@ public static partial class SweepPlanner
     {
         var table = new Dictionary<string, Func<CellSettings, string[]>>
         {
-            [Unlearning.Methods.Atu] = c => [
+            [AlignThenUnlearnMethod.Id] = c => [
                 "run", "--artifacts", c.Artifacts, "--rwku", c.Rwku, "--target", Text(c.Target), "--preset", c.Preset!,
                 .. c.Layer is int layer ? new[] { "--layer", Text(layer) } : [],
                 "--out", c.Run, "--resume", "--device", c.Device, "--threads", Text(c.Threads)],
         };
-        foreach (var method in Unlearning.Methods.Trained)
+        foreach (var method in MethodRegistry.Trained.Select(m => m.Name))
         {
             table[method] = c => BaselineCommand(method, false, c);
             table[method + LoraSuffix] = c => BaselineCommand(method, true, c);
         }
-        table[Unlearning.Methods.Icu] = c => BaselineCommand(Unlearning.Methods.Icu, false, c);
+        foreach (var method in MethodRegistry.All.OfType<PromptingMethod>().Select(m => m.Name))
+            table[method] = c => BaselineCommand(method, false, c);
         return table;
     }
 
@@ -87,13 +88,16 @@ public static partial class SweepPlanner
     /// <see cref="SweepFile.Presets"/> or a baseline's default; none for icu.</summary>
     public static IReadOnlyList<string> PresetsOf(SweepFile sweep, string method)
     {
-        if (method == Unlearning.Methods.Icu)
-            return sweep.MethodPresets.ContainsKey(method) ? throw new InvalidDataException("sweep file: \"method_presets.icu\" must not be given: icu does not train, it takes no preset") : [];
+        if (Trains(method) is false)
+            return sweep.MethodPresets.ContainsKey(method) ? throw new InvalidDataException($"sweep file: \"method_presets.{method}\" must not be given: {method} does not train, it takes no preset") : [];
         if (sweep.MethodPresets.TryGetValue(method, out var presets)) return presets;
-        if (method == Unlearning.Methods.Atu) return sweep.Presets;
+        if (method == AlignThenUnlearnMethod.Id) return sweep.Presets;
         var (runMethod, lora) = RunMethod(method);
         return [MethodPreset.BuiltinName("rwku-llama3", runMethod, lora)];
     }
+
+    /// <summary>Whether a sweep method trains a model (false for a prompting method such as icu; null: not a method).</summary>
+    static bool? Trains(string method) => MethodRegistry.All.FirstOrDefault(m => m.Name == RunMethod(method).Method) is { } m ? m is not PromptingMethod : null;
 
     static readonly int?[] NoValue = [null];
 
@@ -119,10 +123,10 @@ public static partial class SweepPlanner
         foreach (var target in sweep.TargetNumbers())
             foreach (var method in sweep.Methods)
             {
-                var trains = method != Unlearning.Methods.Icu;
+                var trains = Trains(method) is not false;
                 IReadOnlyList<string?> presets = trains ? [.. PresetsOf(sweep, method)] : [null];
                 foreach (var preset in presets)
-                    foreach (var layer in method == Unlearning.Methods.Atu ? layers : NoValue)
+                    foreach (var layer in method == AlignThenUnlearnMethod.Id ? layers : NoValue)
                         foreach (var seed in trains ? seeds : NoValue)
                         {
                             var name = method + (preset is null ? "" : $"_{presetNames[preset]}") + $"_t{target:D3}" + (layer is int l ? $"_L{l}" : "") + (seed is int s ? $"_s{s}" : "");
@@ -182,7 +186,7 @@ public static partial class SweepPlanner
     /// which must be a preset of that method), with the seed written in.</summary>
     static string PresetJson(string method, string preset, int? seed, string baseFolder)
     {
-        if (method == Unlearning.Methods.Atu)
+        if (method == AlignThenUnlearnMethod.Id)
         {
             var atu = AtuPreset.Load(AtuPreset.Builtin.Contains(preset) ? preset : Path.GetFullPath(preset, baseFolder));
             return (seed is int s ? atu with { Seed = s } : atu).ToJson();

@@ -15,7 +15,7 @@ public sealed record CausalLmGraph(DecoderGraph Decoder, GradientGraph Training,
 
     public static CausalLmGraph Build(DecoderConfig config, IEnumerable<string> trainable)
     {
-        var graph = TokenLossGraph.Build(config, TokenLoss.CrossEntropy, trainable);
+        var graph = TokenLossGraph.Build(config, x => TokenLosses.NextTokenCrossEntropy(x.Builder, x.Logits, x.InputIds, x.LossMask), trainable);
         return new CausalLmGraph(graph.Decoder, graph.Training, graph.Loss);
     }
 }

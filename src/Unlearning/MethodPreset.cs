@@ -4,27 +4,13 @@ using AlignThenUnlearn.Models;
 
 namespace AlignThenUnlearn.Unlearning;
 
-/// <summary>The token-level baselines (issue 15) that train: each one's data and loss (<see cref="MethodPreset.Loss"/>).</summary>
-public static class Methods
-{
-    public const string Atu = "atu", Ga = "ga", GaStar = "ga-star", GradDiff = "graddiff", Npo = "npo", Dpo = "dpo", Rt = "rt", Icu = "icu";
-
-    /// <summary>Every method `atu unlearn --method` takes: Align-then-Unlearn, the trained baselines, and ICU (no training).</summary>
-    public static IReadOnlyList<string> All => [Atu, Ga, GaStar, GradDiff, Npo, Dpo, Rt, Icu];
-    public static IReadOnlyList<string> Trained => [Ga, GaStar, GradDiff, Npo, Dpo, Rt];
-
-    /// <summary>Refuses a name that is not a method, listing the names.</summary>
-    public static string Check(string method) => All.Contains(method) ? method
-        : throw new ArgumentException($"unknown method '{method}'; the methods are {string.Join(", ", All)}");
-}
-
-/// <summary>Every value of a token-level baseline run (`atu unlearn --method ga|ga-star|graddiff|npo|dpo|rt`), as JSON
+/// <summary>Every value of a trained method's run (`atu unlearn --method M`, M a <see cref="TrainedMethod"/>), as JSON
 /// (snake_case keys; built-in presets <c>rwku-llama3-&lt;method&gt;[-lora]</c> with RWKU's Llama-3-8B settings and
 /// <c>toy-&lt;method&gt;[-lora]</c>). Optimiser and schedule as RWKU: AdamW, linear warm-up then cosine decay to 0.</summary>
 public sealed record MethodPreset
 {
     public string Name { get; init; } = "custom";
-    public string Method { get; init; } = Methods.Ga;
+    public string Method { get; init; } = GradientAscent.Id;
     public double LearningRate { get; init; }
     public int Epochs { get; init; } = 3;
     /// <summary>Sequences (GA, NPO, RT) or examples (DPO's pairs, GradDiff's forget and retain texts) per micro-batch.</summary>
@@ -59,28 +45,27 @@ public sealed record MethodPreset
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string[]? StageTasks { get; init; }
 
-    public TokenLoss Loss => Method switch
-    {
-        Methods.Ga or Methods.GaStar => TokenLoss.GradientAscent,
-        Methods.GradDiff => TokenLoss.GradientDifference,
-        Methods.Npo => TokenLoss.Npo,
-        Methods.Dpo => TokenLoss.Dpo,
-        Methods.Rt => TokenLoss.CrossEntropy,
-        _ => throw new ArgumentException($"method '{Method}' trains no token loss"),
-    };
+    /// <summary>Values particular to the method (its <see cref="TrainedMethod.Options"/>), by name; absent ones take the method's defaults.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SortedDictionary<string, double>? Options { get; init; }
 
-    public double EffectiveBeta => Beta ?? (Method == Methods.Dpo ? MethodLosses.DpoBeta : MethodLosses.NpoBeta);
+    /// <summary>The method this preset trains.</summary>
+    public TrainedMethod TrainedMethod => MethodRegistry.GetTrained(Method);
+
+    /// <summary>An option of the method: the preset's value, else the method's default.</summary>
+    public double Option(string name) => Options is not null && Options.TryGetValue(name, out var value) ? value
+        : TrainedMethod.Options.TryGetValue(name, out var defaultValue) ? defaultValue
+        : throw new ArgumentException($"method '{Method}' has no option '{name}'");
 
     public LoraOptions? LoraOptions => Lora ? new LoraOptions { Rank = LoraRank, Alpha = LoraAlpha, Layers = Layers } : null;
 
     public LayerRange? Layers => TrainLayers is [var first, var last] ? new LayerRange(first, last) : null;
 
 
-    public static IReadOnlyList<string> Builtin { get; } =
-        [.. new[] { "rwku-llama3", "toy" }.SelectMany(p => Methods.Trained.SelectMany(m => new[] { $"{p}-{m}", $"{p}-{m}-lora" }))];
+    public static IReadOnlyList<string> Builtin { get; } = [.. MethodRegistry.Trained.SelectMany(m => m.PresetNames)];
 
     /// <summary>The built-in preset of a method: <c>rwku-llama3-ga</c>, <c>toy-npo-lora</c>, ...</summary>
-    public static string BuiltinName(string family, string method, bool lora) => $"{family}-{method}{(lora ? "-lora" : "")}";
+    public static string BuiltinName(string family, string method, bool lora) => MethodRegistry.GetTrained(method).PresetName(family, lora);
 
     /// <summary>A built-in preset by name, or a JSON file.</summary>
     public static MethodPreset Load(string nameOrPath)
@@ -95,7 +80,10 @@ public sealed record MethodPreset
     public void Validate(string source)
     {
         void Require(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
-        Require(Methods.Trained.Contains(Method), $"method '{Method}' is not one of {string.Join(", ", Methods.Trained)}");
+        var trained = MethodRegistry.Trained.Select(m => m.Name).ToList();
+        Require(trained.Contains(Method), $"method '{Method}' is not one of {string.Join(", ", trained)}");
+        var unknown = (Options?.Keys ?? Enumerable.Empty<string>()).Where(k => !TrainedMethod.Options.ContainsKey(k)).ToList();
+        Require(unknown.Count == 0, $"options {string.Join(", ", unknown)} are not options of {Method} (its options: {(TrainedMethod.Options.Count == 0 ? "none" : string.Join(", ", TrainedMethod.Options.Keys))})");
         Require(LearningRate > 0, "learning_rate must be positive");
         Require(Epochs > 0 && BatchSize > 0 && GradientAccumulation > 0, "epochs, batch_size and gradient_accumulation must be positive");
         Require(WarmupSteps >= 0 && WeightDecay >= 0 && MaxGradNorm >= 0, "warmup_steps, weight_decay and max_grad_norm must not be negative");

@@ -74,27 +74,20 @@ public sealed class MethodRun : IDisposable
     public AtuRunResult Run()
     {
         bool resumed = Start();
-        double[][]? reference = null;
-        if (_preset.Loss is TokenLoss.Npo or TokenLoss.Dpo)
+        bool adapters = false;
+        void AddAdapters()
         {
-            // From the starting weights, before any adapter exists: the frozen model of RWKU's trainers.
-            var clock = Stopwatch.StartNew();
-            var sequences = _inputs.Examples.SelectMany(e => e).ToList();
-            var sums = ReferenceLogProbabilities.Compute(_store, _inputs.Config, sequences, _preset.BatchSize, _inputs.PadId);
-            int arity = _inputs.Examples[0].Length, at = 0;
-            reference = [.. _inputs.Examples.Select(_ => { var row = sums.AsSpan(at, arity).ToArray(); at += arity; return row; })];
-            Log(string.Create(CultureInfo.InvariantCulture, $"reference log-probabilities of {sequences.Count} sequences ({clock.Elapsed.TotalSeconds:0.0} s)"));
+            if (adapters) return;
+            if (_preset.LoraOptions is not null) LoraAdapters.AddTo(_store, _adapters, _preset.Seed);
+            adapters = true;
         }
-        if (_preset.LoraOptions is not null) LoraAdapters.AddTo(_store, _adapters, _preset.Seed);
-        var graph = TokenLossGraph.Build(_inputs.Config, _preset.Loss, _store.Trainable, new DecoderGraphOptions { Lora = _preset.LoraOptions },
-            _preset.EffectiveBeta);
-        var data = new LabelledBatches(_inputs.Examples, _preset.BatchSize, Seed(2), _preset.Cutoff, _inputs.PadId, reference,
-            _preset.Loss == TokenLoss.GradientDifference ? TokenLossGraph.RetainMask : null);
+        var training = _preset.TrainedMethod.Prepare(new MethodSetup(_preset, _inputs.Config, _store, _inputs.Examples, _inputs.PadId, Seed(2), AddAdapters, Log));
+        AddAdapters();
         long every = _preset.EvaluateEvery > 0 ? _preset.EvaluateEvery : StepsPerEpoch;
         LearningRateSchedule schedule = Steps > _preset.WarmupSteps
             ? new WarmupCosineSchedule(_preset.WarmupSteps, Steps, floorFactor: 0)
             : new WarmupSchedule(_preset.WarmupSteps);   // a run shorter than its warm-up never decays
-        using var trainer = new Trainer(_store, graph.Training, graph.Loss,
+        using var trainer = new Trainer(_store, training.Graph, training.Loss,
             new AdamWSettings(LearningRate: _preset.LearningRate, WeightDecay: _preset.WeightDecay, MaxGradNorm: _preset.MaxGradNorm),
             new TrainerOptions
             {
@@ -106,7 +99,7 @@ public sealed class MethodRun : IDisposable
         bool restored = false;
         var clockRun = Stopwatch.StartNew();
         long firstStep = -1;
-        trainer.Run(data, p =>
+        trainer.Run(training.Batches, p =>
         {
             if (!restored) { Restore(trainer.Extra, thresholds); restored = true; firstStep = p.Step - 1; }
             (_lossSum, _lossSteps) = (_lossSum + p.Loss, _lossSteps + 1);

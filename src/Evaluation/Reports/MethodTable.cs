@@ -26,11 +26,9 @@ public static class MethodTable
         if (!root.TryGetProperty("method", out var method)) return "ATU";
         if (method.ValueKind != JsonValueKind.String) throw new DatasetFormatException(path, null, "method", $"is {method.ValueKind}, expected a string");
         var name = method.GetString()!;
-        // The paper's names; a method this table does not know is shown as recorded.
-        var shown = name switch { Methods.GaStar => "GA*", Methods.GradDiff => "GradDiff", _ => name.ToUpperInvariant() };
-        if (name is Methods.Atu or Methods.Icu) return shown;
         bool lora = root.TryGetProperty("lora", out var l) && l.ValueKind == JsonValueKind.True;
-        return $"{shown} ({(lora ? "L" : "F")})";
+        // A method the registry does not know is shown as recorded.
+        return MethodRegistry.All.FirstOrDefault(m => m.Name == name) is { } known ? known.Label(lora) : $"{name.ToUpperInvariant()} ({(lora ? "L" : "F")})";
     }
 
     /// <summary>The rows of one path given to `atu report`: a run folder (with a report/ folder of checkpoints) gives its

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using AlignThenUnlearn.Runtime;
 
 namespace AlignThenUnlearn.Evaluation;
 
@@ -48,6 +49,15 @@ public sealed partial class RwkuDataset
     public RwkuTarget Target(int number) =>
         Targets.FirstOrDefault(t => t.Number == number)
         ?? throw new KeyNotFoundException($"RWKU folder '{Root}' has no target {number} (it has {DescribeNumbers()})");
+
+    /// <summary><paramref name="count"/> targets (fewer when there are fewer) drawn by <paramref name="seed"/>, leaving out
+    /// <paramref name="except"/>, in the order drawn: the one seeded draw of other targets (GradDiff's retain corpus,
+    /// Align-then-Unlearn's alignment corpus, the toy job's people).</summary>
+    public IReadOnlyList<RwkuTarget> Draw(int count, long seed, RwkuTarget? except = null)
+    {
+        var candidates = Targets.Where(t => t.Number != except?.Number).ToList();
+        return [.. new DataOrder(candidates.Count, seed).Permutation(0).Take(Math.Min(count, candidates.Count)).Select(i => candidates[i])];
+    }
 
     /// <summary>The targets a selection such as <c>1-100</c> names (see <see cref="RwkuTargetSelection"/>).</summary>
     public IReadOnlyList<RwkuTarget> Select(string spec)

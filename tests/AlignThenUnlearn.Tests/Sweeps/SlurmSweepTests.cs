@@ -117,12 +117,12 @@ public sealed class SlurmSweepTests(ITestOutputHelper output) : IDisposable
                 var reports = Path.Combine(slurmCell.Run, SweepReport.ReportFolderOfRun);
                 var checkpoints = Directory.GetDirectories(reports).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
                 Assert.Equal(checkpoints, Directory.GetDirectories(Path.Combine(localCell.Run, SweepReport.ReportFolderOfRun)).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-                Assert.Contains(slurmCell.Method == Methods.Atu ? "ATU-final" : "GA-F-final", checkpoints);
+                Assert.Contains(slurmCell.Method == AlignThenUnlearnMethod.Id ? "ATU-final" : "GA-F-final", checkpoints);
                 foreach (var checkpoint in checkpoints)
                     Assert.Equal(File.ReadAllText(Path.Combine(reports, checkpoint!, RwkuReports.ResultsFile)),
                         File.ReadAllText(Path.Combine(localCell.Run, SweepReport.ReportFolderOfRun, checkpoint!, RwkuReports.ResultsFile)));
                 var stages = Path.Combine(slurmCell.Run, AtuRun.StagesJson);
-                if (slurmCell.Method == Methods.Atu || File.Exists(stages))   // GA writes one when it has evaluated
+                if (slurmCell.Method == AlignThenUnlearnMethod.Id || File.Exists(stages))   // GA writes one when it has evaluated
                     Assert.Equal(File.ReadAllText(stages), File.ReadAllText(Path.Combine(localCell.Run, AtuRun.StagesJson)));
             }
             SweepReport.Write(onSlurm);

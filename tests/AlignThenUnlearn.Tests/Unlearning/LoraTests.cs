@@ -102,7 +102,7 @@ public sealed class LoraTests : IDisposable
         var config = DecoderBuilderTests.SmallConfig(ModelFamily.Phi3);
         var lora = new LoraOptions();
         var adapters = lora.Adapters(config);
-        var graph = TokenLossGraph.Build(config, TokenLoss.GradientAscent, adapters.Select(a => a.Name), new DecoderGraphOptions { Lora = lora });
+        var graph = new GradientAscent().Graph(config, adapters.Select(a => a.Name), new DecoderGraphOptions { Lora = lora });
         Assert.Equal(adapters.Select(a => a.Name).Order(), graph.Training.Gradients.Keys.Order());   // no gradient for any base weight
         using var store = CausalLmTrainer.RandomParameters(GradCheck.Cpu, config, seed: 4, std: 0.2);
         LoraAdapters.AddTo(store, graph.Decoder.Adapters);   // PEFT's start: B = 0
@@ -180,7 +180,7 @@ public sealed class LoraTests : IDisposable
         Assert.Equal(9, trainable.Count);   // two norms, q/k/v/o, gate/up/down
         store.SetTrainable(trainable);
         var before = store.Names.ToDictionary(n => n, store.Read);
-        var graph = TokenLossGraph.Build(config, TokenLoss.GradientAscent, trainable);
+        var graph = new GradientAscent().Graph(config, trainable);
         using var trainer = new Trainer(store, graph.Training, graph.Loss, new AdamWSettings(LearningRate: 1e-2, WeightDecay: 0), new TrainerOptions { Steps = 1 });
         trainer.Run(new TokenBatcher([[3, 7, 1, 9, 4], [12, 0, 5, 2]], batchSize: 2, seed: 0, maxLength: 16));
         foreach (var name in store.Names)

@@ -24,7 +24,7 @@ public sealed class MethodCommandTests : IDisposable
         var preset = _temp.File("ga-star.json");
         File.WriteAllText(preset, (MethodPreset.Load("toy-ga-star") with { Epochs = 2, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 1 }).ToJson());
         var folder = _temp.File("run");
-        Assert.Equal(0, AtuCommand.Run(Options(Methods.GaStar, folder, preset)));
+        Assert.Equal(0, AtuCommand.Run(Options(GradientAscentStar.Id, folder, preset)));
         var stages = StageTable.FromJson(File.ReadAllText(Path.Combine(folder, AtuRun.StagesJson)));
         Assert.Equal(2, stages.Count);   // one evaluation per epoch
         Assert.All(stages, s => Assert.NotNull(s.ForgetAverage));
@@ -39,7 +39,7 @@ public sealed class MethodCommandTests : IDisposable
         var preset = _temp.File("ga-star-mia.json");
         File.WriteAllText(preset, (MethodPreset.Load("toy-ga-star") with { Epochs = 1, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 1, StageTasks = ["mia"] }).ToJson());
         var folder = _temp.File("run-mia");
-        Assert.Equal(0, AtuCommand.Run(Options(Methods.GaStar, folder, preset)));
+        Assert.Equal(0, AtuCommand.Run(Options(GradientAscentStar.Id, folder, preset)));
         var stage = Assert.Single(StageTable.FromJson(File.ReadAllText(Path.Combine(folder, AtuRun.StagesJson))));
         Assert.Equal(["MIA FM", "MIA RM"], stage.Utility!.Keys.ToArray());   // only the columns of the task asked
 
@@ -56,7 +56,7 @@ public sealed class MethodCommandTests : IDisposable
     public void Icu_trains_nothing_and_reports_the_prompted_model()
     {
         var folder = _temp.File("icu");
-        Assert.Equal(0, AtuCommand.Run(Options(Methods.Icu, folder)));
+        Assert.Equal(0, AtuCommand.Run(Options(InContextUnlearning.Id, folder)));
         Assert.True(Directory.Exists(Path.Combine(folder, AtuCommand.ReportFolder, "ICU")));
         Assert.False(Directory.Exists(Path.Combine(folder, AtuRun.CheckpointsFolder)));
     }
@@ -66,9 +66,9 @@ public sealed class MethodCommandTests : IDisposable
     {
         var e = Assert.Throws<ArgumentException>(() => AtuCommand.Run(Options("gradient-ascent", _temp.File("x"))));
         Assert.Contains("'gradient-ascent'", e.Message);
-        var align = new AlignOptions { Artifacts = _model.Artifacts, Rwku = _rwku.Root, Target = 1, Out = _temp.File("y"), Device = "cpu", Method = Methods.Ga };
+        var align = new AlignOptions { Artifacts = _model.Artifacts, Rwku = _rwku.Root, Target = 1, Out = _temp.File("y"), Device = "cpu", Method = GradientAscent.Id };
         Assert.Contains("atu unlearn", Assert.Throws<ArgumentException>(() => AtuCommand.Run(align)).Message);
         // A preset of another method is refused rather than silently run.
-        Assert.Contains("not npo", Assert.Throws<ArgumentException>(() => MethodCommand.PresetOf(Methods.Npo, "toy-ga", presetGiven: true, lora: false)).Message);
+        Assert.Contains("not npo", Assert.Throws<ArgumentException>(() => MethodCommand.PresetOf(NegativePreferenceOptimization.Id, "toy-ga", presetGiven: true, lora: false)).Message);
     }
 }

@@ -29,9 +29,9 @@ public sealed class MethodRunTests : IDisposable
 
     List<LabelledSequence[]> Examples(string method) => method switch
     {
-        Methods.GradDiff => [.. Forget.Select((t, i) => new[] { Text(t), Text(Retain[i % Retain.Length]) })],
-        Methods.Dpo => [.. Forget.Select(t => new[] { Answer("who is the cat", "the heron stood in the reeds"), Answer("who is the cat", t) })],
-        Methods.Rt => [.. Forget.Select(t => new[] { Answer(t, "i do not know") })],
+        GradientDifference.Id => [.. Forget.Select((t, i) => new[] { Text(t), Text(Retain[i % Retain.Length]) })],
+        DirectPreferenceOptimization.Id => [.. Forget.Select(t => new[] { Answer("who is the cat", "the heron stood in the reeds"), Answer("who is the cat", t) })],
+        RejectionTuning.Id => [.. Forget.Select(t => new[] { Answer(t, "i do not know") })],
         _ => [.. Forget.Select(t => new[] { Text(t) })],
     };
 
@@ -96,8 +96,8 @@ public sealed class MethodRunTests : IDisposable
     }
 
     [Theory]
-    [InlineData(Methods.Ga)]
-    [InlineData(Methods.Npo)]
+    [InlineData(GradientAscent.Id)]
+    [InlineData(NegativePreferenceOptimization.Id)]
     public void Ga_and_npo_lower_the_forget_corpus_log_probability(string method)
     {
         var result = Run(Preset(method), _temp.File(method))!;
@@ -109,10 +109,10 @@ public sealed class MethodRunTests : IDisposable
     }
 
     [Theory]
-    [InlineData(Methods.GradDiff)]
-    [InlineData(Methods.Dpo)]
-    [InlineData(Methods.Rt)]
-    [InlineData(Methods.GaStar)]
+    [InlineData(GradientDifference.Id)]
+    [InlineData(DirectPreferenceOptimization.Id)]
+    [InlineData(RejectionTuning.Id)]
+    [InlineData(GradientAscentStar.Id)]
     public void Every_method_family_trains_end_to_end(string method)
     {
         var result = Run(Preset(method), _temp.File(method))!;
@@ -121,14 +121,14 @@ public sealed class MethodRunTests : IDisposable
         Assert.Equal(before.Keys.Order(), after.Keys.Order());
         Assert.Contains(before.Keys, n => !before[n].SequenceEqual(after[n]));
         Assert.All(result.Stages, s => Assert.True(double.IsFinite(s.UnlearnLoss)));
-        if (method == Methods.Dpo)   // the DPO loss starts at -log sigmoid(0) = log 2 = 0.693 (policy = reference) and falls
+        if (method == DirectPreferenceOptimization.Id)   // the DPO loss starts at -log sigmoid(0) = log 2 = 0.693 (policy = reference) and falls
             Assert.True(result.Stages[^1].UnlearnLoss < Math.Log(2), $"DPO loss {result.Stages[^1].UnlearnLoss}");
     }
 
     [Fact]
     public void Lora_changes_only_the_adapted_projections_and_keeps_a_small_adapter_file()
     {
-        var result = Run(Preset(Methods.Ga, lora: true), _temp.File("lora"))!;
+        var result = Run(Preset(GradientAscent.Id, lora: true), _temp.File("lora"))!;
         var before = Read(Weights);
         var after = Read(Path.Combine(result.Final!, AtuRun.ModelFile));
         foreach (var name in before.Keys)
@@ -146,7 +146,7 @@ public sealed class MethodRunTests : IDisposable
     {
         // NPO (reference log-probs recomputed on resume), 1 step an epoch x 3 epochs, evaluated after every step: forget
         // 45, 30, 10 cross 50, 35 and 20 in turn.
-        var preset = Preset(Methods.Npo, evaluateEvery: 1) with { Epochs = 3 };
+        var preset = Preset(NegativePreferenceOptimization.Id, evaluateEvery: 1) with { Epochs = 3 };
         string whole = _temp.File("whole"), cut = _temp.File("cut");
         var full = Run(preset, whole, evaluate: true)!;
         Assert.Equal(60, full.Before!.ForgetAverage);
@@ -167,7 +167,7 @@ public sealed class MethodRunTests : IDisposable
     [Fact]
     public void Unknown_methods_and_presets_of_other_methods_are_refused()
     {
-        var e = Assert.Throws<ArgumentException>(() => Methods.Check("gd"));
+        var e = Assert.Throws<ArgumentException>(() => MethodRegistry.Get("gd"));
         Assert.Contains("'gd'", e.Message);
         Assert.Contains("ga-star", e.Message);
         var file = _temp.File("bad.json");

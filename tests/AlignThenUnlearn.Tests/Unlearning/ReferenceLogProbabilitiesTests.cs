@@ -76,18 +76,18 @@ public sealed class ReferenceLogProbabilitiesTests
     }
 
     [Theory]
-    [InlineData(TokenLoss.Npo)]
-    [InlineData(TokenLoss.Dpo)]
-    public void At_the_reference_itself_npo_and_dpo_give_their_log_two_values(TokenLoss loss)
+    [InlineData(NegativePreferenceOptimization.Id)]
+    [InlineData(DirectPreferenceOptimization.Id)]
+    public void At_the_reference_itself_npo_and_dpo_give_their_log_two_values(string loss)
     {
         using var store = CausalLmTrainer.RandomParameters(GradCheck.Cpu, Config, seed: 9, std: 0.3);
-        var examples = loss == TokenLoss.Npo ? Sequences.Select(s => new[] { s }).ToArray() : [[Sequences[0], Sequences[1]], [Sequences[2], Sequences[3]]];
+        var examples = loss == NegativePreferenceOptimization.Id ? Sequences.Select(s => new[] { s }).ToArray() : [[Sequences[0], Sequences[1]], [Sequences[2], Sequences[3]]];
         var reference = examples.Select(e => ReferenceLogProbabilities.Compute(store, Config, e, batchSize: 2)).ToArray();
         var batch = new LabelledBatches(examples, batchSize: 2, seed: 1, maxLength: 16, reference: reference).Next();
-        var graph = TokenLossGraph.Build(Config, loss, store.Names);
+        var graph = ((TokenLossMethod)MethodRegistry.Get(loss)).Graph(Config, store.Names);
         using var session = new TrainSession(GradCheck.Cpu, graph.Training, store, graph.Loss);
         double value = session.Run(batch).Loss;
         // NPO: -(2/0.2) log sigmoid(0) = 10 ln 2; DPO: -log sigmoid(0) = ln 2 (float32 sums, so 1e-4).
-        Assert.Equal(loss == TokenLoss.Npo ? 10 * Math.Log(2) : Math.Log(2), value, 1e-4);
+        Assert.Equal(loss == NegativePreferenceOptimization.Id ? 10 * Math.Log(2) : Math.Log(2), value, 1e-4);
     }
 }
