@@ -22,13 +22,56 @@ namespace AlignThenUnlearn.Unlearning;
 /// (<see cref="FrozenActivations"/>), so no second model is resident, and the training graph stops at layer l.
 /// Each mse is a mean over the tokens of the batch and the hidden coordinates; the authors' mse also averages the
 /// left-padding positions of a batch, which here are masked (the same value for rows of equal length).</summary>
-public static class Rmu
+public sealed class Rmu : TrainedMethod
 {
-    public const string Name = "rmu", DisplayName = "RMU";
+    public const string Id = "rmu";
+    public override string Name => Id;
+    public override string DisplayName => "RMU";
+    public override string Summary => "steer layer-l activations on the forget corpus to a random vector, keep them on other targets' texts";
 
-    /// <summary>The authors' zephyr-7b setting (WMDP README): layer 7, c 6.5, alpha 1200, lr 5e-5, batches of 4.</summary>
+    /// <summary>The authors' zephyr-7b setting (WMDP README): layer 7, c 6.5, alpha 1200 (lr 5e-5, batches of 4: the presets).</summary>
     public const int Layer = 7;
     public const double SteeringCoefficient = 6.5, Alpha = 1200;
+
+    /// <summary>A preset's <c>"options"</c>: the authors' <c>layer_id</c>, <c>steering_coeffs</c> and <c>alpha</c>.</summary>
+    public const string LayerOption = "layer", SteeringOption = "steering_coefficient", AlphaOption = "alpha";
+
+    public override IReadOnlyDictionary<string, double> Options { get; } = new Dictionary<string, double>
+    {
+        [LayerOption] = Layer, [SteeringOption] = SteeringCoefficient, [AlphaOption] = Alpha,
+    };
+
+    /// <summary>The authors train the down-projections themselves: no LoRA presets, no LoRA run in `atu toy`.</summary>
+    public override IReadOnlyList<string> PresetNames => [.. PresetFamilies.Select(family => PresetName(family, lora: false))];
+
+    /// <summary>GradDiff's examples: each forget text with a text of another target as its retain text (the authors'
+    /// retain corpus is wikitext; RWKU ships none, and other people's biographies are the nearest).</summary>
+    public override List<LabelledSequence[]> Examples(MethodPreset preset, ITargetTexts texts, ExampleTokenizer tokens) =>
+        MethodRegistry.GetTrained(GradientDifference.Id).Examples(preset, texts, tokens);
+
+    /// <summary>Trains only <see cref="TrainedParameters"/>; the frozen model's retain activations and the control vector
+    /// (drawn from the preset's seed) are fixed before the first step.</summary>
+    public override MethodTraining Prepare(MethodSetup setup)
+    {
+        var (preset, config, store) = (setup.Preset, setup.Config, setup.Store);
+        if (preset.Lora) throw new ArgumentException($"preset '{preset.Name}': RMU trains the down-projections of layers l-2..l themselves, as its authors do; it has no LoRA variant");
+        double layerOption = preset.Option(LayerOption);
+        if (layerOption != Math.Floor(layerOption)) throw new ArgumentException($"preset '{preset.Name}': option {LayerOption} {layerOption} is not a layer number");
+        int layer = (int)layerOption;
+        store.SetTrainable(TrainedParameters(config, layer));
+        var examples = setup.Examples.Select((e, i) => e.Length == 2 ? (Forget: Tokens(e[0]), Retain: Tokens(e[1]))
+            : throw new ArgumentException($"RMU example {i} holds {e.Length} sequences, not a forget text and a retain text")).ToList();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // One forward pass per distinct retain text (GradDiff's pairs cycle through a few other targets' texts).
+        var distinct = examples.Select(e => e.Retain).DistinctBy(t => string.Join(',', t)).ToList();
+        var activations = FrozenActivations(store, config, layer, distinct, preset.BatchSize, setup.PadId);
+        var byText = distinct.Select((t, i) => (Key: string.Join(',', t), Value: activations[i])).ToDictionary(p => p.Key, p => p.Value);
+        setup.Log(string.Create(CultureInfo.InvariantCulture, $"frozen activations at layer {layer} of {distinct.Count} retain texts ({clock.Elapsed.TotalSeconds:0.0} s)"));
+        var control = ControlVector(config.HiddenSize, preset.Option(SteeringOption), preset.Seed);
+        var batches = new Batches(examples, [.. examples.Select(e => byText[string.Join(',', e.Retain)])], control, preset.BatchSize, setup.DataSeed, setup.PadId);
+        return new MethodTraining(Graph(config, layer, preset.Option(AlphaOption), store.Trainable), LossName, batches);
+    }
+
     /// <summary>How many layers below l are trained besides l (layers l-2..l).</summary>
     public const int LayersBelow = 2;
     public const string TrainedProjection = "mlp.down_proj.weight";

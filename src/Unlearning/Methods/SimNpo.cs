@@ -14,12 +14,33 @@ namespace AlignThenUnlearn.Unlearning;
 /// writes it; with their gamma 0 the two agree. |y| is the number of label tokens the NLL sums over: the authors' count of
 /// labels != -100 is the same for a prompt and answer, and one more for a text labelled on every token (Hugging Face
 /// labels token 0 too, which predicts nothing).</summary>
-public static class SimNpo
+public sealed class SimNpo : TokenLossMethod
 {
-    public const string Name = "simnpo", DisplayName = "SimNPO";
+    public const string Id = "simnpo";
+    public override string Name => Id;
+    public override string DisplayName => "SimNPO";
+    public override string Summary => "reference-free, length-normalised NPO on the forget corpus plus NLL on other targets' texts";
+    public override bool HasRetainRows => true;
 
     /// <summary>The authors' TOFU setting (TOFU/config/forget.yaml): beta 2.5, gamma 0, npo_coeff 0.1375, grad_diff_coeff 1.</summary>
     public const double Beta = 2.5, Gamma = 0, ForgetWeight = 0.1375, RetainWeight = 1;
+
+    /// <summary>A preset's <c>"options"</c>: the margin and the two terms' weights (beta is the preset's <c>beta</c>).</summary>
+    public const string GammaOption = "gamma", ForgetWeightOption = "forget_weight", RetainWeightOption = "retain_weight";
+
+    public override IReadOnlyDictionary<string, double> Options { get; } = new Dictionary<string, double>
+    {
+        [GammaOption] = Gamma, [ForgetWeightOption] = ForgetWeight, [RetainWeightOption] = RetainWeight,
+    };
+
+    /// <summary>GradDiff's examples: each forget text with a text of another target as its retain row (the authors'
+    /// retain set is TOFU's retain split; RWKU ships none, and other people's biographies are the nearest).</summary>
+    public override List<LabelledSequence[]> Examples(MethodPreset preset, ITargetTexts texts, ExampleTokenizer tokens) =>
+        MethodRegistry.GetTrained(GradientDifference.Id).Examples(preset, texts, tokens);
+
+    public override string Loss(TokenLossInputs x, MethodPreset preset) =>
+        Loss(x.Builder, x.Logits, x.InputIds, x.LossMask, x.RetainMask(), preset.Beta ?? Beta,
+            preset.Option(GammaOption), preset.Option(ForgetWeightOption), preset.Option(RetainWeightOption));
 
     /// <summary>The SimNPO loss of one batch whose forget rows' labels are in <paramref name="forgetMask"/> and retain rows'
     /// in <paramref name="retainMask"/> (GradDiff's batch: <see cref="TokenLossGraph.RetainMask"/>), masks in
