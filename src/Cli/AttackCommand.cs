@@ -99,7 +99,7 @@ public static class AttackCommand
         var weights = WeightsReport(o, artifact);
         var given = o.Weights;
         o.Name ??= $"{DefaultName(o)} {scheme.Label}";
-        var temporary = Directory.CreateTempSubdirectory("atu-quantized-").FullName;
+        var temporary = StagingFolder(o.Out, "quantized");
         try
         {
             var source = AttackedWeights(o, artifact, temporary);
@@ -141,7 +141,7 @@ public static class AttackCommand
         var options = EvalCommand.ProbeOptions(o, tokenizer.ChatFormat);
         var weights = WeightsReport(o, artifact);
         IReadOnlyList<RunEvaluation> samples;
-        var temporary = Directory.CreateTempSubdirectory("atu-sampled-").FullName;
+        var temporary = StagingFolder(o.Out, "sampled");
         try
         {
             var source = o.Adapters is null ? o.Weights : AttackedWeights(o, artifact, temporary);
@@ -168,6 +168,17 @@ public static class AttackCommand
         return counts;
     }
 
+    /// <summary>A fresh folder for an attack's full weight files beside <paramref name="output"/> (<see cref="StagingArea"/>:
+    /// on the output's file system, never in the system's temporary folder), after removing what killed runs left there.</summary>
+    public static string StagingFolder(string output, string kind)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(output));
+        var (parent, name) = (Path.GetDirectoryName(full)!, Path.GetFileName(full));
+        Directory.CreateDirectory(parent);
+        StagingArea.RemoveLeftovers(parent, name);
+        return Directory.CreateDirectory(StagingArea.NewPath(parent, name, kind)).FullName;
+    }
+
     /// <summary>Where relearning on <paramref name="k"/> texts writes `atu eval`'s reports.</summary>
     public static string RelearnFolder(string output, int k) => Path.Combine(output, $"k{k}");
 
@@ -192,7 +203,7 @@ public static class AttackCommand
         var report = Report(WeightsReport(o, artifact), ("attack", RelearnAttack), ("data", o.Data), ("examples", new JsonArray([.. counts.Select(k => JsonValue.Create(k))])),
             ("steps", o.Steps), ("lr", o.LearningRate), ("seed", o.Seed));
         var runs = new List<(string Suffix, RunSummary Run, IReadOnlyDictionary<string, double> AaByType)>();
-        var temporary = Directory.CreateTempSubdirectory("atu-relearned-").FullName;
+        var temporary = StagingFolder(output, "relearned");
         try
         {
             var source = AttackedWeights(o, artifact, temporary);

@@ -17,8 +17,8 @@ public abstract class AtuOptions : ModelRunOptions
     [Option("target", Required = true, HelpText = "The RWKU target number to unlearn.")]
     public int Target { get; set; }
 
-    [Option("preset", Default = "paper", HelpText = "A built-in preset (paper, toy) or a preset JSON file: every value of the method.")]
-    public string Preset { get; set; } = "paper";
+    [Option("preset", HelpText = "A built-in preset or a preset JSON file: every value of the method (default: paper for atu, rwku-llama3-METHOD[-lora] for a trained method; toy and toy-METHOD[-lora] are the toy world's).")]
+    public string? Preset { get; set; }
 
     [Option("layer", HelpText = "Hidden-state index(es) the head(s) read, overriding the preset (several: one head per layer, losses summed).")]
     public IEnumerable<int> Layers { get; set; } = [];
@@ -43,9 +43,6 @@ public abstract class AtuOptions : ModelRunOptions
 
     [Option("lora", HelpText = "Train the baseline's LoRA adapters (rank 8, alpha 16 on q_proj, v_proj; merged for evaluation) instead of every weight.")]
     public bool Lora { get; set; }
-
-    /// <summary>Whether --preset names something else than the default; a baseline's default is rwku-llama3-&lt;method&gt;[-lora].</summary>
-    public bool PresetGiven => Preset != "paper";
 
     [Option("hidden-cache-memory", Default = 2048, HelpText = "MiB of cached hidden states kept in the device's memory; more are memory-mapped from a file in --cache.")]
     public long HiddenCacheMemory { get; set; } = 2048;
@@ -79,7 +76,7 @@ public static class AtuCommand
     public static int Run(UnlearnOptions o)
     {
         if (MethodRegistry.Get(o.Method) is not AlignThenUnlearnMethod) return MethodCommand.Run(o, report: false);
-        if (!File.Exists(Path.Combine(o.Out, AtuRun.PresetFile)))
+        if (!File.Exists(Path.Combine(o.Out, RunHarness.PresetFile)))
             throw new InvalidOperationException($"'{o.Out}' holds no aligned run; start it with `atu align` (or run everything with `atu run`)");
         o.Resume = true;
         return Run(o, alignmentOnly: false, scoreStages: !o.NoEval, report: false);
@@ -90,21 +87,22 @@ public static class AtuCommand
 
     static int Run(AtuOptions o, bool alignmentOnly, bool scoreStages, bool report)
     {
-        var preset = AtuPreset.Load(o.Preset);
+        var preset = AtuPreset.Load(o.Preset ?? "paper");
         if (o.Layers.Any()) preset = preset with { Layers = o.Layers.ToArray() };
         var cache = o.Cache ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(o.Out))!, "window-cache");
         (string, string?)[] inputs = [("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku), ("--preset", File.Exists(o.Preset) ? o.Preset : null)];
         OutputPaths.RequireApart(("--out", o.Out), inputs);
         OutputPaths.RequireApart(("--cache", cache), inputs);
         var hiddenStates = new HiddenStateCacheSettings { Enabled = !o.NoHiddenCache, MemoryLimitBytes = o.HiddenCacheMemory << 20, Folder = cache };
+        using var device = o.CreateDevice();
         var result = Execute(new AtuJob(o.Artifacts, o.Weights, o.Rwku, o.Target, preset, o.Out, cache, o.Resume, alignmentOnly, scoreStages, report,
-            o.AlignTargets.Any() ? [.. o.AlignTargets] : null, hiddenStates), o.CreateDevice());
+            o.AlignTargets.Any() ? [.. o.AlignTargets] : null, hiddenStates), device);
         if (result.Stages.Count > 0) AnsiConsole.Write(StageTableView(result.Stages));
         return 0;
     }
 
     /// <summary>Runs the job with a progress bar: window embeddings (cached), the staged run, and the final report.</summary>
-    public static AtuRunResult Execute(AtuJob job, ExecutionDevice device)
+    public static UnlearningRunResult Execute(AtuJob job, ExecutionDevice device)
     {
         var artifact = ArtifactModel.Open(job.Artifacts);
         var tokenizer = artifact.Tokenizer ?? throw new InvalidOperationException($"'{job.Artifacts}' has no tokenizer files; the corpora are text");
@@ -132,16 +130,15 @@ public static class AtuCommand
             encoder.Embed([target.Name])[0], target.Name, tokenizer.EosId, EncoderName(artifact),
             string.Join(", ", others.Select(t => $"{t.Number} ({t.Name})")) is { Length: > 0 } names ? names : null);
 
-        AtuRunResult result = null!;
+        UnlearningRunResult result = null!;
         long total = job.Preset.Alignment.Steps + job.Preset.Stages.Sum(s => (long)s.UnlearnSteps + s.RealignSteps);
         WithProgress("Align-then-Unlearn", total, (task, log) =>
         {
-            using var run = new AtuRun(job.Preset, inputs, new AtuRunOptions
+            using var run = new AtuRun(job.Preset, inputs, new UnlearningRunOptions
             {
                 Device = device,
                 Folder = job.Out,
                 Resume = job.Resume,
-                AlignmentOnly = job.AlignmentOnly,
                 Evaluate = job.ScoreStages ? evaluateStage : null,
                 Progress = p =>
                 {
@@ -150,8 +147,7 @@ public static class AtuCommand
                     task.Description = Markup.Escape($"{p.Phase} step {p.Step}/{p.Steps}{tau} loss {p.Loss:0.0000} cos {p.MeanCosine:0.000} {p.StepsPerSecond:0.0} steps/s");
                 },
                 Log = log,
-                HiddenStates = job.HiddenStates ?? new HiddenStateCacheSettings { Folder = job.Cache },
-            });
+            }, new AtuRunOptions { AlignmentOnly = job.AlignmentOnly, HiddenStates = job.HiddenStates ?? new HiddenStateCacheSettings { Folder = job.Cache } });
             result = run.Run();
         });
         if (job.Report && result.Final is not null) WriteReport(job, artifact, device, data, result);
@@ -219,13 +215,13 @@ public static class AtuCommand
         [.. dataset.Draw(preset.AlignmentExtraTargets, preset.Seed, except: target).OrderBy(t => t.Number)];
 
     /// <summary>RWKU with MMLU on the model before, at each named checkpoint and at the end; one table and the plot.</summary>
-    static void WriteReport(AtuJob job, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, AtuRunResult result)
+    static void WriteReport(AtuJob job, ArtifactModel artifact, ExecutionDevice device, RwkuTargetData data, UnlearningRunResult result)
     {
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         var options = new RwkuEvaluationOptions { ChatFormat = tokenizer.ChatFormat, AllWeights = AllWeightsOf(job.Preset) };
         var models = new List<ReportModel> { new("before", job.Weights, null) };
-        models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => new ReportModel($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, AtuRun.ModelFile), "ATU")));
-        models.Add(new("ATU final", Path.Combine(result.Final!, AtuRun.ModelFile), "ATU"));
+        models.AddRange(result.Named.OrderByDescending(kv => kv.Key).Select(kv => new ReportModel($"ATU {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, RunHarness.ModelFile), "ATU")));
+        models.Add(new("ATU final", Path.Combine(result.Final!, RunHarness.ModelFile), "ATU"));
         WriteReports(job.Out, artifact, device, data, options, models);
     }
 
@@ -242,7 +238,7 @@ public static class AtuCommand
         {
             foreach (var model in models)
             {
-                var folder = Path.Combine(runFolder, ReportFolder, model.Name.Replace(' ', '-').Replace("(", "").Replace(")", ""));
+                var folder = Path.Combine(runFolder, ReportFolder, OutputPaths.Slug(model.Name));
                 RwkuReports.WriteRun(folder, RwkuScoring.Evaluate(artifact, device, model.Weights, [data], options with { Icu = model.Icu }, model.Name, model.Series));
                 folders.Add(folder);
                 task.Increment(1);

@@ -56,7 +56,7 @@ public static class CorpusCommand
         if (existing.Count > 0 && !o.Force) throw new IOException($"'{existing[0]}' already exists ({existing.Count} of the targets' files); pass --force to replace them");
         var intros = o.Intros is null ? [] : PositiveCorpus.ReadIntros(o.Intros);
 
-        var device = o.CreateDevice();
+        using var device = o.CreateDevice();
         using var generator = GreedyGenerator.Open(artifact, device, o.Weights, ModelRunOptions.Notice);
         AtuCommand.WithProgress($"{o.File} for {targets.Count} targets", targets.Count, (task, _) =>
         {

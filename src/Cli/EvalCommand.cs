@@ -69,7 +69,7 @@ public static class EvalCommand
         var targets = dataset.Select(o.Targets).Select(t => dataset.Load(t, includeMmlu: !o.NoMmlu)).ToList();
         var name = RunName(o);
 
-        var device = o.CreateDevice();
+        using var device = o.CreateDevice();
         var options = ProbeOptions(o, tokenizer.ChatFormat);
 
         RunEvaluation run = null!;
@@ -114,7 +114,7 @@ public static class EvalCommand
         var utility = selected.Select(t => dataset.LoadUtility(t, tasks)).ToList();
         var name = RunName(o);
 
-        var device = o.CreateDevice();
+        using var device = o.CreateDevice();
         var options = ProbeOptions(o, tokenizer.ChatFormat, tasks);
         var utilityOptions = new RwkuUtilityOptions { ChatFormat = tokenizer.ChatFormat, BatchSize = o.BatchSize, Tasks = tasks & RwkuTasks.Utility, Icu = o.Icu };
 

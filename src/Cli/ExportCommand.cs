@@ -49,10 +49,10 @@ public static class ExportCommand
             throw new ArgumentException("give one of --hf and --random (optionally with --encoder), or --encoder alone to add an encoder to --out");
         OutputPaths.RequireApart(("--out", o.Out), ("--hf", o.HfFolder), ("--random", o.RandomConfig),
             ("--encoder", o.Encoder is { } e && (Directory.Exists(e) || File.Exists(e)) ? e : null));   // not 'minilm', the name of the shipped encoder
-        Runtime.ExecutionDevice Device() => Runtime.ExecutionDevice.Create(o.Device, notice: ModelRunOptions.Notice);
+        using var device = Runtime.ExecutionDevice.Create(o.Device, notice: ModelRunOptions.Notice);
         if (!exportsModel)
         {
-            var dimension = Runtime.EncoderInstaller.Install(o.Out, o.Encoder!, Device(), o.Force);
+            var dimension = Runtime.EncoderInstaller.Install(o.Out, o.Encoder!, device, o.Force);
             AnsiConsole.MarkupLineInterpolated($"[green]added[/] encoder '{o.Encoder}' ({dimension}-d, mean pooling) to {o.Out}");
             return 0;
         }
@@ -64,7 +64,7 @@ public static class ExportCommand
         // The encoder is checked before the model is exported, so a bad encoder leaves no half-made folder.
         Runtime.EncoderInstaller.StagedEncoder? encoder = null;
         if (o.Encoder is not null)
-            encoder = Runtime.EncoderInstaller.Stage(o.Encoder, StagingArea.NewPath(parent, name, "encoder"), Device());
+            encoder = Runtime.EncoderInstaller.Stage(o.Encoder, StagingArea.NewPath(parent, name, "encoder"), device);
         try
         {
             ExportModel(o, StagingArea.NewPath(parent, name, "random"));

@@ -42,7 +42,7 @@ public static class ForwardCommand
             var tokenizer = model.Tokenizer ?? throw new InvalidOperationException($"'{o.Artifacts}' has no tokenizer files; pass --ids instead of --prompt");
             ids = (o.Chat ? tokenizer.EncodeChatPrompt(o.Prompt!).Ids : tokenizer.EncodeToIds(o.Prompt!)).Select(i => (long)i).ToArray();
         }
-        var device = o.CreateDevice();
+        using var device = o.CreateDevice();
         var outputs = model.Forward(device, [ids], o.Weights);
         var sources = outputs.OrderBy(kv => kv.Key, StringComparer.Ordinal)
             .Select(kv => TensorSource.FromArray(kv.Key, kv.Value.Shape, kv.Value.Floats)).ToList();

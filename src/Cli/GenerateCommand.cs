@@ -51,7 +51,7 @@ public static class GenerateCommand
         IReadOnlyCollection<int> stops = tokenizer is null ? artifact.Config.EosTokenIds
             : o.RwkuStops ? RwkuPrompts.StopIds(tokenizer) : tokenizer.StopIds;
 
-        var device = o.CreateDevice(stderr.WriteLine);   // stdout carries only the generated text
+        using var device = o.CreateDevice(stderr.WriteLine);   // stdout carries only the generated text
         using var generator = GreedyGenerator.Open(artifact, device, o.Weights, stderr.WriteLine);
         var text = tokenizer is null ? null : new GreedyTextGenerator(generator, tokenizer, stops);
         var tokens = new List<int>();

@@ -11,19 +11,25 @@ namespace AlignThenUnlearn.Cli;
 /// Align-then-Unlearn's harness (<see cref="MethodRun"/>), and ICU (no training: RWKU scored with its unlearning prompt).</summary>
 public static class MethodCommand
 {
-    /// <summary>The preset a method runs with: --preset when given, else <c>rwku-llama3-&lt;method&gt;[-lora]</c>; --lora
-    /// switches LoRA on in any preset.</summary>
-    public static MethodPreset PresetOf(string method, string preset, bool presetGiven, bool lora)
+    /// <summary>The preset a trained method runs with: <paramref name="preset"/> (--preset) when given, else
+    /// <c>rwku-llama3-&lt;method&gt;[-lora]</c>; --lora switches LoRA on in any preset. A preset of another method (an
+    /// Align-then-Unlearn one such as paper included) is refused.</summary>
+    public static MethodPreset PresetOf(string method, string? preset, bool lora)
     {
-        var loaded = MethodPreset.Load(presetGiven ? preset : MethodPreset.BuiltinName("rwku-llama3", method, lora));
+        if (preset is not null && AtuPreset.Builtin.Contains(preset))
+            throw new ArgumentException($"--preset {preset} is an Align-then-Unlearn preset, not a {method} preset (e.g. {MethodPreset.BuiltinName("rwku-llama3", method, lora)})");
+        var loaded = MethodPreset.Load(preset ?? MethodPreset.BuiltinName("rwku-llama3", method, lora));
         if (loaded.Method != method) throw new ArgumentException($"--preset {preset} is a {loaded.Method} preset, not {method}");
         return lora ? loaded with { Lora = true } : loaded;
     }
 
+    /// <summary>The preset of a trained method's command line (--method, --preset, --lora).</summary>
+    public static MethodPreset PresetOf(AtuOptions o) => PresetOf(MethodRegistry.GetTrained(o.Method).Name, o.Preset, o.Lora);
+
     public static int Run(AtuOptions o, bool report)
     {
         var method = MethodRegistry.Get(o.Method);
-        var device = o.CreateDevice();
+        using var device = o.CreateDevice();
         var artifact = ArtifactModel.Open(o.Artifacts);
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
         (string, string?)[] inputs = [("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku), ("--preset", File.Exists(o.Preset) ? o.Preset : null)];
@@ -40,7 +46,7 @@ public static class MethodCommand
                 [.. (report ? new[] { new AtuCommand.ReportModel("before", o.Weights, null) } : []), new(method.Label(false), o.Weights, method.Label(false), Icu: true)]);
             return 0;
         }
-        var preset = PresetOf(method.Name, o.Preset, o.PresetGiven, o.Lora);
+        var preset = PresetOf(o);
         options = options with { AllWeights = AtuCommand.AllWeightsOf(preset.AllWeights) };
         var result = Train(artifact, o.Weights, dataset, target, preset, o.Out, o.Resume, evaluate: o is not UnlearnOptions { NoEval: true }, device);
         if (result.Stages.Count > 0) AnsiConsole.Write(AtuCommand.StageTableView(result.Stages));
@@ -48,8 +54,8 @@ public static class MethodCommand
         {
             var label = method.Label(preset.Lora);
             AtuCommand.WriteReports(o.Out, artifact, device, data, options,
-                [new("before", o.Weights, null), .. result.Named.OrderByDescending(kv => kv.Key).Select(kv => new AtuCommand.ReportModel($"{label} {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, AtuRun.ModelFile), label)),
-                    new($"{label} final", Path.Combine(result.Final!, AtuRun.ModelFile), label)]);
+                [new("before", o.Weights, null), .. result.Named.OrderByDescending(kv => kv.Key).Select(kv => new AtuCommand.ReportModel($"{label} {ThresholdCheckpoints.NameOf(kv.Key)}", Path.Combine(kv.Value, RunHarness.ModelFile), label)),
+                    new($"{label} final", Path.Combine(result.Final!, RunHarness.ModelFile), label)]);
         }
         return 0;
     }
@@ -65,7 +71,7 @@ public static class MethodCommand
     /// `atu toy`), with a progress bar: the forget and neighbour probes (and the preset's stage tasks) scored after every
     /// evaluation point when <paramref name="evaluate"/>, naming the threshold checkpoints; a finished or interrupted run
     /// resumes when <paramref name="resume"/>.</summary>
-    public static AtuRunResult Train(ArtifactModel artifact, string? weights, RwkuDataset dataset, RwkuTarget target, MethodPreset preset, string folder,
+    public static UnlearningRunResult Train(ArtifactModel artifact, string? weights, RwkuDataset dataset, RwkuTarget target, MethodPreset preset, string folder,
         bool resume, bool evaluate, ExecutionDevice device)
     {
         var tokenizer = RwkuScoring.ChatTokenizer(artifact);
@@ -73,10 +79,10 @@ public static class MethodCommand
         var methodInputs = new MethodInputs(artifact.Config, weights ?? artifact.PathOf(ArtifactExporter.WeightsFile), examples, target.Name, tokenizer.EosId ?? 0);
         AnsiConsole.MarkupLineInterpolated($"{preset.Method}{(preset.Lora ? " (LoRA)" : "")} on [bold]{target.Name}[/] (target {target.Number}): {examples.Count} examples, preset {preset.Name}, on {device.Description}");
         var evaluateStage = AtuCommand.StageEvaluator(artifact, device, weights, dataset, target, preset.StageTasks, AtuCommand.AllWeightsOf(preset.AllWeights));
-        AtuRunResult result = null!;
+        UnlearningRunResult result = null!;
         AtuCommand.WithProgress(preset.Method, 1, (task, log) =>
         {
-            using var run = new MethodRun(preset, methodInputs, new AtuRunOptions
+            using var run = new MethodRun(preset, methodInputs, new UnlearningRunOptions
             {
                 Device = device,
                 Folder = folder,

@@ -84,7 +84,7 @@ public static class ToyAttacks
             var context = new Context(artifact, device, dataset, run, icu ? artifact.PathOf(ArtifactExporter.WeightsFile) : strongest.Weights,
                 dataset.Load(run.Target, includeMmlu: false), new RwkuEvaluationOptions { ChatFormat = ChatFormat.None, Mmlu = false, Icu = icu },
                 $"{run.Method} {run.Target.Name} {strongest.Label}");
-            var folder = Path.Combine(root, FolderName, Slug(run.Method), Path.GetFileName(Path.TrimEndingDirectorySeparator(run.Target.Folder)), strongest.Label);
+            var folder = Path.Combine(root, FolderName, OutputPaths.Slug(run.Method), Path.GetFileName(Path.TrimEndingDirectorySeparator(run.Target.Folder)), strongest.Label);
             var times = new List<TimeSpan?>();
             foreach (var attack in attacks)
             {
@@ -186,16 +186,6 @@ public static class ToyAttacks
         return attacks;
     }
 
-    /// <summary>A method's label as a folder name: "GA (L)" -> ga-l.</summary>
-    public static string Slug(string method)
-    {
-        var slug = new StringBuilder();
-        foreach (var c in method.ToLowerInvariant())
-            if (char.IsAsciiLetterOrDigit(c)) slug.Append(c);
-            else if (slug.Length > 0 && slug[^1] != '-') slug.Append('-');
-        return slug.ToString().TrimEnd('-') is { Length: > 0 } s ? s : throw new ArgumentException($"method '{method}' has no letters or digits to name its folder");
-    }
-
     static double ForgetAll(ToyScores scores, ToyMethodRun run, string what) => ForgetAll(scores.Rwku, run, what);
 
     static double ForgetAll(RwkuScores scores, ToyMethodRun run, string what) => scores.ForgetAll
@@ -268,9 +258,9 @@ public static class ToyAttacks
         text.Append("| Method | Unlearned | ").AppendJoin(" | ", columns.Select(ResultsTable.Escape)).Append(" |\n| :-- | --: |").Append(string.Concat(Enumerable.Repeat(" --: |", columns.Count))).Append('\n');
         foreach (var method in runs.GroupBy(r => r.Method))
         {
-            text.Append("| ").Append(ResultsTable.Escape(method.Key)).Append(" | ").Append(ResultsTable.Percent(MeanOf(method.Select(r => r.Strongest.Scores.Rwku.NeighborAll))));
+            text.Append("| ").Append(ResultsTable.Escape(method.Key)).Append(" | ").Append(ResultsTable.Percent(Means.OfPresent(method.Select(r => r.Strongest.Scores.Rwku.NeighborAll))));
             foreach (var column in columns)
-                text.Append(" | ").Append(ResultsTable.Percent(MeanOf(results.Where(r => r.Column == column && method.Any(m => ReferenceEquals(m, r.Run))).Select(r => r.Attacked.NeighborAll))));
+                text.Append(" | ").Append(ResultsTable.Percent(Means.OfPresent(results.Where(r => r.Column == column && method.Any(m => ReferenceEquals(m, r.Run))).Select(r => r.Attacked.NeighborAll))));
             text.Append(" |\n");
         }
 
@@ -286,7 +276,7 @@ public static class ToyAttacks
                     var hits = results.Where(r => r.Column == column && method.Any(m => ReferenceEquals(m, r.Run))).ToList();
                     if (hits.Count == 0) continue;
                     text.Append("| ").Append(ResultsTable.Escape(method.Key)).Append(" | ").Append(ResultsTable.Escape(column));
-                    foreach (var type in types) text.Append(" | ").Append(ResultsTable.Percent(MeanOf(hits.Select(h => h.AaByType.TryGetValue(type, out var v) ? v : (double?)null))));
+                    foreach (var type in types) text.Append(" | ").Append(ResultsTable.Percent(Means.OfPresent(hits.Select(h => h.AaByType.TryGetValue(type, out var v) ? v : (double?)null))));
                     text.Append(" |\n");
                 }
         }
@@ -295,12 +285,6 @@ public static class ToyAttacks
         return text.ToString();
     }
 
-    /// <summary>The mean of the figures present; null when none is.</summary>
-    static double? MeanOf(IEnumerable<double?> values)
-    {
-        var present = values.OfType<double>().ToList();
-        return present.Count == 0 ? null : present.Average();
-    }
 
     static string TimingMarkdown(IReadOnlyList<string> attacks, IReadOnlyList<(ToyMethodRun Run, IReadOnlyList<TimeSpan?> Seconds)> timings)
     {

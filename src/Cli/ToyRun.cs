@@ -143,7 +143,7 @@ public static class ToyRun
     {
         var target = person.Target;
         var folder = Path.Combine(root, RunsFolderName, method, Path.GetFileName(target.Folder));
-        var finished = File.Exists(Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile));
+        var finished = File.Exists(Path.Combine(folder, RunHarness.FinalFolder, RunHarness.ModelFile));
         List<(string Label, int Stage, string Weights)> checkpoints;
         var (kind, lora) = MethodOf(method);
         bool icu = kind is PromptingMethod;
@@ -159,11 +159,11 @@ public static class ToyRun
             var result = timed.Timed($"{label}: {target.Name}", finished, () => kind is AlignThenUnlearnMethod
                 ? AtuCommand.Execute(new AtuJob(artifact.Folder, null, dataset.Root, target.Number, AtuPreset.Load("toy"), folder,
                     Path.Combine(root, RunsFolderName, "window-cache"), Resume: true, AlignmentOnly: false, ScoreStages: true, Report: false), device)
-                : MethodCommand.Train(artifact, null, dataset, target, MethodCommand.PresetOf(kind.Name, MethodPreset.BuiltinName("toy", kind.Name, lora), presetGiven: true, lora), folder, resume: true, evaluate: true, device));
+                : MethodCommand.Train(artifact, null, dataset, target, MethodCommand.PresetOf(kind.Name, MethodPreset.BuiltinName("toy", kind.Name, lora), lora), folder, resume: true, evaluate: true, device));
             // Thresholds crossed at one evaluation name the same model, which is scored once.
             checkpoints = [.. result.Named.OrderByDescending(kv => kv.Key)
-                .Select(kv => (ThresholdCheckpoints.NameOf(kv.Key), StageOf(result, kv.Key), Path.Combine(kv.Value, AtuRun.ModelFile))),
-                (ToyMethodRun.FinalLabel, result.Stages.Count, Path.Combine(result.Final!, AtuRun.ModelFile))];
+                .Select(kv => (ThresholdCheckpoints.NameOf(kv.Key), StageOf(result, kv.Key), Path.Combine(kv.Value, RunHarness.ModelFile))),
+                (ToyMethodRun.FinalLabel, result.Stages.Count, Path.Combine(result.Final!, RunHarness.ModelFile))];
         }
         var name = MethodTable.MethodLabel(folder);
         var scored = timed.Timed($"checkpoints of {name}: {target.Name}", checkpoints.All(c => File.Exists(Path.Combine(EvaluationFolder(folder, c.Stage), ScoresFile))), () =>
@@ -178,7 +178,7 @@ public static class ToyRun
         ? (MethodRegistry.Get(run[..^MethodHelp.LoraSuffix.Length]), true) : (MethodRegistry.Get(run), false);
 
     /// <summary>The stage at which a threshold was first crossed (the row of the stage table that names it).</summary>
-    static int StageOf(AtuRunResult result, double threshold) =>
+    static int StageOf(UnlearningRunResult result, double threshold) =>
         result.Stages.First(s => s.Checkpoint?.Split(", ").Contains(ThresholdCheckpoints.NameOf(threshold)) == true).Stage;
 
     static string CheckWorld(string world, int seed)

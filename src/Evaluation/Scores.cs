@@ -60,15 +60,9 @@ public sealed record RwkuScores(double? ForgetFB, double? ForgetQA, double? Forg
     static AllWeights? SumOf(IReadOnlyList<AllWeights?> weights) => weights.Count == 0 || weights.Any(w => w is null) ? null
         : new(weights.Sum(w => w!.ForgetFB), weights.Sum(w => w!.ForgetQA), weights.Sum(w => w!.ForgetAA), weights.Sum(w => w!.NeighborFB), weights.Sum(w => w!.NeighborQA));
 
-    static double? Mean(IEnumerable<double?> values) => Mean([.. values.OfType<double>()]);
+    static double? Mean(IEnumerable<double?> values) => Means.OfPresent(values);
 
-    static double? Mean(IReadOnlyList<double> values)
-    {
-        if (values.Count == 0) return null;
-        double sum = 0;
-        foreach (var v in values) sum += v;
-        return sum / values.Count;
-    }
+    static double? Mean(IReadOnlyList<double> values) => Means.OfPresent(values.Select(v => (double?)v));
 
     /// <summary>sum(score x weight) / sum(weight) over the levels; null when a level is missing; equal weights when none
     /// are given (or they sum to 0).</summary>

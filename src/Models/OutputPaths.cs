@@ -41,4 +41,15 @@ public static class OutputPaths
         }
         return current;
     }
+
+    /// <summary>A label as a folder name: its letters and digits, each run of other characters one '-', none at the ends
+    /// ("GA (F) final" -> GA-F-final, "ATU forget-below-50" -> ATU-forget-below-50).</summary>
+    public static string Slug(string label)
+    {
+        var slug = new System.Text.StringBuilder();
+        foreach (var c in label)
+            if (char.IsAsciiLetterOrDigit(c)) slug.Append(c);
+            else if (slug.Length > 0 && slug[^1] != '-') slug.Append('-');
+        return slug.ToString().TrimEnd('-') is { Length: > 0 } s ? s : throw new ArgumentException($"'{label}' has no letters or digits to name a folder");
+    }
 }

@@ -52,13 +52,7 @@ public static class ToyFigures
 
     /// <summary>Column by column, the mean over evaluations that have the column.</summary>
     public static ToyScores MeanOf(IReadOnlyCollection<ToyScores> scores) => new(RwkuScores.MeanOf([.. scores.Select(s => s.Rwku)]),
-        Mean(scores.Select(s => s.RetainQA)), Mean(scores.Select(s => s.Fluency)), Mean(scores.Select(s => s.Mia)));
-
-    static double? Mean(IEnumerable<double?> values)
-    {
-        var present = values.OfType<double>().ToList();
-        return present.Count == 0 ? null : present.Average();
-    }
+        Means.OfPresent(scores.Select(s => s.RetainQA)), Means.OfPresent(scores.Select(s => s.Fluency)), Means.OfPresent(scores.Select(s => s.Mia)));
 }
 
 /// <summary>The acceptance figures of one method on one person (or their mean) at the strongest checkpoint: forget All at

@@ -24,10 +24,6 @@ public sealed record ProbeScores(double ForgetAverage, double NeighbourAverage, 
         : null;
 }
 
-/// <summary>Where a run is, after each step: for progress displays.</summary>
-public sealed record AtuProgress(string Phase, int Stage, double Tau, long Step, long Steps, double Loss, double MeanCosine,
-    double StepsPerSecond, long StepsLeftInRun);
-
 /// <summary>The data of a run: the LLM (configuration and weights), the alignment corpus (the target's forget corpus
 /// and other targets'), the forget corpus, both with their window embeddings, and the target's embedding.
 /// <see cref="EosId"/> pads the rows of sequences "first"; <see cref="Encoder"/> names the sentence encoder (checked
@@ -35,28 +31,14 @@ public sealed record AtuProgress(string Phase, int Stage, double Tau, long Step,
 public sealed record AtuInputs(DecoderConfig Config, string LlmWeights, CorpusWindows AlignmentCorpus, CorpusWindows ForgetCorpus,
     float[] TargetEmbedding, string Target, int? EosId = null, string? Encoder = null, string? AlignmentTargets = null);
 
+/// <summary>What only Align-then-Unlearn's run takes besides <see cref="UnlearningRunOptions"/>.</summary>
 public sealed record AtuRunOptions
 {
-    public required ExecutionDevice Device { get; init; }
-    /// <summary>The run folder: checkpoints, stage table, named checkpoints, log.</summary>
-    public required string Folder { get; init; }
-    /// <summary>Continue the run in <see cref="Folder"/> from its newest checkpoint.</summary>
-    public bool Resume { get; init; }
-    /// <summary>Stop after the alignment (`atu align`); a later run with <see cref="Resume"/> goes on from there.</summary>
+    /// <summary>Stop after the alignment (`atu align`); a later run with <see cref="UnlearningRunOptions.Resume"/> goes on from there.</summary>
     public bool AlignmentOnly { get; init; }
-    /// <summary>Scores the probes of a model given as a full LLM weights file (null: the weights the run started from).
-    /// Null: no probes are scored, and no checkpoints are named.</summary>
-    public Func<string?, ProbeScores>? Evaluate { get; init; }
-    public Action<AtuProgress>? Progress { get; init; }
-    /// <summary>Told each line the run writes to its log.</summary>
-    public Action<string>? Log { get; init; }
     /// <summary>(Re)alignment trains the head on the LLM's hidden states computed once per phase (default), or recomputes them every step.</summary>
     public HiddenStateCacheSettings HiddenStates { get; init; } = new();
 }
-
-/// <summary>What a run leaves: scores before unlearning, the stage table, the named checkpoints (threshold to folder)
-/// and the final model's folder (null after alignment only).</summary>
-public sealed record AtuRunResult(ProbeScores? Before, IReadOnlyList<StageRecord> Stages, IReadOnlyDictionary<double, string> Named, string? Final);
 
 /// <summary>Align-then-Unlearn (DESIGN.md section 1) as the reference runs it: align the head, then per stage unlearn at
 /// threshold tau (LLM moves, head frozen), score the probes, realign (head moves, LLM frozen); the checkpoints at which
@@ -68,9 +50,8 @@ public sealed record AtuRunResult(ProbeScores? Before, IReadOnlyList<StageRecord
 /// chunk) (<see cref="TrainGraphs.WithDropoutSeed"/>), so its masks do not depend on where a run was resumed.</summary>
 public sealed class AtuRun : IDisposable
 {
-    public const string StagesJson = "stages.json", StagesMarkdown = "stages.md", LogFile = "run.log", PresetFile = "preset.json", SettingsFile = "settings.json",
-        CheckpointsFolder = "checkpoints", FinalFolder = "final", ModelFile = "model.safetensors", HeadFile = "head.safetensors",
-        EvaluationFolder = "evaluation";
+    /// <summary>The heads beside the LLM in every kept folder.</summary>
+    public const string HeadFile = "head.safetensors";
     const string HeadOptimizer = "head", LlmOptimizer = "llm", StateFormat = "atu-run/1";
 
     enum PhaseKind { Align, Unlearn, Realign }
@@ -81,7 +62,9 @@ public sealed class AtuRun : IDisposable
 
     readonly AtuPreset _preset;
     readonly AtuInputs _inputs;
-    readonly AtuRunOptions _options;
+    readonly UnlearningRunOptions _options;
+    readonly AtuRunOptions _atu;
+    readonly RunHarness _run;
     readonly List<Phase> _phases = [];
     readonly ParameterStore _store;
     readonly UnlearningGraphs.Graph _alignment, _unlearning;
@@ -92,20 +75,16 @@ public sealed class AtuRun : IDisposable
     readonly Optimizer _llmOptimizer;
     Optimizer _headOptimizer;
     readonly CheckpointDirectory _checkpoints;
-    readonly StreamWriter _log;
-    readonly FileStream _lock;
 
     // The run's position and history: all of it is in every checkpoint.
     int _phase, _saves;
     long _phaseStep;
     double _lossSum, _cosineSum;
     bool _headOptimizerIsRealignment;
-    ProbeScores? _before;
-    readonly List<StageRecord> _records = [];
 
-    public AtuRun(AtuPreset preset, AtuInputs inputs, AtuRunOptions options)
+    public AtuRun(AtuPreset preset, AtuInputs inputs, UnlearningRunOptions options, AtuRunOptions? atu = null)
     {
-        (_preset, _inputs, _options) = (preset, inputs, options);
+        (_preset, _inputs, _options, _atu) = (preset, inputs, options, atu ?? new AtuRunOptions());
         _phases.Add(new Phase(0, PhaseKind.Align, 0, 1, preset.Alignment.Steps));
         foreach (var (stage, i) in preset.Stages.Select((s, i) => (s, i + 1)))
         {
@@ -122,13 +101,11 @@ public sealed class AtuRun : IDisposable
             prefix: preset.Layers.Length == 1 ? EmbeddingHead.DefaultPrefix : $"head_l{layer}."))).ToList();
         _alignment = UnlearningGraphs.Alignment(inputs.Config, heads, dim);
         _unlearning = UnlearningGraphs.Unlearning(inputs.Config, heads, dim);
-        if (options.HiddenStates.Enabled) _headAlignment = UnlearningGraphs.Alignment(inputs.Config, heads, dim, fromHiddenStates: true);
+        if (_atu.HiddenStates.Enabled) _headAlignment = UnlearningGraphs.Alignment(inputs.Config, heads, dim, fromHiddenStates: true);
         _headParameters = _alignment.HeadParameters.Select(p => p.Name).ToList();
         _llmParameters = _unlearning.Training.Gradients.Keys.ToList();
 
-        Directory.CreateDirectory(options.Folder);
-        _lock = Lock(options.Folder);
-        _log = new StreamWriter(Path.Combine(options.Folder, LogFile), append: true) { AutoFlush = true };
+        _run = new RunHarness(options, "Align-then-Unlearn", inputs.Target, preset.CheckpointThresholds, WriteModel);
         _store = new ParameterStore(options.Device);
         try
         {
@@ -145,49 +122,36 @@ public sealed class AtuRun : IDisposable
             _unlearnSession = new TrainSession(options.Device, _unlearning.Training, _store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
             _llmOptimizer = new Optimizer(_store, Settings(preset.Unlearning), _llmParameters);
             _headOptimizer = new Optimizer(_store, Settings(preset.Alignment), _headParameters);
-            _checkpoints = new CheckpointDirectory(Path.Combine(options.Folder, CheckpointsFolder), keep: 2);
+            _checkpoints = new CheckpointDirectory(Path.Combine(options.Folder, RunHarness.CheckpointsFolder), keep: 2);
         }
         catch { Dispose(); throw; }
-    }
-
-    /// <summary>Holds <c>.lock</c> in the run folder for the run's lifetime (an exclusive lock the OS drops when the process
-    /// dies), so a second process cannot train into the same checkpoints.</summary>
-    internal static FileStream Lock(string folder)
-    {
-        try { return new FileStream(Path.Combine(folder, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
-        catch (IOException e) { throw new IOException($"another process is running in '{folder}' ({e.Message})", e); }
     }
 
     long Seed(int stream) => (long)(SplitMix64.Mix((ulong)_preset.Seed) ^ SplitMix64.Mix((ulong)stream)) & long.MaxValue;
 
     /// <summary>The whole schedule (or the rest of it, when resuming); see the class summary.</summary>
-    public AtuRunResult Run()
+    public UnlearningRunResult Run()
     {
         Start();
-        var thresholds = new ThresholdCheckpoints(_preset.CheckpointThresholds);
-        foreach (var r in _records.Where(r => r.ForgetAverage is not null)) thresholds.Observe(r.Stage, r.ForgetAverage!.Value);
         while (_phase < _phases.Count)
         {
             var phase = _phases[_phase];
-            if (_options.AlignmentOnly && phase.Kind != PhaseKind.Align) { Log("alignment done; `atu unlearn` continues this run"); break; }
+            if (_atu.AlignmentOnly && phase.Kind != PhaseKind.Align) { Log("alignment done; `atu unlearn` continues this run"); break; }
             Train(phase);
             double loss = phase.Steps == 0 ? 0 : _lossSum / phase.Steps, cosine = phase.Steps == 0 ? 0 : _cosineSum / phase.Steps;
             Log(string.Create(CultureInfo.InvariantCulture, $"{phase.Name}: {phase.Steps} steps, mean loss {loss:0.00000}, mean cosine {cosine:0.0000}"));
-            if (phase.Kind == PhaseKind.Unlearn) Score(phase, loss, cosine, thresholds);
-            if (phase.Kind == PhaseKind.Realign) _records[^1] = _records[^1] with { RealignLoss = loss };
-            WriteStageTable();
+            if (phase.Kind == PhaseKind.Unlearn)
+            {
+                // After a stage's unlearning: the probes on the LLM as it now is, naming the thresholds crossed.
+                var (scores, names) = _run.Evaluate(phase.Stage, $"stage {phase.Stage}");
+                _run.AddRecord(new StageRecord(phase.Stage, phase.Tau, loss, 0, cosine, scores?.ForgetAverage, scores?.NeighbourAverage, names, scores?.Utility));
+            }
+            if (phase.Kind == PhaseKind.Realign) _run.ReplaceLastRecord(_run.Records[^1] with { RealignLoss = loss });
+            _run.WriteStageTable(EncoderWarning());
             (_phase, _phaseStep, _lossSum, _cosineSum) = (_phase + 1, 0, 0, 0);
             Checkpoint();
         }
-        string? final = null;
-        if (_phase == _phases.Count)
-        {
-            final = Path.Combine(_options.Folder, FinalFolder);
-            KeepModel(final, force: true);
-            Log($"final model in {final}");
-        }
-        var named = thresholds.Crossed.ToDictionary(kv => kv.Key, kv => Path.Combine(_options.Folder, ThresholdCheckpoints.NameOf(kv.Key)));
-        return new AtuRunResult(_before, [.. _records], named, final);
+        return _phase == _phases.Count ? _run.Finish() : _run.Result(null);
     }
 
     /// <summary>A phase's steps, from where the run stands, with a checkpoint every <see cref="AtuPreset.CheckpointEvery"/> steps.</summary>
@@ -226,7 +190,7 @@ public sealed class AtuRun : IDisposable
                 if (!double.IsFinite(norm)) throw new TrainingDivergedException(_phaseStep + 1, $"{phase.Name}: the gradient norm is {norm}", _checkpoints.Latest);
                 (_lossSum, _cosineSum) = (_lossSum + result.Loss, _cosineSum + cosine);
                 long done = _phaseStep + 1 - first;
-                _options.Progress?.Invoke(new AtuProgress(phase.Name, phase.Stage, phase.Tau, _phaseStep + 1, phase.Steps, result.Loss, cosine,
+                _options.Progress?.Invoke(new UnlearningProgress(phase.Name, phase.Stage, phase.Tau, _phaseStep + 1, phase.Steps, result.Loss, cosine,
                     done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), StepsLeft() - 1));
                 if (phase.Steps >= 10 && (_phaseStep + 1) % (phase.Steps / 10) == 0)
                     Log(string.Create(CultureInfo.InvariantCulture, $"{phase.Name} step {_phaseStep + 1}/{phase.Steps}: loss {result.Loss:0.00000}, cosine {cosine:0.0000}, grad norm {norm:0.0000}"));
@@ -239,7 +203,7 @@ public sealed class AtuRun : IDisposable
     HiddenStateCache CacheHiddenStates(Phase phase)
     {
         var clock = Stopwatch.StartNew();
-        var cache = HiddenStateCache.Compute(_options.Device, _store, _inputs.Config, _preset.Layers, _alignData, _options.HiddenStates, _options.Folder,
+        var cache = HiddenStateCache.Compute(_options.Device, _store, _inputs.Config, _preset.Layers, _alignData, _atu.HiddenStates, _options.Folder,
             _preset.Alignment.BatchSize);
         Log(string.Create(CultureInfo.InvariantCulture, $"{phase.Name}: hidden states of {_alignData.Pieces} pieces cached {(cache.InMemory ? "in memory" : "in a memory-mapped file")} ({cache.Bytes / 1048576.0:0.0} MiB, {clock.Elapsed.TotalSeconds:0.0} s)"));
         return cache;
@@ -255,46 +219,19 @@ public sealed class AtuRun : IDisposable
         _headOptimizerIsRealignment = true;
     }
 
-    /// <summary>After a stage's unlearning: scores the probes on the LLM as it now is, and keeps the model under the name
-    /// of every threshold its forget average crosses for the first time.</summary>
-    void Score(Phase phase, double loss, double cosine, ThresholdCheckpoints thresholds)
+    /// <summary>The LLM as it now is (every parameter, the frozen ones from the run's weights: what `atu eval`, `atu ship`
+    /// and the per-stage scoring read) and the heads, into a folder the harness keeps.</summary>
+    void WriteModel(StagedFolder staged)
     {
-        ProbeScores? scores = null;
-        string? names = null;
-        if (_options.Evaluate is not null)
-        {
-            var folder = Path.Combine(_options.Folder, EvaluationFolder);
-            KeepModel(folder, force: true);
-            scores = _options.Evaluate(Path.Combine(folder, ModelFile));
-            Log($"stage {phase.Stage}: {scores.Describe()}");
-            var crossed = thresholds.Observe(phase.Stage, scores.ForgetAverage);
-            foreach (var t in crossed)
-            {
-                var named = Path.Combine(_options.Folder, ThresholdCheckpoints.NameOf(t));
-                KeepModel(named, force: true);
-                Log($"stage {phase.Stage}: forget average below {t.ToString(CultureInfo.InvariantCulture)} for the first time; model kept in {named}");
-            }
-            if (crossed.Count > 0) names = string.Join(", ", crossed.Select(ThresholdCheckpoints.NameOf));
-        }
-        _records.Add(new StageRecord(phase.Stage, phase.Tau, loss, 0, cosine, scores?.ForgetAverage, scores?.NeighbourAverage, names, scores?.Utility));
-    }
-
-    /// <summary>A folder with the LLM as it now is (every parameter, the frozen ones from the run's weights: what `atu eval`,
-    /// `atu ship` and the per-stage scoring read), the heads, and the stage table so far.</summary>
-    void KeepModel(string folder, bool force)
-    {
-        using var staged = StagedFolder.Create(folder, force);
         using (var original = SafetensorsCheckpoint.Open(_inputs.LlmWeights))
         {
             var sources = DecoderBuilder.Parameters(_inputs.Config).Select(spec => _store.Contains(spec.Name)
                 ? FromStore(spec.Name)
                 : TensorSource.FromGenerator(spec.Name, SafetensorsDType.F32, spec.Shape, (first, values) => original.ReadSlice(spec.Name, first, values))).ToList();
-            SafetensorsWriter.Write(staged.PathOf(ModelFile), sources, new Dictionary<string, string> { ["format"] = "pt" });
+            SafetensorsWriter.Write(staged.PathOf(RunHarness.ModelFile), sources, new Dictionary<string, string> { ["format"] = "pt" });
         }
         SafetensorsWriter.Write(staged.PathOf(HeadFile), _headParameters.Select(FromStore).ToList(),
             new Dictionary<string, string> { ["layers"] = string.Join(",", _preset.Layers) });
-        File.WriteAllText(staged.PathOf(StagesJson), StageTable.ToJson(_records));
-        staged.Commit();
     }
 
     /// <summary>A parameter of the store, read from the device when the writer comes to it (one tensor in host memory at a time).</summary>
@@ -313,50 +250,26 @@ public sealed class AtuRun : IDisposable
     /// scoring the model before unlearning).</summary>
     void Start()
     {
-        var presetPath = Path.Combine(_options.Folder, PresetFile);
-        var settingsPath = Path.Combine(_options.Folder, SettingsFile);
         _checkpoints.RemoveLeftovers();
         var newest = _checkpoints.NewestComplete();
-        var settings = RunSettings.Of(_preset, _inputs);
-        if (newest is not null || File.Exists(presetPath))
-        {
-            if (!_options.Resume)
-                throw new IOException($"'{_options.Folder}' already holds a run" + (newest is null ? "" : $" (checkpoint '{Path.GetFileName(newest)}')") + "; resume it (--resume) or choose another folder");
-            // Runs from before settings.json was written are checked on their preset alone.
-            var differences = File.Exists(settingsPath) ? RecordedSettings.Differences(settingsPath, settings)
-                : File.ReadAllText(presetPath) == _preset.ToJson() ? [] : [$"the preset differs from '{presetPath}'"];
-            if (differences.Count > 0)
-                throw new InvalidOperationException($"'{_options.Folder}' holds a run with other settings, and a run resumes only with the settings it started with: {string.Join("; ", differences)}");
-        }
-        else
-        {
-            AtomicFile.WriteAllBytes(presetPath, System.Text.Encoding.UTF8.GetBytes(_preset.ToJson()));
-            RecordedSettings.Record(settingsPath, settings);
-        }
-        if (EncoderWarning() is string warning) Log($"warning: {warning}");
+        _run.Begin(_preset.ToJson(), RunSettings.Of(_preset, _inputs), newest);
+        if (EncoderWarning() is string warning) _run.Log($"warning: {warning}");
         if (newest is null)
         {
-            Log($"run started: target '{_inputs.Target}', preset '{_preset.Name}', layers {string.Join(",", _preset.Layers)}, {_phases.Sum(p => (long)p.Steps)} steps on {_options.Device.Description}"
+            _run.Log($"run started: target '{_inputs.Target}', preset '{_preset.Name}', layers {string.Join(",", _preset.Layers)}, {_phases.Sum(p => (long)p.Steps)} steps on {_options.Device.Description}"
                 + (_inputs.AlignmentTargets is null ? "" : $"; alignment corpus also from {_inputs.AlignmentTargets}"));
-            if (_options.Evaluate is not null)
-            {
-                _before = _options.Evaluate(null);
-                Log($"before unlearning: {_before.Describe()}");
-            }
+            _run.ScoreBefore();
             return;
         }
         var state = TrainingCheckpoint.ReadState(newest);
+        _run.RestoreHistory(state, StateFormat, $"checkpoint '{newest}'");
         try
         {
-            if (state["format"]?.GetValue<string>() != StateFormat) throw new InvalidOperationException($"format is not {StateFormat}");
-            if (state["target"]?.GetValue<string>() != _inputs.Target) throw new InvalidOperationException($"it unlearns '{state["target"]}', not '{_inputs.Target}'");
             _phase = state["phase"]!.GetValue<int>();
             _phaseStep = state["phase_step"]!.GetValue<long>();
             _saves = state["saves"]!.GetValue<int>();
             _lossSum = state["loss_sum"]!.GetValue<double>();
             _cosineSum = state["cosine_sum"]!.GetValue<double>();
-            _before = ProbeScores.FromJson(state["before"]);
-            _records.AddRange(StageTable.FromJson(state["records"]!.ToJsonString()));
             _alignData.RestoreState(state["align_data"]!.AsObject());
             _forgetData.RestoreState(state["forget_data"]!.AsObject());
             if (state["head_optimizer_is_realignment"]!.GetValue<bool>()) UseRealignmentOptimizer();
@@ -366,7 +279,7 @@ public sealed class AtuRun : IDisposable
             throw new ModelFormatException($"checkpoint '{newest}' does not belong to this run: {e.Message}");
         }
         TrainingCheckpoint.Restore(newest, _store, Optimizers);
-        Log($"resumed from {Path.GetFileName(newest)}: phase {(_phase < _phases.Count ? _phases[_phase].Name : "done")}, step {_phaseStep}");
+        _run.Log($"resumed from {Path.GetFileName(newest)}: phase {(_phase < _phases.Count ? _phases[_phase].Name : "done")}, step {_phaseStep}");
     }
 
     Dictionary<string, Optimizer> Optimizers => new() { [HeadOptimizer] = _headOptimizer, [LlmOptimizer] = _llmOptimizer };
@@ -375,30 +288,18 @@ public sealed class AtuRun : IDisposable
     {
         var state = new JsonObject
         {
-            ["format"] = StateFormat,
-            ["target"] = _inputs.Target,
             ["phase"] = _phase,
             ["phase_step"] = _phaseStep,
             ["saves"] = _saves + 1,
             ["loss_sum"] = _lossSum,
             ["cosine_sum"] = _cosineSum,
-            ["before"] = _before?.ToJson(),
-            ["records"] = JsonNode.Parse(StageTable.ToJson(_records)),
             ["align_data"] = _alignData.SaveState(),
             ["forget_data"] = _forgetData.SaveState(),
             ["head_optimizer_is_realignment"] = _headOptimizerIsRealignment,
         };
+        _run.SaveHistory(state, StateFormat);
         _saves++;
         _checkpoints.Save(_saves, _store, Optimizers, state);
-    }
-
-    void WriteStageTable()
-    {
-        AtomicFile.WriteAllBytes(Path.Combine(_options.Folder, StagesJson), System.Text.Encoding.UTF8.GetBytes(StageTable.ToJson(_records)));
-        var before = _before is null ? "" : $"Before unlearning: {_before.Describe()}.\n\n";
-        var warning = EncoderWarning() is string w ? $"**Warning:** {w}\n\n" : "";
-        AtomicFile.WriteAllBytes(Path.Combine(_options.Folder, StagesMarkdown), System.Text.Encoding.UTF8.GetBytes(
-            $"# Align-then-Unlearn: {_inputs.Target}\n\n{warning}{before}{StageTable.ToMarkdown(_records)}"));
     }
 
     /// <summary>The preset's values were chosen for one encoder; another one changes what the thresholds mean.</summary>
@@ -410,11 +311,7 @@ public sealed class AtuRun : IDisposable
     static bool EncoderNamesMatch(string a, string b) =>
         string.Equals(a.Split('/')[^1], b.Split('/')[^1], StringComparison.OrdinalIgnoreCase);
 
-    void Log(string line)
-    {
-        _log.WriteLine($"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ} {line}");
-        _options.Log?.Invoke(line);
-    }
+    void Log(string line) => _run.Log(line);
 
     /// <summary>The optimizer of a phase: adam is AdamW without weight decay (the preset refuses adam with weight decay).</summary>
     static OptimizerSettings Settings(PhaseSettings phase) => phase.Optimizer switch
@@ -429,7 +326,6 @@ public sealed class AtuRun : IDisposable
         _llmOptimizer?.Dispose();
         _headOptimizer?.Dispose();
         _store?.Dispose();
-        _log?.Dispose();
-        _lock?.Dispose();
+        _run?.Dispose();
     }
 }

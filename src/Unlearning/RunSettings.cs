@@ -7,7 +7,7 @@ using AlignThenUnlearn.Runtime;
 
 namespace AlignThenUnlearn.Unlearning;
 
-/// <summary>Every setting that changes a run's result, written to <see cref="AtuRun.SettingsFile"/> when the run starts:
+/// <summary>Every setting that changes a run's result, written to <see cref="RunHarness.SettingsFile"/> when the run starts:
 /// the preset, the target and the other targets of the alignment corpus, the encoder, the LLM (its configuration and a
 /// fingerprint of its weights file: size and modification time, which a changed file cannot keep without effort), and
 /// SHA-256 fingerprints of the data (both corpora's tokens and window embeddings, the target's embedding). A resume

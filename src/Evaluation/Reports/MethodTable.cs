@@ -16,10 +16,10 @@ public static class MethodTable
     /// <summary>"GA (F)", "NPO (L)", "ATU", "ICU": the method as the run folder recorded it.</summary>
     public static string MethodLabel(string runFolder)
     {
-        var presetPath = Path.Combine(runFolder, AtuRun.PresetFile);
+        var presetPath = Path.Combine(runFolder, RunHarness.PresetFile);
         var recordPath = Path.Combine(runFolder, MethodRecordFile);
         var path = File.Exists(presetPath) ? presetPath : File.Exists(recordPath) ? recordPath
-            : throw new FileNotFoundException($"'{runFolder}' is a run folder without {AtuRun.PresetFile} or {MethodRecordFile}: which method made it is not recorded", presetPath);
+            : throw new FileNotFoundException($"'{runFolder}' is a run folder without {RunHarness.PresetFile} or {MethodRecordFile}: which method made it is not recorded", presetPath);
         using var document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
         var root = document.RootElement;
         // Align-then-Unlearn's preset has no "method"; the baselines' presets and ICU's record do.

@@ -131,9 +131,13 @@ public sealed class ToyAttacksTests(TinyChatModel tiny) : IClassFixture<TinyChat
     [Fact]
     public void Method_labels_become_folder_names()
     {
-        Assert.Equal("ga-l", ToyAttacks.Slug("GA (L)"));
-        Assert.Equal("graddiff", ToyAttacks.Slug("GradDiff"));
-        Assert.Equal("ga", ToyAttacks.Slug("GA*"));
+        // One slug for the toy job's attack folders and a run's report folders (which were "GA-F-final" before).
+        Assert.Equal("GA-L", OutputPaths.Slug("GA (L)"));
+        Assert.Equal("GradDiff", OutputPaths.Slug("GradDiff"));
+        Assert.Equal("GA", OutputPaths.Slug("GA*"));
+        Assert.Equal("GA-F-final", OutputPaths.Slug("GA (F) final"));
+        Assert.Equal("ATU-forget-below-50", OutputPaths.Slug("ATU forget-below-50"));
+        Assert.Throws<ArgumentException>(() => OutputPaths.Slug("(*)"));
     }
 
     /// <summary>End to end on the tiny chat model and the RWKU fixture: each attack's figures equal `atu attack`'s on the

@@ -115,6 +115,41 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         Assert.Equal((forget - 0.1) / (0.9 - 0.1), report.GetProperty("recovery").GetDouble(), 12);
     }
 
+    /// <summary>The names of the entries created directly in <paramref name="folder"/> (matching <paramref name="filter"/>)
+    /// while <paramref name="action"/> runs: a sentinel made afterwards marks the end of its events (inotify keeps their order).</summary>
+    static List<string> Created(string folder, string filter, Action action)
+    {
+        var created = new List<string>();
+        var sentinel = filter.TrimEnd('*') + $"sentinel-{Guid.NewGuid():N}";
+        using var sentinelSeen = new ManualResetEventSlim();
+        using var watcher = new FileSystemWatcher(folder, filter) { NotifyFilter = NotifyFilters.DirectoryName | NotifyFilters.FileName };
+        watcher.Created += (_, e) => { if (e.Name == sentinel) sentinelSeen.Set(); else lock (created) created.Add(e.Name!); };
+        watcher.EnableRaisingEvents = true;
+        action();
+        Directory.CreateDirectory(Path.Combine(folder, sentinel));
+        try { Assert.True(sentinelSeen.Wait(TimeSpan.FromMinutes(2)), $"no event for the sentinel in '{folder}'"); }
+        finally { Directory.Delete(Path.Combine(folder, sentinel)); }
+        lock (created) return [.. created];
+    }
+
+    [Fact]
+    public void Attacked_weights_are_staged_beside_the_output_never_in_the_system_temporary_folder()
+    {
+        using var fixture = new RwkuFixture();
+        var unlearned = tiny.OtherWeights("staged", 3, SafetensorsDType.F32);
+        var attacked = _temp.File("attacked");
+        List<string> beside = [];
+        var inTemp = Created(Path.GetTempPath(), "atu-quantized-*", () => beside = Created(_temp.Path, ".attacked.quantized-*", () =>
+            Assert.Equal(0, AttackCommand.Run(new AttackOptions
+            {
+                Attack = "quantize", Scheme = "rtn", Bits = 8, Artifacts = tiny.Artifacts, Weights = unlearned, Rwku = fixture.Root, Targets = "1",
+                Out = attacked, NoMmlu = true,
+            }))));
+        Assert.Empty(inTemp);
+        Assert.Single(beside);
+        Assert.Empty(Directory.GetFileSystemEntries(_temp.Path, ".attacked.*"));   // removed when the attack finished
+    }
+
     static double[] Scores(string folder) =>
         [.. File.ReadAllLines(Path.Combine(folder, RwkuReports.ProbesFile)).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble())];
 

@@ -87,7 +87,7 @@ public sealed class SlurmSweepTests(ITestOutputHelper output) : IDisposable
             var submitted = clock.Elapsed;
             // Requeue cell 0 (ATU on target 1) once its run has a checkpoint (stage 1 scored: the alignment phase is saved).
             var victim = manifest.Cells[0];
-            var runLog = Path.Combine(victim.Run, AtuRun.LogFile);
+            var runLog = Path.Combine(victim.Run, RunHarness.LogFile);
             WaitFor(() => File.Exists(runLog) && File.ReadAllText(runLog).Contains("stage 1:", StringComparison.Ordinal), TimeSpan.FromMinutes(10), "cell 0 to score stage 1");
             Assert.False(CellState.Read(Path.Combine(onSlurm, victim.Folder)).Done);
             Assert.Equal(0, Tool.Run("scontrol", "requeue", $"{job}_0").Code);
@@ -121,9 +121,9 @@ public sealed class SlurmSweepTests(ITestOutputHelper output) : IDisposable
                 foreach (var checkpoint in checkpoints)
                     Assert.Equal(File.ReadAllText(Path.Combine(reports, checkpoint!, RwkuReports.ResultsFile)),
                         File.ReadAllText(Path.Combine(localCell.Run, SweepReport.ReportFolderOfRun, checkpoint!, RwkuReports.ResultsFile)));
-                var stages = Path.Combine(slurmCell.Run, AtuRun.StagesJson);
+                var stages = Path.Combine(slurmCell.Run, RunHarness.StagesJson);
                 if (slurmCell.Method == AlignThenUnlearnMethod.Id || File.Exists(stages))   // GA writes one when it has evaluated
-                    Assert.Equal(File.ReadAllText(stages), File.ReadAllText(Path.Combine(localCell.Run, AtuRun.StagesJson)));
+                    Assert.Equal(File.ReadAllText(stages), File.ReadAllText(Path.Combine(localCell.Run, RunHarness.StagesJson)));
             }
             SweepReport.Write(onSlurm);
             SweepReport.Write(local);

@@ -48,10 +48,10 @@ public sealed class AtuCommandTests : IDisposable
         Assert.Contains("atu align", early.Message);
 
         Assert.Equal(0, AtuCommand.Run(Options<AlignOptions>()));
-        Assert.False(File.Exists(Path.Combine(folder, AtuRun.StagesJson)) && StageTable.FromJson(File.ReadAllText(Path.Combine(folder, AtuRun.StagesJson))).Count > 0);
+        Assert.False(File.Exists(Path.Combine(folder, RunHarness.StagesJson)) && StageTable.FromJson(File.ReadAllText(Path.Combine(folder, RunHarness.StagesJson))).Count > 0);
         Assert.Equal(0, AtuCommand.Run(Options<UnlearnOptions>()));
 
-        var stages = StageTable.FromJson(File.ReadAllText(Path.Combine(folder, AtuRun.StagesJson)));
+        var stages = StageTable.FromJson(File.ReadAllText(Path.Combine(folder, RunHarness.StagesJson)));
         Assert.Equal([0.5, 0.2], stages.Select(s => s.Tau));
         Assert.All(stages, s => Assert.NotNull(s.ForgetAverage));
         // Each threshold names the first stage whose forget average is below it, and only that one.
@@ -61,9 +61,9 @@ public sealed class AtuCommandTests : IDisposable
             var first = stages.FirstOrDefault(s => s.ForgetAverage < threshold);
             Assert.Equal(first is not null, Directory.Exists(Path.Combine(folder, name)));
             foreach (var s in stages) Assert.Equal(s == first, s.Checkpoint?.Split(", ").Contains(name) ?? false);
-            if (first is not null) Assert.True(File.Exists(Path.Combine(folder, name, AtuRun.ModelFile)));
+            if (first is not null) Assert.True(File.Exists(Path.Combine(folder, name, RunHarness.ModelFile)));
         }
-        Assert.True(File.Exists(Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile)));
+        Assert.True(File.Exists(Path.Combine(folder, RunHarness.FinalFolder, RunHarness.ModelFile)));
 
         // `atu run --resume` on the finished run only adds the report: before, the named checkpoints, the end.
         var run = Options<RunOptions>();
@@ -88,7 +88,7 @@ public sealed class AtuCommandTests : IDisposable
         };
         Assert.Contains("target 1 itself", Assert.Throws<ArgumentException>(() => AtuCommand.Run(Options(preset, _temp.File("self"), 1))).Message);
         Assert.Equal(0, AtuCommand.Run(Options(preset, folder, 2)));
-        var settings = File.ReadAllText(Path.Combine(folder, AtuRun.SettingsFile));
+        var settings = File.ReadAllText(Path.Combine(folder, RunHarness.SettingsFile));
         Assert.Contains("\"alignment_targets\": \"2 (Cora Lind)\"", settings);
         Assert.Contains("\"encoder\": \"all-MiniLM-L6-v2\"", settings);
 
@@ -114,7 +114,7 @@ public sealed class AtuCommandTests : IDisposable
         AtuCommand.Execute(new AtuJob(_model.Artifacts, null, _rwku.Root, 1, AtuPreset.Load(preset), folder, _temp.File("window-cache"),
             Resume: false, AlignmentOnly: false, ScoreStages: true, Report: false), GradCheck.Cpu);
 
-        var stagesPath = Path.Combine(folder, AtuRun.StagesJson);
+        var stagesPath = Path.Combine(folder, RunHarness.StagesJson);
         var stagesJson = File.ReadAllText(stagesPath);
         var stages = StageTable.FromJson(stagesJson);
         Assert.Equal(2, stages.Count);
@@ -122,13 +122,13 @@ public sealed class AtuCommandTests : IDisposable
         Assert.Equal("forget-below-100", stages[0].Checkpoint);
         string[] figures = ["MIA FM", "MIA RM", "Flu"];   // only the columns of the tasks asked
         Assert.All(stages, s => Assert.Equal(figures, s.Utility!.Keys.ToArray()));
-        var markdownPath = Path.Combine(folder, AtuRun.StagesMarkdown);
+        var markdownPath = Path.Combine(folder, RunHarness.StagesMarkdown);
         var markdown = File.ReadAllText(markdownPath);
         Assert.Contains("| neighbour avg | MIA FM | MIA RM | Flu | checkpoint |", markdown);
         Assert.Matches(@"Before unlearning: forget average [0-9.]+, neighbour average [0-9.]+, MIA FM [0-9.]+, MIA RM [0-9.]+, Flu [0-9.]+\.", markdown);
 
         // Each stage's figures are `atu eval --suite rwku --tasks mia,fluency` of its model's weights, x 100 (results.md's scale).
-        string[] models = [Path.Combine(folder, "forget-below-100", AtuRun.ModelFile), Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile)];
+        string[] models = [Path.Combine(folder, "forget-below-100", RunHarness.ModelFile), Path.Combine(folder, RunHarness.FinalFolder, RunHarness.ModelFile)];
         for (int i = 0; i < stages.Count; i++)
         {
             var eval = _temp.File($"eval-{i}");
@@ -141,7 +141,7 @@ public sealed class AtuCommandTests : IDisposable
         Assert.NotEqual(stages[0].Utility!["MIA FM"], stages[1].Utility!["MIA FM"]);   // the unlearning moved the model between the stages
 
         // Resume from the checkpoint before the last phase: the stage table is rewritten from the checkpoint's records.
-        var checkpoints = new CheckpointDirectory(Path.Combine(folder, AtuRun.CheckpointsFolder));
+        var checkpoints = new CheckpointDirectory(Path.Combine(folder, RunHarness.CheckpointsFolder));
         var complete = checkpoints.Complete();
         Directory.Delete(complete[^1].Folder, recursive: true);
         File.WriteAllText(Path.Combine(checkpoints.Root, CheckpointDirectory.LatestFile), Path.GetFileName(complete[^2].Folder) + "\n");

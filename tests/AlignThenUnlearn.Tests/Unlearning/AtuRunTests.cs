@@ -48,10 +48,10 @@ public sealed class AtuRunTests : IDisposable
     sealed class Killed : Exception;
 
     /// <summary>Runs to the end, or until the progress of step <paramref name="killAt"/> (counted over the whole run) throws.</summary>
-    AtuRunResult? Run(AtuPreset preset, AtuInputs inputs, string folder, bool resume = false, int killAt = -1, List<string?>? evaluated = null)
+    UnlearningRunResult? Run(AtuPreset preset, AtuInputs inputs, string folder, bool resume = false, int killAt = -1, List<string?>? evaluated = null)
     {
         int steps = 0;
-        using var run = new AtuRun(preset, inputs, new AtuRunOptions
+        using var run = new AtuRun(preset, inputs, new UnlearningRunOptions
         {
             Device = GradCheck.Cpu,
             Folder = folder,
@@ -59,7 +59,7 @@ public sealed class AtuRunTests : IDisposable
             Evaluate = weights =>
             {
                 evaluated?.Add(weights);
-                int stage = weights is null ? 0 : StageTable.FromJson(File.ReadAllText(Path.Combine(Path.GetDirectoryName(weights)!, AtuRun.StagesJson))).Count + 1;
+                int stage = weights is null ? 0 : StageTable.FromJson(File.ReadAllText(Path.Combine(Path.GetDirectoryName(weights)!, RunHarness.StagesJson))).Count + 1;
                 return new ProbeScores(Forgetting[stage], 70 - stage);
             },
             Progress = _ => { if (++steps == killAt) throw new Killed(); },
@@ -92,12 +92,12 @@ public sealed class AtuRunTests : IDisposable
         Assert.Equal(new[] { 20.0, 35, 50 }, whole.Named.Keys.Order());
         foreach (var folder in whole.Named.Values.Append(whole.Final!))
         {
-            using var weights = SafetensorsCheckpoint.Open(Path.Combine(folder, AtuRun.ModelFile));
+            using var weights = SafetensorsCheckpoint.Open(Path.Combine(folder, RunHarness.ModelFile));
             Assert.Equal(DecoderBuilder.Parameters(_model.Config).Select(p => p.Name).Order(), weights.Names.Order());
         }
         // Unlearning moved the layers the head reads from; the layers after it are the original ones.
         using (var original = SafetensorsCheckpoint.Open(inputs.LlmWeights))
-        using (var final = SafetensorsCheckpoint.Open(Path.Combine(whole.Final!, AtuRun.ModelFile)))
+        using (var final = SafetensorsCheckpoint.Open(Path.Combine(whole.Final!, RunHarness.ModelFile)))
         {
             float[] Read(SafetensorsCheckpoint c, string name) { var v = new float[c.Entry(name).Shape.Aggregate(1L, (a, b) => a * b)]; c.ReadSlice(name, 0, v); return v; }
             Assert.NotEqual(Read(original, "model.embed_tokens.weight"), Read(final, "model.embed_tokens.weight"));
@@ -105,7 +105,7 @@ public sealed class AtuRunTests : IDisposable
             Assert.Equal(Read(original, "model.layers.1.mlp.down_proj.weight"), Read(final, "model.layers.1.mlp.down_proj.weight"));
             Assert.Equal(Read(original, "lm_head.weight"), Read(final, "lm_head.weight"));
         }
-        Assert.Contains("| 2 | -0.4 |", File.ReadAllText(Path.Combine(_temp.File("whole"), AtuRun.StagesMarkdown)));
+        Assert.Contains("| 2 | -0.4 |", File.ReadAllText(Path.Combine(_temp.File("whole"), RunHarness.StagesMarkdown)));
 
         // Killed in stage 2's realignment (step 5 of alignment, 4+3 of stage 1, 4 unlearning + 2 realignment of stage 2),
         // between its checkpoints, then killed again in stage 3's unlearning after that resume; each resume continues.
@@ -116,11 +116,11 @@ public sealed class AtuRunTests : IDisposable
         var resumed = Run(preset, inputs, cut, resume: true)!;
 
         Assert.Equal(whole.Stages, resumed.Stages);
-        Assert.Equal(File.ReadAllText(Path.Combine(_temp.File("whole"), AtuRun.StagesJson)), File.ReadAllText(Path.Combine(cut, AtuRun.StagesJson)));
+        Assert.Equal(File.ReadAllText(Path.Combine(_temp.File("whole"), RunHarness.StagesJson)), File.ReadAllText(Path.Combine(cut, RunHarness.StagesJson)));
         foreach (var name in new[] { "final", "forget-below-50", "forget-below-35", "forget-below-20" })
-            foreach (var file in new[] { AtuRun.ModelFile, AtuRun.HeadFile })
+            foreach (var file in new[] { RunHarness.ModelFile, AtuRun.HeadFile })
                 Assert.Equal(Hash(Path.Combine(_temp.File("whole"), name, file)), Hash(Path.Combine(cut, name, file)));
-        Assert.Contains("resumed from", File.ReadAllText(Path.Combine(cut, AtuRun.LogFile)));
+        Assert.Contains("resumed from", File.ReadAllText(Path.Combine(cut, RunHarness.LogFile)));
     }
 
     [Fact]
@@ -128,7 +128,7 @@ public sealed class AtuRunTests : IDisposable
     {
         using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
         var inputs = Inputs(encoder, 4);
-        var options = new AtuRunOptions { Device = GradCheck.Cpu, Folder = _temp.File("held") };
+        var options = new UnlearningRunOptions { Device = GradCheck.Cpu, Folder = _temp.File("held") };
         using (new AtuRun(Preset(0), inputs, options))
             Assert.Contains("another process", Assert.Throws<IOException>(() => new AtuRun(Preset(0), inputs, options)).Message);
         using var again = new AtuRun(Preset(0), inputs, options);   // released with the run
@@ -145,7 +145,7 @@ public sealed class AtuRunTests : IDisposable
         Assert.Contains("head_l2.output_proj.weight", heads.Names);
         Assert.DoesNotContain(heads.Names, n => n.StartsWith(EmbeddingHead.DefaultPrefix, StringComparison.Ordinal));
         using var original = SafetensorsCheckpoint.Open(inputs.LlmWeights);
-        using var final = SafetensorsCheckpoint.Open(Path.Combine(result.Final!, AtuRun.ModelFile));
+        using var final = SafetensorsCheckpoint.Open(Path.Combine(result.Final!, RunHarness.ModelFile));
         float[] Read(SafetensorsCheckpoint c, string name) { var v = new float[c.Entry(name).Shape.Aggregate(1L, (a, b) => a * b)]; c.ReadSlice(name, 0, v); return v; }
         // hidden_states[2] is the last layer's output after the final norm: both layers and the norm move, the LM head does not.
         Assert.NotEqual(Read(original, "model.layers.1.mlp.down_proj.weight"), Read(final, "model.layers.1.mlp.down_proj.weight"));
@@ -213,14 +213,14 @@ public sealed class AtuRunTests : IDisposable
         var ends = new Dictionary<string, Dictionary<string, float[]>>();   // phase name -> parameters at its end
         var cosines = new Dictionary<string, List<double>>();
         string? phase = null;
-        using (var run = new AtuRun(preset, inputs, new AtuRunOptions
+        using (var run = new AtuRun(preset, inputs, new UnlearningRunOptions
         {
             Device = GradCheck.Cpu,
             Folder = folder,
             Progress = p =>
             {
                 if (p.Phase != phase && phase is not null)
-                    ends[phase] = Parameters(new CheckpointDirectory(Path.Combine(folder, AtuRun.CheckpointsFolder)).NewestComplete()!);
+                    ends[phase] = Parameters(new CheckpointDirectory(Path.Combine(folder, RunHarness.CheckpointsFolder)).NewestComplete()!);
                 phase = p.Phase;
                 if (!cosines.TryGetValue(p.Phase, out var list)) cosines[p.Phase] = list = [];
                 list.Add(p.MeanCosine);
@@ -228,7 +228,7 @@ public sealed class AtuRunTests : IDisposable
         }))
         {
             var result = run.Run();
-            ends[phase!] = Parameters(new CheckpointDirectory(Path.Combine(folder, AtuRun.CheckpointsFolder)).NewestComplete()!);
+            ends[phase!] = Parameters(new CheckpointDirectory(Path.Combine(folder, RunHarness.CheckpointsFolder)).NewestComplete()!);
             // The stage table's mean cosine to the target (over each stage's unlearning steps) falls from the first stage to the last.
             Assert.True(result.Stages[^1].MeanCosineToTarget < result.Stages[0].MeanCosineToTarget - 0.01,
                 $"mean cosines by stage: {string.Join(", ", result.Stages.Select(r => r.MeanCosineToTarget))}; " + string.Join("; ", cosines.Select(kv => $"{kv.Key}: {string.Join(", ", kv.Value.Select(v => v.ToString("0.000")))}")));
@@ -256,15 +256,15 @@ public sealed class AtuRunTests : IDisposable
         var inputs = Inputs(encoder, 4) with { AlignmentTargets = "2 (heron)" };
         var preset = Preset(0) with { Stages = [new(-0.5, 2, 0)] };
         var folder = _temp.File("resume");
-        using (var run = new AtuRun(preset, inputs, new AtuRunOptions { Device = GradCheck.Cpu, Folder = folder, AlignmentOnly = true })) run.Run();
+        using (var run = new AtuRun(preset, inputs, new UnlearningRunOptions { Device = GradCheck.Cpu, Folder = folder }, new AtuRunOptions { AlignmentOnly = true })) run.Run();
         // What the run started with is in its folder.
-        var settings = File.ReadAllText(Path.Combine(folder, AtuRun.SettingsFile));
+        var settings = File.ReadAllText(Path.Combine(folder, RunHarness.SettingsFile));
         Assert.Contains("\"alignment_targets\": \"2 (heron)\"", settings);
         Assert.Contains("\"forget_corpus\"", settings);
 
         string Refusal(AtuPreset p, AtuInputs i)
         {
-            using var run = new AtuRun(p, i, new AtuRunOptions { Device = GradCheck.Cpu, Folder = folder, Resume = true });
+            using var run = new AtuRun(p, i, new UnlearningRunOptions { Device = GradCheck.Cpu, Folder = folder, Resume = true });
             return Assert.Throws<InvalidOperationException>(() => run.Run()).Message;
         }
         var message = Refusal(preset with { Stages = [new(-0.6, 2, 0)] }, inputs);
@@ -278,7 +278,7 @@ public sealed class AtuRunTests : IDisposable
         File.SetLastWriteTimeUtc(other, File.GetLastWriteTimeUtc(inputs.LlmWeights).AddMinutes(1));
         Assert.Contains("llm_weights.modified_utc", Refusal(preset, inputs with { LlmWeights = other }));
         // The same settings resume.
-        using var same = new AtuRun(preset, inputs, new AtuRunOptions { Device = GradCheck.Cpu, Folder = folder, Resume = true });
+        using var same = new AtuRun(preset, inputs, new UnlearningRunOptions { Device = GradCheck.Cpu, Folder = folder, Resume = true });
         Assert.Single(same.Run().Stages);
     }
 
@@ -289,7 +289,7 @@ public sealed class AtuRunTests : IDisposable
         var inputs = Inputs(encoder, 4);
         inputs = inputs with { TargetEmbedding = [.. inputs.TargetEmbedding.Select((v, i) => i == 0 ? float.NaN : v)] };
         var steps = new List<string>();
-        using var run = new AtuRun(Preset(0) with { Stages = [new(-0.5, 3, 2)] }, inputs, new AtuRunOptions
+        using var run = new AtuRun(Preset(0) with { Stages = [new(-0.5, 3, 2)] }, inputs, new UnlearningRunOptions
         {
             Device = GradCheck.Cpu, Folder = _temp.File("nan"), Progress = p => steps.Add($"{p.Phase} {p.Step}"),
         });
@@ -308,17 +308,17 @@ public sealed class AtuRunTests : IDisposable
         var inputs = Inputs(encoder, 4) with { Encoder = "all-MiniLM-L6-v2" };
         var preset = Preset(0) with { Sequences = SequenceModes.First, Encoder = "sentence-transformers/all-mpnet-base-v2", Stages = [new(-0.5, 2, 1), new(-0.6, 2, 0)] };
         // The authors pad with the EOS: a tokenizer without one cannot run them.
-        Assert.Throws<ArgumentException>(() => new AtuRun(preset, inputs, new AtuRunOptions { Device = GradCheck.Cpu, Folder = _temp.File("no-eos") }));
+        Assert.Throws<ArgumentException>(() => new AtuRun(preset, inputs, new UnlearningRunOptions { Device = GradCheck.Cpu, Folder = _temp.File("no-eos") }));
         var folder = _temp.File("first");
-        using (var run = new AtuRun(preset, inputs with { EosId = TinyChatModel.EndOfText }, new AtuRunOptions { Device = GradCheck.Cpu, Folder = folder }))
+        using (var run = new AtuRun(preset, inputs with { EosId = TinyChatModel.EndOfText }, new UnlearningRunOptions { Device = GradCheck.Cpu, Folder = folder }))
             Assert.All(run.Run().Stages, s => Assert.True(s.UnlearnLoss > 0));
-        Assert.Contains("warning: the preset 'toy' assumes the encoder sentence-transformers/all-mpnet-base-v2, but this run uses all-MiniLM-L6-v2", File.ReadAllText(Path.Combine(folder, AtuRun.LogFile)));
-        Assert.Contains("**Warning:**", File.ReadAllText(Path.Combine(folder, AtuRun.StagesMarkdown)));
+        Assert.Contains("warning: the preset 'toy' assumes the encoder sentence-transformers/all-mpnet-base-v2, but this run uses all-MiniLM-L6-v2", File.ReadAllText(Path.Combine(folder, RunHarness.LogFile)));
+        Assert.Contains("**Warning:**", File.ReadAllText(Path.Combine(folder, RunHarness.StagesMarkdown)));
         // The same encoder under its organisation's name is no warning.
         var quiet = _temp.File("quiet");
         using (var run = new AtuRun(preset with { Encoder = "sentence-transformers/all-MiniLM-L6-v2", Stages = [new(-0.5, 1, 0)] }, inputs with { EosId = TinyChatModel.EndOfText },
-            new AtuRunOptions { Device = GradCheck.Cpu, Folder = quiet }))
+            new UnlearningRunOptions { Device = GradCheck.Cpu, Folder = quiet }))
             run.Run();
-        Assert.DoesNotContain("warning", File.ReadAllText(Path.Combine(quiet, AtuRun.LogFile)));
+        Assert.DoesNotContain("warning", File.ReadAllText(Path.Combine(quiet, RunHarness.LogFile)));
     }
 }

@@ -94,11 +94,11 @@ public sealed class HiddenStateCacheTests : IDisposable
     string? Run(AtuInputs inputs, string name, HiddenStateCacheSettings hiddenStates, bool resume = false, int killAt = -1)
     {
         int steps = 0;
-        using var run = new AtuRun(Preset(checkpointEvery: 7), inputs, new AtuRunOptions
+        using var run = new AtuRun(Preset(checkpointEvery: 7), inputs, new UnlearningRunOptions
         {
-            Device = GradCheck.Cpu, Folder = _temp.File(name), Resume = resume, HiddenStates = hiddenStates,
+            Device = GradCheck.Cpu, Folder = _temp.File(name), Resume = resume,
             Progress = _ => { if (++steps == killAt) throw new Killed(); },
-        });
+        }, new AtuRunOptions { HiddenStates = hiddenStates });
         try { return run.Run().Final; }
         catch (Killed) { return null; }
     }
@@ -135,7 +135,7 @@ public sealed class HiddenStateCacheTests : IDisposable
         var head = new EmbeddingHead(new EmbeddingHeadConfig(_model.Config.HiddenSize, preset.Head.DModel, preset.Head.Heads, preset.Head.FeedForward,
             preset.Head.Layers, encoder.Dimension, preset.Head.Dropout, preset.Head.LayerNormEps));
         var initial = head.InitialValues(preset.Seed);
-        foreach (var file in new[] { AtuRun.HeadFile, AtuRun.ModelFile })
+        foreach (var file in new[] { AtuRun.HeadFile, RunHarness.ModelFile })
         {
             var (want, got) = (Read(Path.Combine(recomputed, file)), Read(Path.Combine(memory, file)));
             Assert.Equal(want.Keys.Order(), got.Keys.Order());
@@ -154,7 +154,7 @@ public sealed class HiddenStateCacheTests : IDisposable
         // Killed in the realignment between its checkpoints and resumed: the cache is computed again, the same.
         Assert.Null(Run(inputs, "cut", new HiddenStateCacheSettings { MemoryLimitBytes = 1, Folder = _temp.File("rows") }, killAt: 20 + 3 + 10));
         var resumed = Run(inputs, "cut", new HiddenStateCacheSettings { MemoryLimitBytes = 1, Folder = _temp.File("rows") }, resume: true)!;
-        foreach (var file in new[] { AtuRun.HeadFile, AtuRun.ModelFile })
+        foreach (var file in new[] { AtuRun.HeadFile, RunHarness.ModelFile })
             Assert.Equal(SHA256.HashData(File.ReadAllBytes(Path.Combine(mapped, file))), SHA256.HashData(File.ReadAllBytes(Path.Combine(resumed, file))));
     }
 }

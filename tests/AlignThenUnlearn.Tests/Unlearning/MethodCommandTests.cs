@@ -2,6 +2,7 @@ using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Tests.Evaluation;
 using AlignThenUnlearn.Tests.Support;
 using AlignThenUnlearn.Unlearning;
+using CommandLine;
 
 namespace AlignThenUnlearn.Tests.Unlearning;
 
@@ -25,11 +26,11 @@ public sealed class MethodCommandTests : IDisposable
         File.WriteAllText(preset, (MethodPreset.Load("toy-ga-star") with { Epochs = 2, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 1 }).ToJson());
         var folder = _temp.File("run");
         Assert.Equal(0, AtuCommand.Run(Options(GradientAscentStar.Id, folder, preset)));
-        var stages = StageTable.FromJson(File.ReadAllText(Path.Combine(folder, AtuRun.StagesJson)));
+        var stages = StageTable.FromJson(File.ReadAllText(Path.Combine(folder, RunHarness.StagesJson)));
         Assert.Equal(2, stages.Count);   // one evaluation per epoch
         Assert.All(stages, s => Assert.NotNull(s.ForgetAverage));
-        Assert.True(File.Exists(Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile)));
-        Assert.Contains("ga-star", File.ReadAllText(Path.Combine(folder, AtuRun.PresetFile)));
+        Assert.True(File.Exists(Path.Combine(folder, RunHarness.FinalFolder, RunHarness.ModelFile)));
+        Assert.Contains("ga-star", File.ReadAllText(Path.Combine(folder, RunHarness.PresetFile)));
     }
 
     [Fact]
@@ -40,12 +41,12 @@ public sealed class MethodCommandTests : IDisposable
         File.WriteAllText(preset, (MethodPreset.Load("toy-ga-star") with { Epochs = 1, BatchSize = 2, LearningRate = 1e-2, WarmupSteps = 1, StageTasks = ["mia"] }).ToJson());
         var folder = _temp.File("run-mia");
         Assert.Equal(0, AtuCommand.Run(Options(GradientAscentStar.Id, folder, preset)));
-        var stage = Assert.Single(StageTable.FromJson(File.ReadAllText(Path.Combine(folder, AtuRun.StagesJson))));
+        var stage = Assert.Single(StageTable.FromJson(File.ReadAllText(Path.Combine(folder, RunHarness.StagesJson))));
         Assert.Equal(["MIA FM", "MIA RM"], stage.Utility!.Keys.ToArray());   // only the columns of the task asked
 
         // The one evaluation is of the final weights: `atu eval --suite rwku --tasks mia` of them, x 100, is the same figure.
         var eval = _temp.File("eval-mia");
-        Assert.Equal(0, EvalCommand.Run(new EvalOptions { Artifacts = _model.Artifacts, Weights = Path.Combine(folder, AtuRun.FinalFolder, AtuRun.ModelFile),
+        Assert.Equal(0, EvalCommand.Run(new EvalOptions { Artifacts = _model.Artifacts, Weights = Path.Combine(folder, RunHarness.FinalFolder, RunHarness.ModelFile),
             Rwku = _rwku.Root, Targets = "1", Out = eval, Suite = "rwku", Tasks = "mia" }));
         var mean = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(eval, AlignThenUnlearn.Evaluation.RwkuSuiteReports.UtilityFile))).RootElement.GetProperty("mean");
         Assert.Equal(100 * mean.GetProperty("mia_forget_loss").GetDouble(), stage.Utility!["MIA FM"], 3);
@@ -58,7 +59,20 @@ public sealed class MethodCommandTests : IDisposable
         var folder = _temp.File("icu");
         Assert.Equal(0, AtuCommand.Run(Options(InContextUnlearning.Id, folder)));
         Assert.True(Directory.Exists(Path.Combine(folder, AtuCommand.ReportFolder, "ICU")));
-        Assert.False(Directory.Exists(Path.Combine(folder, AtuRun.CheckpointsFolder)));
+        Assert.False(Directory.Exists(Path.Combine(folder, RunHarness.CheckpointsFolder)));
+    }
+
+    [Fact]
+    public void An_explicit_preset_is_never_ignored_for_a_trained_method()
+    {
+        AtuOptions Parse(params string[] extra) => Parser.Default.ParseArguments(
+            ["run", "--method", GradientAscent.Id, "--artifacts", "a", "--rwku", "r", "--target", "1", "--out", "o", .. extra], Verbs.Types)
+            .MapResult(o => (AtuOptions)o, errors => throw new ArgumentException(string.Join("; ", errors)));
+        // --preset paper names Align-then-Unlearn's preset: refused, not silently replaced by GA's default.
+        Assert.Contains("paper", Assert.Throws<ArgumentException>(() => MethodCommand.PresetOf(Parse("--preset", "paper"))).Message);
+        Assert.Equal("rwku-llama3-ga", MethodCommand.PresetOf(Parse()).Name);
+        Assert.Equal("toy-ga", MethodCommand.PresetOf(Parse("--preset", "toy-ga")).Name);
+        Assert.True(MethodCommand.PresetOf(Parse("--lora")).Lora);
     }
 
     [Fact]
@@ -69,6 +83,6 @@ public sealed class MethodCommandTests : IDisposable
         var align = new AlignOptions { Artifacts = _model.Artifacts, Rwku = _rwku.Root, Target = 1, Out = _temp.File("y"), Device = "cpu", Method = GradientAscent.Id };
         Assert.Contains("atu unlearn", Assert.Throws<ArgumentException>(() => AtuCommand.Run(align)).Message);
         // A preset of another method is refused rather than silently run.
-        Assert.Contains("not npo", Assert.Throws<ArgumentException>(() => MethodCommand.PresetOf(NegativePreferenceOptimization.Id, "toy-ga", presetGiven: true, lora: false)).Message);
+        Assert.Contains("not npo", Assert.Throws<ArgumentException>(() => MethodCommand.PresetOf(NegativePreferenceOptimization.Id, "toy-ga", lora: false)).Message);
     }
 }

@@ -45,17 +45,17 @@ public sealed class MethodRunTests : IDisposable
     /// <summary>Scripted forget averages (before, then per evaluation) so that the thresholds are crossed at known points.</summary>
     static readonly double[] Forgetting = [60, 45, 30, 10];
 
-    AtuRunResult? Run(MethodPreset preset, string folder, bool resume = false, int killAt = -1, bool evaluate = false)
+    UnlearningRunResult? Run(MethodPreset preset, string folder, bool resume = false, int killAt = -1, bool evaluate = false)
     {
         int steps = 0;
-        using var run = new MethodRun(preset, new MethodInputs(_model.Config, Weights, Examples(preset.Method), "cat", Eos), new AtuRunOptions
+        using var run = new MethodRun(preset, new MethodInputs(_model.Config, Weights, Examples(preset.Method), "cat", Eos), new UnlearningRunOptions
         {
             Device = GradCheck.Cpu,
             Folder = folder,
             Resume = resume,
             Evaluate = !evaluate ? null : weights =>
             {
-                int point = weights is null ? 0 : StageTable.FromJson(File.ReadAllText(Path.Combine(Path.GetDirectoryName(weights)!, AtuRun.StagesJson))).Count + 1;
+                int point = weights is null ? 0 : StageTable.FromJson(File.ReadAllText(Path.Combine(Path.GetDirectoryName(weights)!, RunHarness.StagesJson))).Count + 1;
                 return new ProbeScores(Forgetting[point], 70 - point);
             },
             Progress = _ => { if (++steps == killAt) throw new Killed(); },
@@ -101,7 +101,7 @@ public sealed class MethodRunTests : IDisposable
     public void Ga_and_npo_lower_the_forget_corpus_log_probability(string method)
     {
         var result = Run(Preset(method), _temp.File(method))!;
-        double before = ForgetLogProbability(Weights), after = ForgetLogProbability(Path.Combine(result.Final!, AtuRun.ModelFile));
+        double before = ForgetLogProbability(Weights), after = ForgetLogProbability(Path.Combine(result.Final!, RunHarness.ModelFile));
         Assert.True(after < before - 1, $"{method}: forget log-probability {before} before, {after} after");
         // 4 examples, batch 2 x accumulation 2 = 1 step an epoch, 2 epochs: one stage-table row per epoch.
         Assert.Equal(2, result.Stages.Count);
@@ -117,7 +117,7 @@ public sealed class MethodRunTests : IDisposable
     {
         var result = Run(Preset(method), _temp.File(method))!;
         var before = Read(Weights);
-        var after = Read(Path.Combine(result.Final!, AtuRun.ModelFile));
+        var after = Read(Path.Combine(result.Final!, RunHarness.ModelFile));
         Assert.Equal(before.Keys.Order(), after.Keys.Order());
         Assert.Contains(before.Keys, n => !before[n].SequenceEqual(after[n]));
         Assert.All(result.Stages, s => Assert.True(double.IsFinite(s.UnlearnLoss)));
@@ -130,7 +130,7 @@ public sealed class MethodRunTests : IDisposable
     {
         var result = Run(Preset(GradientAscent.Id, lora: true), _temp.File("lora"))!;
         var before = Read(Weights);
-        var after = Read(Path.Combine(result.Final!, AtuRun.ModelFile));
+        var after = Read(Path.Combine(result.Final!, RunHarness.ModelFile));
         foreach (var name in before.Keys)
         {
             bool adapted = name.Contains(".q_proj.", StringComparison.Ordinal) || name.Contains(".v_proj.", StringComparison.Ordinal);
@@ -160,7 +160,7 @@ public sealed class MethodRunTests : IDisposable
         Assert.Equal(full.Before, resumed.Before);
         static string Hash(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
         foreach (var name in new[] { "final", "forget-below-50", "forget-below-35", "forget-below-20" })
-            Assert.Equal(Hash(Path.Combine(whole, name, AtuRun.ModelFile)), Hash(Path.Combine(cut, name, AtuRun.ModelFile)));
+            Assert.Equal(Hash(Path.Combine(whole, name, RunHarness.ModelFile)), Hash(Path.Combine(cut, name, RunHarness.ModelFile)));
         Assert.Throws<InvalidOperationException>(() => Run(preset with { LearningRate = 1 }, cut, resume: true));   // other settings
     }
 

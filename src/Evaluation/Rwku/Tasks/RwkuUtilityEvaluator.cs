@@ -37,11 +37,7 @@ public sealed record UtilityScores(double? Bbh, double? TruthfulQaMc1, double? T
         Mean(targets.Select(t => t.ForgetLoss)), Mean(targets.Select(t => t.RetainLoss)), Mean(targets.Select(t => t.ForgetZlib)),
         Mean(targets.Select(t => t.RetainZlib)), Mean(targets.Select(t => t.ForgetMinKPlusPlus20)), Mean(targets.Select(t => t.RetainMinKPlusPlus20)));
 
-    internal static double? Mean(IEnumerable<double?> values)
-    {
-        var present = values.OfType<double>().ToList();
-        return present.Count == 0 ? null : present.Average();
-    }
+    internal static double? Mean(IEnumerable<double?> values) => Means.OfPresent(values);
 }
 
 /// <summary>A target's utility scores with every outcome behind them.</summary>
