@@ -27,8 +27,8 @@ public sealed class SimNpoAndRmuRunTests : IDisposable
     {
         var examples = Forget.Select((t, i) => new[] { Text(t), Text(Retain[i % Retain.Length]) }).ToList();
         using var run = new MethodRun(preset, new MethodInputs(_model.Config, Weights, examples, "cat", Eos),
-            new AtuRunOptions { Device = GradCheck.Cpu, Folder = _temp.File(preset.Method) });
-        return Path.Combine(run.Run().Final!, AtuRun.ModelFile);
+            new UnlearningRunOptions { Device = GradCheck.Cpu, Folder = _temp.File(preset.Method) });
+        return Path.Combine(run.Run().Final!, RunHarness.ModelFile);
     }
 
     ParameterStore Store(string weights)
