@@ -50,7 +50,8 @@ public sealed class Rmu : TrainedMethod
         MethodRegistry.GetTrained(GradientDifference.Id).Examples(preset, texts, tokens);
 
     /// <summary>Trains only <see cref="TrainedParameters"/>; the frozen model's retain activations and the control vector
-    /// (drawn from the preset's seed) are fixed before the first step.</summary>
+    /// (drawn from the preset's seed) are fixed before the first step. The activations stay in host memory, 4 bytes per
+    /// retain token and coordinate (16 KB a token for Llama-3-8B).</summary>
     public override MethodTraining Prepare(MethodSetup setup)
     {
         var (preset, config, store) = (setup.Preset, setup.Config, setup.Store);
