@@ -84,7 +84,7 @@ public static class ToyAttacks
             var context = new Context(artifact, device, dataset, run, icu ? artifact.PathOf(ArtifactExporter.WeightsFile) : strongest.Weights,
                 dataset.Load(run.Target, includeMmlu: false), new RwkuEvaluationOptions { ChatFormat = ChatFormat.None, Mmlu = false, Icu = icu },
                 $"{run.Method} {run.Target.Name} {strongest.Label}");
-            var folder = Path.Combine(root, FolderName, OutputPaths.Slug(run.Method), Path.GetFileName(Path.TrimEndingDirectorySeparator(run.Target.Folder)), strongest.Label);
+            var folder = Path.Combine(root, FolderName, OutputPaths.Slug(run.Method).ToLowerInvariant(), Path.GetFileName(Path.TrimEndingDirectorySeparator(run.Target.Folder)), strongest.Label);
             var times = new List<TimeSpan?>();
             foreach (var attack in attacks)
             {

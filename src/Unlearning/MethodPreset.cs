@@ -49,7 +49,8 @@ public sealed record MethodPreset
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public SortedDictionary<string, double>? Options { get; init; }
 
-    /// <summary>The method this preset trains.</summary>
+    /// <summary>The method this preset trains (derived from <see cref="Method"/>, so not written).</summary>
+    [JsonIgnore]
     public TrainedMethod TrainedMethod => MethodRegistry.GetTrained(Method);
 
     /// <summary>An option of the method: the preset's value, else the method's default.</summary>

@@ -131,7 +131,7 @@ public sealed class ToyAttacksTests(TinyChatModel tiny) : IClassFixture<TinyChat
     [Fact]
     public void Method_labels_become_folder_names()
     {
-        // One slug for the toy job's attack folders and a run's report folders (which were "GA-F-final" before).
+        // One slug for a run's report folders (as before: "GA-F-final") and the toy job's attack folders (lower case: ga-l).
         Assert.Equal("GA-L", OutputPaths.Slug("GA (L)"));
         Assert.Equal("GradDiff", OutputPaths.Slug("GradDiff"));
         Assert.Equal("GA", OutputPaths.Slug("GA*"));
