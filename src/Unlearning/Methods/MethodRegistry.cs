@@ -23,6 +23,8 @@ public static class MethodRegistry
         new DirectPreferenceOptimization(),
         new RejectionTuning(),
         new InContextUnlearning(),
+        new SimNpo(),
+        new Rmu(),
     ];
 
     public static IReadOnlyList<string> Names { get; } = [.. All.Select(m => m.Name)];

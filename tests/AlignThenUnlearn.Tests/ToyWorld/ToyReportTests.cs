@@ -238,7 +238,7 @@ public sealed class ToyReportTests
     [Fact]
     public void Methods_are_run_in_the_report_order_and_unknown_ones_are_refused()
     {
-        Assert.Equal(["atu", "ga", "graddiff", "npo", "dpo", "rt", "icu", "ga-lora"], ToyRun.ParseMethods([]));
+        Assert.Equal(["atu", "ga", "graddiff", "npo", "dpo", "rt", "icu", "simnpo", "rmu", "ga-lora"], ToyRun.ParseMethods([]));
         Assert.Equal(["atu", "npo", "ga-lora"], ToyRun.ParseMethods(["ga-lora", "NPO", "atu"]));
         Assert.Contains("'ga-star'", Assert.Throws<ArgumentException>(() => ToyRun.ParseMethods(["ga-star"])).Message);
         Assert.Contains("twice", Assert.Throws<ArgumentException>(() => ToyRun.ParseMethods(["ga", "ga"])).Message);
