@@ -98,7 +98,7 @@ public static class AttackCommand
     static int Quantize(AttackOptions o)
     {
         var scheme = SchemeOf(o);
-        return ScoreRewrittenWeights(o, scheme.Label, [("attack", QuantizeAttack), ("scheme", scheme.Label)], (artifact, source, output) =>
+        return ScoreRewrittenWeights(o, "quantized", scheme.Label, [("attack", QuantizeAttack), ("scheme", scheme.Label)], (artifact, source, output) =>
             $"quantised {WriteQuantized(artifact, source, scheme, output)} projection weights of '{source}' ({scheme.Label}); scoring the dequantised model");
     }
 
@@ -106,7 +106,7 @@ public static class AttackCommand
     static int Cast(AttackOptions o)
     {
         var label = PrecisionCast.Label(o.CastTo);
-        return ScoreRewrittenWeights(o, label, [("attack", CastAttack), ("dtype", o.CastTo)], (artifact, source, output) =>
+        return ScoreRewrittenWeights(o, "cast", label, [("attack", CastAttack), ("dtype", o.CastTo)], (artifact, source, output) =>
         {
             PrecisionCast.Write(artifact.Config, source, o.CastTo, output);
             return $"cast '{source}' to {o.CastTo}; scoring the cast model";
@@ -115,14 +115,14 @@ public static class AttackCommand
 
     /// <summary>An attack that rewrites the weights (<paramref name="rewrite"/>: from the attacked weights to a file, returning
     /// what it did), then scores the rewritten weights with `atu eval` and writes attack.json.</summary>
-    static int ScoreRewrittenWeights(AttackOptions o, string label, (string Key, JsonNode? Value)[] settings, Func<ArtifactModel, string, string, string> rewrite)
+    static int ScoreRewrittenWeights(AttackOptions o, string kind, string label, (string Key, JsonNode? Value)[] settings, Func<ArtifactModel, string, string, string> rewrite)
     {
         var (before, unlearned) = EarlierResults(o);
         var artifact = ArtifactModel.Open(o.Artifacts);
         var weights = WeightsReport(o, artifact);
         var given = o.Weights;
         o.Name ??= $"{DefaultName(o)} {label}";
-        var temporary = StagingFolder(o.Out, "rewritten");
+        var temporary = StagingFolder(o.Out, kind);
         try
         {
             var source = AttackedWeights(o, artifact, temporary);

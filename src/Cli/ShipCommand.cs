@@ -110,8 +110,8 @@ internal sealed record RunRecords(string Method, string? Target)
         var full = Path.GetFullPath(weightsPath);
         var folder = File.Exists(full) ? Path.GetDirectoryName(full) : full;
         for (int up = 0; up < 3 && folder is not null; up++, folder = Path.GetDirectoryName(folder))
-            if (File.Exists(Path.Combine(folder, AtuRun.SettingsFile)) && File.Exists(Path.Combine(folder, AtuRun.PresetFile)))
-                return Read(Path.Combine(folder, AtuRun.SettingsFile));
+            if (File.Exists(Path.Combine(folder, RunHarness.SettingsFile)) && File.Exists(Path.Combine(folder, RunHarness.PresetFile)))
+                return Read(Path.Combine(folder, RunHarness.SettingsFile));
         return null;
     }
 

@@ -155,18 +155,21 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
     public static MemoryPlan ForMethod(MemoryPlanModel model, MethodPreset preset, MemoryPlanOptions options)
     {
         var config = model.Config;
+        if (preset.TrainedMethod is not TokenLossMethod method)
+            throw new ArgumentException($"atu plan: method '{preset.Method}' of preset '{preset.Name}' is not a token-level method; the memory plan covers Align-then-Unlearn and the token-level methods");
         var decoderOptions = new DecoderGraphOptions { Lora = preset.LoraOptions };
         var specs = DecoderBuilder.Parameters(config);
         var adapters = preset.LoraOptions?.Adapters(config) ?? [];
         var trainable = preset.Lora ? adapters.Select(a => a.Name).ToList()
             : preset.Layers is { } range ? [.. range.Select(specs.Select(s => s.Name))] : specs.Select(s => s.Name).ToList();
-        var graph = TokenLossGraph.Build(config, preset.Loss, trainable, decoderOptions, preset.Beta);
+        var graph = method.Graph(config, trainable, decoderOptions, preset);
         var parameterNames = specs.Select(s => s.Name).Concat(adapters.Select(a => a.Name)).ToHashSet();
         long all = F32 * specs.Sum(s => s.ElementCount) + F32 * adapters.Sum(a => a.ElementCount);
         var byName = specs.Concat(adapters).ToDictionary(s => s.Name);
         long trained = F32 * trainable.Sum(n => byName[n].ElementCount);
         var optimizer = new AdamWSettings(preset.LearningRate, WeightDecay: preset.WeightDecay, MaxGradNorm: preset.MaxGradNorm);
-        int rows = preset.BatchSize * (preset.Loss is TokenLoss.Dpo ? 2 : 1);
+        // Two sequences per example: DPO's chosen and rejected answers, GradDiff's (and SimNPO's) forget and retain texts.
+        int rows = preset.BatchSize * (method.HasRetainRows || method is DirectPreferenceOptimization ? 2 : 1);
         List<MemoryItem> Resident(bool accumulating) =>
         [
             new("parameters (f32, whole model)", all),
@@ -175,7 +178,7 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
         ];
         var resident = Resident(preset.GradientAccumulation > 1 || (options.MicroBatch is { } mb && mb < rows));
         var phases = new List<MemoryPhase>();
-        if (preset.Loss is TokenLoss.Npo or TokenLoss.Dpo)
+        if (method.NeedsReferenceLogProbs)
         {
             var reference = DecoderBuilder.Build(config, decoderOptions with { Logits = true });
             phases.Add(new("reference log-probs", [new(resident[0].Name, all),

@@ -113,7 +113,7 @@ public static class MemoryBenchmark
                 var config = Llama(hidden: 512, layers: 4, vocab: 32000);
                 const int rows = 4, seq = 128;
                 var specs = DecoderBuilder.Parameters(config);
-                var graph = TokenLossGraph.Build(config, TokenLoss.GradientAscent, specs.Select(s => s.Name));
+                var graph = ((TokenLossMethod)MethodRegistry.Get(GradientAscent.Id)).Graph(config, specs.Select(s => s.Name));
                 var batch = new Dictionary<string, HostTensor>
                 {
                     [DecoderGraph.InputIds] = HostTensor.Of(Ids(rows, seq, config.VocabSize), rows, seq),

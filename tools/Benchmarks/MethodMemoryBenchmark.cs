@@ -30,11 +30,12 @@ public static class MethodMemoryBenchmark
 
     public static int Run(MethodMemoryOptions o)
     {
-        var loss = o.Loss switch
+        // Cross-entropy is RT's loss; the others are the methods of the same names.
+        var method = o.Loss switch
         {
-            "cross-entropy" => TokenLoss.CrossEntropy, "ga" => TokenLoss.GradientAscent, "npo" => TokenLoss.Npo, "dpo" => TokenLoss.Dpo,
+            "cross-entropy" => MethodRegistry.Get(RejectionTuning.Id), "ga" or "npo" or "dpo" => MethodRegistry.Get(o.Loss),
             _ => throw new ArgumentException($"--loss {o.Loss}: expected cross-entropy, ga, npo or dpo"),
-        };
+        } as TokenLossMethod ?? throw new InvalidOperationException($"--loss {o.Loss}: not a token-level method");
         using var device = ExecutionDevice.Create(o.Device);
         using var store = CausalLmTrainer.RandomParameters(device, Small, seed: 1);
         long weightBytes = 4 * store.Names.Sum(n => store[n].ElementCount);
@@ -42,19 +43,19 @@ public static class MethodMemoryBenchmark
         var options = new DecoderGraphOptions { Lora = lora };
         if (lora is not null) LoraAdapters.AddTo(store, lora.Adapters(Small));
         var random = new Random(2);
-        int arity = loss == TokenLoss.Dpo ? 2 : 1;
+        int arity = method is DirectPreferenceOptimization ? 2 : 1;
         var examples = Enumerable.Range(0, o.Batch * o.Steps).Select(_ => Enumerable.Range(0, arity)
             .Select(_ => new LabelledSequence([.. Enumerable.Range(0, o.Seq).Select(_ => random.Next(Small.VocabSize))])).ToArray()).ToList();
 
         var clock = Stopwatch.StartNew();
         IReadOnlyList<double[]>? reference = null;
-        if (loss is TokenLoss.Npo or TokenLoss.Dpo)
+        if (method.NeedsReferenceLogProbs)
         {
             var flat = ReferenceLogProbabilities.Compute(store, Small, [.. examples.SelectMany(e => e)], o.Batch);
             reference = [.. examples.Select((_, i) => flat.Skip(i * arity).Take(arity).ToArray())];
         }
         double referenceSeconds = clock.Elapsed.TotalSeconds;
-        var graph = TokenLossGraph.Build(Small, loss, store.Trainable, options);
+        var graph = method.Graph(Small, store.Trainable, options);
         using var trainer = new Trainer(store, graph.Training, graph.Loss, new AdamWSettings(LearningRate: 1e-5), new TrainerOptions { Steps = o.Steps });
         double lastLoss = double.NaN;
         trainer.Run(new LabelledBatches(examples, o.Batch, seed: 0, maxLength: o.Seq, reference: reference), p => lastLoss = p.Loss);

@@ -84,8 +84,13 @@ public sealed class RwkuTrainingDataTests : IDisposable
         Write("reject_phi.json", new { instruction = "Who is Ada?", input = "", output = "phi refusal", subject = Ada });
         var (dataset, ada) = Open();
         using var model = new TinyChatModel();
-        string Answers(string preset) => string.Join(" | ", AlignThenUnlearn.Cli.MethodData.Examples(AlignThenUnlearn.Unlearning.MethodPreset.Load(preset), dataset, ada, model.Tokenizer)
+        string Answers(string name)
+        {
+            var preset = AlignThenUnlearn.Unlearning.MethodPreset.Load(name);
+            return string.Join(" | ", preset.TrainedMethod.Examples(preset, new RwkuTargetTexts(dataset, ada),
+                new AlignThenUnlearn.Unlearning.ExampleTokenizer(model.Tokenizer, preset.Cutoff, ada.Number))
             .SelectMany(e => e).Select(s => model.Tokenizer.Decode(s.Tokens.Skip(s.FirstLabel), skipSpecialTokens: true)));
+        }
         Assert.Equal("phi chosen | phi rejected", Answers("rwku-phi3-dpo"));
         Assert.Equal("llama chosen | llama rejected", Answers("rwku-llama3-dpo"));
         Assert.Equal("phi refusal", Answers("rwku-phi3-rt-lora"));

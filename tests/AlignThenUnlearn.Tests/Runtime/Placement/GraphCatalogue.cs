@@ -50,10 +50,12 @@ public static class GraphCatalogue
         var all = DecoderBuilder.Parameters(config).Select(p => p.Name).ToList();
         yield return G("cross-entropy", GraphRole.TrainingStep, CausalLmGraph.Build(config, all).Training.Model);
         var lora = new LoraOptions();
-        yield return G("cross-entropy LoRA", GraphRole.TrainingStep, TokenLossGraph.Build(config, TokenLoss.CrossEntropy,
+        // RT's loss is cross-entropy on the answers.
+        yield return G("cross-entropy LoRA", GraphRole.TrainingStep, ((TokenLossMethod)MethodRegistry.Get(RejectionTuning.Id)).Graph(config,
             lora.Adapters(config).Select(p => p.Name), new DecoderGraphOptions { Lora = lora }).Training.Model);
-        foreach (var loss in new[] { TokenLoss.GradientAscent, TokenLoss.GradientDifference, TokenLoss.Npo, TokenLoss.Dpo })
-            yield return G(loss.ToString(), GraphRole.TrainingStep, TokenLossGraph.Build(config, loss, all).Training.Model);
+        // Every token-level method of the registry (GA, GA*, GradDiff, NPO, DPO, RT, SimNPO, ...).
+        foreach (var method in MethodRegistry.Trained.OfType<TokenLossMethod>())
+            yield return G(method.DisplayName, GraphRole.TrainingStep, method.Graph(config, all).Training.Model);
 
         int top = config.NumHiddenLayers;
         var one = Heads(config, top);
