@@ -147,7 +147,7 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
             }))));
         // The tests' own temporary folders (atu-test-*, atu-folder-*) may appear meanwhile; the product stages none there
         // (it used atu-quantized-*, atu-rewritten-*, atu-sampled-*, atu-relearned-*).
-        Assert.Empty(inTemp.Where(p => !Path.GetFileName(p).StartsWith("atu-test-", StringComparison.Ordinal) && !Path.GetFileName(p).StartsWith("atu-folder-", StringComparison.Ordinal)));
+        Assert.DoesNotContain(inTemp, p => !Path.GetFileName(p).StartsWith("atu-test-", StringComparison.Ordinal) && !Path.GetFileName(p).StartsWith("atu-folder-", StringComparison.Ordinal));
         Assert.Single(beside);
         Assert.Empty(Directory.GetFileSystemEntries(_temp.Path, ".attacked.*"));   // removed when the attack finished
     }
