@@ -301,6 +301,10 @@ public static class AttackCommand
     {
         if ((o.Before is null) != (o.Unlearned is null))
             throw new ArgumentException("recovery needs both --before (the model before unlearning) and --unlearned (the unlearned model without the attack)");
+        // The reports read for recovery, the weights and the data are inputs: an --out that is one of them, lies inside
+        // one or holds one would overwrite it (issue 29: --unlearned U --out U --force replaced U's reports).
+        OutputPaths.RequireApart(("--out", o.Out), ("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--adapters", o.Adapters),
+            ("--rwku", o.Rwku), ("--before", o.Before), ("--unlearned", o.Unlearned));
         var before = o.Before is null ? null : ReadResults(o.Before);
         var unlearned = o.Unlearned is null ? null : ReadResults(o.Unlearned);
         foreach (var folder in outputs ?? [o.Out])

@@ -152,6 +152,33 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         Assert.Empty(Directory.GetFileSystemEntries(_temp.Path, ".attacked.*"));   // removed when the attack finished
     }
 
+    [Fact]
+    public void An_attack_output_that_is_inside_or_holds_an_input_is_refused_before_any_work()
+    {
+        // Issue 29, group 1: --out U with --unlearned U --force replaced U's reports; --out holding --weights wrote into
+        // the checkpoint folder; --out equal to the weights file ran the whole evaluation, then failed.
+        using var fixture = new RwkuFixture();
+        string before = _temp.File("before"), unlearnedReports = _temp.File("unlearned");
+        Assert.Equal(0, EvalCommand.Run(new EvalOptions { Artifacts = tiny.Artifacts, Rwku = fixture.Root, Targets = "1-2", Out = before, NoMmlu = true }));
+        Assert.Equal(0, EvalCommand.Run(new EvalOptions { Artifacts = tiny.Artifacts, Rwku = fixture.Root, Targets = "1-2", Out = unlearnedReports, NoMmlu = true }));
+        var kept = File.ReadAllBytes(Path.Combine(unlearnedReports, RwkuReports.ResultsFile));
+        var checkpoint = Directory.CreateDirectory(_temp.File("ck")).FullName;
+        var weights = Path.Combine(checkpoint, "model.safetensors");
+        File.Copy(tiny.OtherWeights("ck", 3, SafetensorsDType.F32), weights);
+        AttackOptions Quantize(string output, bool recovery) => new()
+        {
+            Attack = "quantize", Scheme = "rtn", Bits = 8, Artifacts = tiny.Artifacts, Weights = weights, Rwku = fixture.Root, Targets = "1",
+            Out = output, NoMmlu = true, Force = true, Before = recovery ? before : null, Unlearned = recovery ? unlearnedReports : null,
+        };
+        foreach (var (output, option) in new[] { (unlearnedReports, "--unlearned"), (before, "--before"), (checkpoint, "--weights"), (weights, "--weights") })
+        {
+            var e = Assert.Throws<IOException>(() => AttackCommand.Run(Quantize(output, recovery: true)));
+            Assert.Contains(option, e.Message);
+        }
+        Assert.Equal(kept, File.ReadAllBytes(Path.Combine(unlearnedReports, RwkuReports.ResultsFile)));
+        Assert.Equal(["model.safetensors"], Directory.GetFileSystemEntries(checkpoint).Select(Path.GetFileName));
+    }
+
     static double[] Scores(string folder) =>
         [.. File.ReadAllLines(Path.Combine(folder, RwkuReports.ProbesFile)).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble())];
 
