@@ -149,8 +149,7 @@ public static class AttackCommand
     static int Sample(AttackOptions o)
     {
         if (o.Samples < 1) throw new ArgumentException($"--samples {o.Samples}: expected 1 or more");
-        if (o.Temperature < 0 || !double.IsFinite(o.Temperature)) throw new ArgumentException($"--temperature {o.Temperature}: expected 0 or more");
-        if (o.TopP is <= 0 or > 1) throw new ArgumentException($"--top-p {o.TopP}: expected more than 0 and at most 1");
+        NumericOptions.RequireSampling(o.Temperature, o.TopP);   // NaN too (it passed the old range test and crashed on attack.json)
         var (before, unlearned) = EarlierResults(o);
         var label = SampleLabel(o.Samples, o.Temperature, o.TopP);
         o.Name ??= $"{DefaultName(o)} {label}";
@@ -211,7 +210,9 @@ public static class AttackCommand
     {
         var counts = ExampleCounts(o.Examples);
         if (!RelearnTexts.Kinds.Contains(o.Data)) throw new ArgumentException($"--data {o.Data}: expected {string.Join(", ", RelearnTexts.Kinds)}");
-        if (o.Steps < 1) throw new ArgumentException($"--steps {o.Steps}: expected 1 or more");
+        // A relearning attack is a short fine-tune (RWKU-style attacks use tens of steps); a huge count is a typo that
+        // would hold the machine for days.
+        if (o.Steps is < 1 or > MaxRelearnSteps) throw new ArgumentException($"--steps {o.Steps}: expected 1 to {MaxRelearnSteps}");
         if (!(o.LearningRate > 0) || !double.IsFinite(o.LearningRate)) throw new ArgumentException($"--lr {o.LearningRate}: expected a positive number");
         var output = o.Out;
         var (before, unlearned) = EarlierResults(o, [.. counts.Select(k => RelearnFolder(output, k))]);
@@ -316,6 +317,9 @@ public static class AttackCommand
     }
 
     /// <summary>The attacked model's name in the reports without --name: `atu eval`'s, with the adapters' file name added.</summary>
+    /// <summary>The most optimizer steps a relearning attack takes.</summary>
+    public const long MaxRelearnSteps = 100_000;
+
     static string DefaultName(AttackOptions o) =>
         EvalCommand.DefaultName(o) + (o.Adapters is null ? "" : "+" + Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Adapters)));
 

@@ -179,6 +179,25 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         Assert.Equal(["model.safetensors"], Directory.GetFileSystemEntries(checkpoint).Select(Path.GetFileName));
     }
 
+    [Theory]
+    [InlineData("sample", double.NaN, 1_000L, "--top-p")]
+    [InlineData("sample", 1.5, 1_000L, "--top-p")]
+    [InlineData("relearn", 0.9, 1_000_000_000L, "--steps")]
+    public void Non_finite_or_out_of_range_attack_options_are_refused_before_any_output(string attack, double topP, long steps, string option)
+    {
+        // Issue 29, group 5: sample --top-p NaN wrote results.json and probes.jsonl, then crashed on attack.json;
+        // relearn --steps 1000000000 was accepted.
+        using var fixture = new RwkuFixture();
+        var output = _temp.File($"refused-{attack}");
+        var e = Assert.ThrowsAny<ArgumentException>(() => AttackCommand.Run(new AttackOptions
+        {
+            Attack = attack, Samples = 2, Temperature = 1, TopP = topP, Steps = steps, Artifacts = tiny.Artifacts, Rwku = fixture.Root,
+            Targets = "1", Out = output, NoMmlu = true,
+        }));
+        Assert.Contains(option, e.Message);
+        Assert.False(Path.Exists(output));
+    }
+
     static double[] Scores(string folder) =>
         [.. File.ReadAllLines(Path.Combine(folder, RwkuReports.ProbesFile)).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble())];
 
