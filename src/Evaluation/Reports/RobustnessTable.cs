@@ -4,7 +4,8 @@ using System.Text.Json;
 
 namespace AlignThenUnlearn.Evaluation;
 
-/// <summary>One model under attack: its method (the attack's --series), its checkpoint (the attacked weights), forget All
+/// <summary>One model under attack: its method (the attack's --series), its checkpoint (the attacked weights, with the
+/// LoRA adapters merged into them when the attack had --adapters: "WEIGHTS + ADAPTERS"), forget All
 /// before and after unlearning (from the first of its attack.json files that has them) and, per attack column, forget
 /// All after the attack and the recovery.</summary>
 public sealed record RobustnessRow(string Method, string Checkpoint, double? Before, double? Unlearned,
@@ -34,7 +35,9 @@ public sealed record RobustnessTable(IReadOnlyList<string> Attacks, IReadOnlyLis
                 : v.ValueKind == JsonValueKind.Number ? v.GetDouble() : throw new InvalidDataException($"'{path}': '{key}' is not a number");
             var label = Text("label");
             var method = root.TryGetProperty("series", out var series) && series.ValueKind == JsonValueKind.String ? series.GetString()! : "";
-            var checkpoint = Text("weights");
+            // LoRA checkpoints of one run share their base weights: the adapters tell them apart.
+            var checkpoint = root.TryGetProperty("adapters", out var adapters) && adapters.ValueKind == JsonValueKind.String
+                ? $"{Text("weights")} + {adapters.GetString()}" : Text("weights");
             int index = rows.FindIndex(r => r.Method == method && r.Checkpoint == checkpoint);
             if (index < 0)
             {

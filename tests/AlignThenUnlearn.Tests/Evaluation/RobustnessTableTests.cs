@@ -59,6 +59,18 @@ public sealed class RobustnessTableTests : IDisposable
             """.ReplaceLineEndings("\n"), table.Markdown());
     }
 
+    /// <summary>Issue 29, group 9: two LoRA checkpoints of one run have the same base weights; their NF4 attacks were
+    /// refused as duplicates, and the row named the base weights alone.</summary>
+    [Fact]
+    public void Attacks_of_two_lora_checkpoints_on_the_same_base_weights_are_two_rows_named_by_their_adapters()
+    {
+        string Lora(string name, string adapters, double forget) => Attack(name,
+            $$"""{"attack":"quantize","label":"nf4-b64","series":"GA (LoRA)","weights":"art/weights.safetensors","adapters":"{{adapters}}","forget_all":{{forget}}}""");
+        var table = RobustnessTable.Read([Lora("a", "runs/ga/forget-below-50/adapters.safetensors", 0.25), Lora("b", "runs/ga/final/adapters.safetensors", 0.125)]);
+        Assert.Equal([("art/weights.safetensors + runs/ga/forget-below-50/adapters.safetensors", 0.25), ("art/weights.safetensors + runs/ga/final/adapters.safetensors", 0.125)],
+            table.Rows.Select(r => (r.Checkpoint, r.Attacks["nf4-b64"].ForgetAll!.Value)));
+    }
+
     [Fact]
     public void Report_writes_the_table_and_a_bar_chart_and_refuses_clashing_or_foreign_files()
     {
