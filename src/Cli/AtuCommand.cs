@@ -1,3 +1,4 @@
+using AlignThenUnlearn.Jobs;
 using System.Globalization;
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Models;

@@ -1,3 +1,4 @@
+using AlignThenUnlearn.Jobs;
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;

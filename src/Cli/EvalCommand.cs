@@ -1,4 +1,5 @@
 using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Jobs;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
 using CommandLine;
@@ -56,10 +57,16 @@ public class EvalOptions : ModelRunOptions
 
 public static class EvalCommand
 {
-    public static int Run(EvalOptions o)
+    /// <summary>Refuses a batch size or an answer length below 1.</summary>
+    internal static void CheckCounts(EvalOptions o)
     {
         if (o.BatchSize < 1) throw new ArgumentException($"--batch-size {o.BatchSize}: expected 1 or more");
         if (o.MaxNewTokens < 1) throw new ArgumentException($"--max-new-tokens {o.MaxNewTokens}: expected 1 or more (the minimum that can produce an answer; with none, every answer would be empty and score as forgotten)");
+    }
+
+    public static int Run(EvalOptions o)
+    {
+        CheckCounts(o);
         OutputPaths.RequireApart(("--out", o.Out), ("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku));
         var resultsPath = Path.Combine(o.Out, RwkuReports.ResultsFile);
         if (File.Exists(resultsPath) && !o.Force) throw new IOException($"'{resultsPath}' already exists; pass --force to replace the reports in '{o.Out}'");
@@ -81,7 +88,7 @@ public static class EvalCommand
             .Start(ctx =>
             {
                 var task = ctx.AddTask($"RWKU on {device.Description}", maxValue: 1);
-                run = RwkuScoring.Evaluate(artifact, device, o.Weights, targets, options, name, o.Series, new RwkuScoring.Callback<EvaluationProgress>(p =>
+                run = RwkuScoring.Evaluate(artifact, device, o.Weights, targets, options, name, o.Series, new Callback<EvaluationProgress>(p =>
                 {
                     task.MaxValue = p.Total;
                     task.Value = p.Done;
@@ -128,7 +135,7 @@ public static class EvalCommand
             {
                 var probeTask = ctx.AddTask($"RWKU probes on {device.Description}", maxValue: 1);
                 var utilityTask = ctx.AddTask("RWKU utility and MIA", autoStart: false, maxValue: 1);
-                RwkuScoring.Callback<EvaluationProgress> Report(ProgressTask task, string what) => new(p =>
+                Callback<EvaluationProgress> Report(ProgressTask task, string what) => new(p =>
                 {
                     if (!task.IsStarted) task.StartTask();
                     task.MaxValue = p.Total;

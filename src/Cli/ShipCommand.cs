@@ -39,8 +39,11 @@ public sealed class ShipOptionsCli
     [Option("quantize", HelpText = "int4: the ONNX model's decoder-layer projections as 4-bit MatMulNBits (ONNX Runtime's contrib op; embeddings, norms and lm_head stay in --dtype).")]
     public string? Quantize { get; set; }
 
-    [Option("block-size", Default = 32, HelpText = "--quantize int4: values per block along the input dimension: 16, 32, 64, 128 or 256 (what ONNX Runtime's MatMulNBits kernels run; GenAI's builder uses 32).")]
-    public int BlockSize { get; set; } = 32;
+    [Option("block-size", HelpText = "--quantize int4: values per block along the input dimension: 16, 32 (the default), 64, 128 or 256 (what ONNX Runtime's MatMulNBits kernels run; GenAI's builder uses 32).")]
+    public int? BlockSize { get; set; }
+
+    /// <summary>The int4 block size when --block-size is not given (GenAI's builder's).</summary>
+    public const int DefaultBlockSize = 32;
 
     [Option("symmetric", HelpText = "--quantize int4: symmetric blocks (absmax / 7, zero point 8) instead of asymmetric ones (min/max, a zero point per block).")]
     public bool Symmetric { get; set; }
@@ -50,6 +53,9 @@ public static class ShipCommand
 {
     public static int Run(ShipOptionsCli o)
     {
+        // Options of int4 without it were silently ignored (issue 29: `ship --block-size 64` shipped f32 projections).
+        if (o.Quantize is null && o.BlockSize is not null) throw new ArgumentException($"--block-size {o.BlockSize} sets the blocks of --quantize int4; add --quantize int4 or leave it out");
+        if (o.Quantize is null && o.Symmetric) throw new ArgumentException("--symmetric sets the blocks of --quantize int4; add --quantize int4 or leave it out");
         OutputPaths.RequireApart(("--out", o.Out), ("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--card-json", o.CardJson));
         var card = o.CardJson is null ? new ModelCardFacts() : ModelCardFacts.Load(o.CardJson);
         // Facts --card-json leaves out come from the records of the run that wrote the weights, where there is one.
@@ -74,7 +80,7 @@ public static class ShipCommand
             Int4BlockSize = o.Quantize switch
             {
                 null => null,
-                "int4" => MatMulNBitsWeights.BlockSizes.Contains(o.BlockSize) ? o.BlockSize
+                "int4" => MatMulNBitsWeights.BlockSizes.Contains(o.BlockSize ?? ShipOptionsCli.DefaultBlockSize) ? o.BlockSize ?? ShipOptionsCli.DefaultBlockSize
                     : throw new ArgumentException($"--block-size {o.BlockSize}: expected a power of two from 16 to 256 ({MatMulNBitsWeights.BlockSizesText}), the block sizes ONNX Runtime's MatMulNBits kernels run"),
                 _ => throw new ArgumentException($"--quantize {o.Quantize}: expected int4"),
             },

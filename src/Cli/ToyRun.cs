@@ -1,3 +1,5 @@
+using AlignThenUnlearn.Jobs;
+using AlignThenUnlearn.Jobs.Toy;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
@@ -124,7 +126,7 @@ public static class ToyRun
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TableFile), Encoding.UTF8.GetBytes(table));
         AtomicFile.WriteAllBytes(Path.Combine(report, TradeoffPlot.FileName), TradeoffPlot.RenderPng(ToyReport.PlotRuns(runs)));
         if (attacks)
-            Timed("attacks on every method's strongest checkpoint", false, () => ToyAttacks.Run(root, artifact, device, dataset, runs));
+            Timed("attacks on every method's strongest checkpoint", false, () => ToyAttacks.Run(root, artifact, device, dataset, runs, new ConsoleReporter()));
         var cpu = Process.GetCurrentProcess().UserProcessorTime - cpuAtStart;
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TimingFile), Encoding.UTF8.GetBytes(TimingMarkdown(stages.Rows, stages.Elapsed, cpu, device, parallelJobs)));
 
@@ -203,7 +205,7 @@ public static class ToyRun
         RunEvaluation run = null!;
         var options = new RwkuEvaluationOptions { ChatFormat = ChatFormat.None };
         AtuCommand.WithProgress($"RWKU: {what}", 1, (task, _) =>
-            run = RwkuScoring.Evaluate(artifact, device, weights, targets, options, name, series, new RwkuScoring.Callback<EvaluationProgress>(p =>
+            run = RwkuScoring.Evaluate(artifact, device, weights, targets, options, name, series, new Callback<EvaluationProgress>(p =>
             {
                 task.MaxValue = p.Total;
                 task.Value = p.Done;
@@ -224,7 +226,7 @@ public static class ToyRun
         SuiteEvaluation suite = null!;
         AtuCommand.WithProgress($"RWKU: {what}", 1, (task, _) =>
         {
-            var progress = new RwkuScoring.Callback<EvaluationProgress>(p => { task.MaxValue = p.Total; task.Value = p.Done; });
+            var progress = new Callback<EvaluationProgress>(p => { task.MaxValue = p.Total; task.Value = p.Done; });
             suite = RwkuScoring.EvaluateSuite(artifact, device, weights, [.. probes ? new[] { person.Probes } : [], .. person.Retain], options,
                 [person.Utility], utilityOptions, what, null, progress, progress);
         });
