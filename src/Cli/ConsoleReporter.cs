@@ -1,3 +1,4 @@
+using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Jobs;
 using Spectre.Console;
 
@@ -18,6 +19,8 @@ public sealed class ConsoleReporter(bool bars = true) : IJobReporter
             _ => text,
         });
     }
+
+    public void Scored(IReadOnlyList<RunSummary> runs) => AnsiConsole.Write(ReportCommand.Table(runs));
 
     /// <summary>Work beside other work (`atu toy --jobs 2`) runs without a bar: Spectre draws one live display at a time
     /// (the log lines are still printed).</summary>

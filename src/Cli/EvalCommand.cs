@@ -1,5 +1,6 @@
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Jobs;
+using AlignThenUnlearn.Jobs.Evaluation;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
 using CommandLine;
@@ -82,24 +83,7 @@ public static class EvalCommand
         using var device = o.CreateDevice();
         var options = ProbeOptions(o, tokenizer.ChatFormat);
 
-        RunEvaluation run = null!;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask($"RWKU on {device.Description}", maxValue: 1);
-                run = RwkuScoring.Evaluate(artifact, device, o.Weights, targets, options, name, o.Series, new Callback<EvaluationProgress>(p =>
-                {
-                    task.MaxValue = p.Total;
-                    task.Value = p.Done;
-                    task.Description = Markup.Escape($"target {p.Target.Number} {p.Target.Name}");
-                }));
-                task.Value = task.MaxValue;
-            });
-        RwkuReports.WriteRun(o.Out, run);
-
-        AnsiConsole.Write(ReportCommand.Table([run.Summary]));
-        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.ResultsFile}, {RwkuReports.TableFile}, {RwkuReports.ProbesFile} to {o.Out} ({run.Summary.Targets.Count} targets)");
+        new EvalJob(artifact, o.Weights, name, o.Series, o.Out).Probes(targets, options, device, new ConsoleReporter());
         return 0;
     }
 
@@ -128,29 +112,7 @@ public static class EvalCommand
         var options = ProbeOptions(o, tokenizer.ChatFormat, tasks);
         var utilityOptions = new RwkuUtilityOptions { ChatFormat = tokenizer.ChatFormat, BatchSize = o.BatchSize, Tasks = tasks & RwkuTasks.Utility, Icu = o.Icu };
 
-        SuiteEvaluation run = null!;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var probeTask = ctx.AddTask($"RWKU probes on {device.Description}", maxValue: 1);
-                var utilityTask = ctx.AddTask("RWKU utility and MIA", autoStart: false, maxValue: 1);
-                Callback<EvaluationProgress> Report(ProgressTask task, string what) => new(p =>
-                {
-                    if (!task.IsStarted) task.StartTask();
-                    task.MaxValue = p.Total;
-                    task.Value = p.Done;
-                    task.Description = Markup.Escape($"{what}: target {p.Target.Number} {p.Target.Name}");
-                });
-                run = RwkuScoring.EvaluateSuite(artifact, device, o.Weights, targets, options, utility, utilityOptions, name, o.Series,
-                    Report(probeTask, "probes"), Report(utilityTask, "utility"));
-                probeTask.Value = probeTask.MaxValue;
-                utilityTask.Value = utilityTask.MaxValue;
-            });
-        RwkuSuiteReports.Write(o.Out, run);
-
-        AnsiConsole.Write(new Text(RwkuSuiteReports.Table(run)));
-        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.ResultsFile}, {RwkuSuiteReports.UtilityFile}, {RwkuReports.TableFile}, {RwkuReports.ProbesFile} to {o.Out} ({targets.Count} targets; {RwkuTaskNames.Format(tasks)})");
+        new EvalJob(artifact, o.Weights, name, o.Series, o.Out).Suite(targets, options, utility, utilityOptions, tasks, device, new ConsoleReporter());
         return 0;
     }
 

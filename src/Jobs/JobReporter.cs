@@ -1,3 +1,5 @@
+using AlignThenUnlearn.Evaluation;
+
 namespace AlignThenUnlearn.Jobs;
 
 /// <summary>What a line of a job's log is: a step taken, a result written, a notice the user should see, or a detail.</summary>
@@ -16,6 +18,9 @@ public interface IJobReporter : IProgress<JobLine>
 {
     /// <summary>Runs <paramref name="work"/>, which reports its progress (of <paramref name="maxValue"/> units) and its log lines.</summary>
     void Track(string description, double maxValue, Action<IProgress<WorkProgress>, IProgress<JobLine>> work);
+
+    /// <summary>Runs scored together (a report's rows), for a table of their mean scores.</summary>
+    void Scored(IReadOnlyList<RunSummary> runs) { }
 
     /// <summary>The reporter for work that runs beside other work on another thread (one live display at a time).</summary>
     IJobReporter Beside() => this;

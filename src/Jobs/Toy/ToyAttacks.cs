@@ -106,7 +106,7 @@ public static class ToyAttacks
             timings.Add((run, times));
         }
 
-        var report = Path.Combine(root, ReportFolderName);
+        var report = Path.Combine(root, ToyRun.ReportFolderName);
         Directory.CreateDirectory(report);
         var mean = MeanTable(runs, results);
         AtomicFile.WriteAllBytes(Path.Combine(report, RobustnessTable.TableFile), Encoding.UTF8.GetBytes(Markdown(settings, runs, results)));
@@ -115,9 +115,6 @@ public static class ToyAttacks
         reporter.Done($"wrote {Path.Combine(report, RobustnessTable.TableFile)}, {RobustnessTable.PlotFile} and {TimingFile}");
         return mean;
     }
-
-    /// <summary>The toy run's report folder, where robustness.md is written.</summary>
-    public const string ReportFolderName = "report";
 
     /// <summary>The attacks in the order of the table's columns: the quantisation schemes, the casts, relearning, sampling.</summary>
     public static IReadOnlyList<IAttack> Attacks(ToyAttackSettings s) =>
