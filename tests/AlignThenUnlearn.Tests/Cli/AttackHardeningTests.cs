@@ -66,6 +66,8 @@ public sealed class AttackHardeningTests(TinyChatModel tiny) : IClassFixture<Tin
         var adapters = AttackCommand.Parse("quantize", "--bits", "4", "--scheme", "nf4", "--artifacts", "a", "--adapters", "ad.safetensors", "--rwku", "RWKU",
             "--targets", "1", "--series", "GA (L)", "--out", "o");
         Assert.Equal(("ad.safetensors", "GA (L)"), (adapters.Adapters, adapters.Series));
+        // eval's --suite is not an attack's: the attack scores the probes (it used to run the suite through eval unrecorded).
+        Assert.Contains("--suite", Assert.Throws<ArgumentException>(() => AttackCommand.Run(new CastAttackOptions { Artifacts = "a", Rwku = "r", Out = "o", Suite = "rwku" })).Message);
         var stdout = new StringWriter();
         Assert.Equal(0, AtuProgram.Run(["attack", "relearn", "--help"], stdout, TextWriter.Null));
         Assert.Contains("--examples", stdout.ToString());
