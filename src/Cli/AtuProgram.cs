@@ -1,3 +1,4 @@
+using AlignThenUnlearn.Jobs;
 using CommandLine;
 using CommandLine.Text;
 using Spectre.Console;
@@ -18,6 +19,9 @@ public static class AtuProgram
         try
         {
             if (child) return Sweeps.ChildProcess.Exec(args[1..]);
+            Jobs.RwkuScoring.Notice = ModelRunOptions.Notice;
+            // `atu attack KIND`: the kind first, then that kind's own options (CommandLineParser does not nest verbs).
+            if (args.Length > 0 && args[0] == "attack") return AttackCommand.Dispatch(args[1..], stdout, stderr);
             using var parser = new Parser(settings => settings.HelpWriter = null);
             var result = parser.ParseArguments(args, Verbs.Types);
             return result.MapResult(Verbs.Dispatch, errors =>

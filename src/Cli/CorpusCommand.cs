@@ -1,3 +1,5 @@
+using AlignThenUnlearn.Jobs;
+using AlignThenUnlearn.Jobs.Corpus;
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
@@ -66,19 +68,8 @@ public static class CorpusCommand
         var intros = o.Intros is null ? [] : PositiveCorpus.ReadIntros(o.Intros);
 
         using var device = o.CreateDevice();
-        using var generator = GreedyGenerator.Open(artifact, device, o.Weights, ModelRunOptions.Notice);
-        AtuCommand.WithProgress($"{o.File} for {targets.Count} targets", targets.Count, (task, _) =>
-        {
-            foreach (var target in targets)
-            {
-                // Each target its own stream, so that a target's file does not depend on which others were asked for.
-                var sampling = new Sampling(o.Temperature, o.TopP, (long)(SplitMix64.Mix((ulong)o.Seed) ^ SplitMix64.Mix((ulong)target.Number)) & long.MaxValue);
-                var model = new GreedyTextGenerator(generator, tokenizer, tokenizer.StopIds, sampling: sampling);
-                var texts = PositiveCorpus.Generate(model, tokenizer.ChatFormat, target.Name, intros.GetValueOrDefault(target.Name) ?? [], o.Samples, o.MaxNewTokens);
-                AtomicFile.WriteAllBytes(Path.Combine(target.Folder, o.File), PositiveCorpus.Serialize(texts));
-                task.Increment(1);
-            }
-        });
+        new CorpusJob(o.Weights, o.File, intros, o.Samples, o.MaxNewTokens, new Sampling(o.Temperature, o.TopP, o.Seed))
+            .Write(artifact, tokenizer, targets, device, new ConsoleReporter());
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {o.File} ({o.Samples} texts) into {targets.Count} target folders of {o.Rwku}");
         return 0;
     }

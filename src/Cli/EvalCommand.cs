@@ -1,4 +1,6 @@
 using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Jobs;
+using AlignThenUnlearn.Jobs.Evaluation;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
 using CommandLine;
@@ -56,10 +58,16 @@ public class EvalOptions : ModelRunOptions
 
 public static class EvalCommand
 {
-    public static int Run(EvalOptions o)
+    /// <summary>Refuses a batch size or an answer length below 1.</summary>
+    internal static void CheckCounts(EvalOptions o)
     {
         if (o.BatchSize < 1) throw new ArgumentException($"--batch-size {o.BatchSize}: expected 1 or more");
         if (o.MaxNewTokens < 1) throw new ArgumentException($"--max-new-tokens {o.MaxNewTokens}: expected 1 or more (the minimum that can produce an answer; with none, every answer would be empty and score as forgotten)");
+    }
+
+    public static int Run(EvalOptions o)
+    {
+        CheckCounts(o);
         OutputPaths.RequireApart(("--out", o.Out), ("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku));
         var resultsPath = Path.Combine(o.Out, RwkuReports.ResultsFile);
         if (File.Exists(resultsPath) && !o.Force) throw new IOException($"'{resultsPath}' already exists; pass --force to replace the reports in '{o.Out}'");
@@ -75,24 +83,7 @@ public static class EvalCommand
         using var device = o.CreateDevice();
         var options = ProbeOptions(o, tokenizer.ChatFormat);
 
-        RunEvaluation run = null!;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask($"RWKU on {device.Description}", maxValue: 1);
-                run = RwkuScoring.Evaluate(artifact, device, o.Weights, targets, options, name, o.Series, new RwkuScoring.Callback<EvaluationProgress>(p =>
-                {
-                    task.MaxValue = p.Total;
-                    task.Value = p.Done;
-                    task.Description = Markup.Escape($"target {p.Target.Number} {p.Target.Name}");
-                }));
-                task.Value = task.MaxValue;
-            });
-        RwkuReports.WriteRun(o.Out, run);
-
-        AnsiConsole.Write(ReportCommand.Table([run.Summary]));
-        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.ResultsFile}, {RwkuReports.TableFile}, {RwkuReports.ProbesFile} to {o.Out} ({run.Summary.Targets.Count} targets)");
+        new EvalJob(artifact, o.Weights, name, o.Series, o.Out).Probes(targets, options, device, new ConsoleReporter());
         return 0;
     }
 
@@ -121,29 +112,7 @@ public static class EvalCommand
         var options = ProbeOptions(o, tokenizer.ChatFormat, tasks);
         var utilityOptions = new RwkuUtilityOptions { ChatFormat = tokenizer.ChatFormat, BatchSize = o.BatchSize, Tasks = tasks & RwkuTasks.Utility, Icu = o.Icu };
 
-        SuiteEvaluation run = null!;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var probeTask = ctx.AddTask($"RWKU probes on {device.Description}", maxValue: 1);
-                var utilityTask = ctx.AddTask("RWKU utility and MIA", autoStart: false, maxValue: 1);
-                RwkuScoring.Callback<EvaluationProgress> Report(ProgressTask task, string what) => new(p =>
-                {
-                    if (!task.IsStarted) task.StartTask();
-                    task.MaxValue = p.Total;
-                    task.Value = p.Done;
-                    task.Description = Markup.Escape($"{what}: target {p.Target.Number} {p.Target.Name}");
-                });
-                run = RwkuScoring.EvaluateSuite(artifact, device, o.Weights, targets, options, utility, utilityOptions, name, o.Series,
-                    Report(probeTask, "probes"), Report(utilityTask, "utility"));
-                probeTask.Value = probeTask.MaxValue;
-                utilityTask.Value = utilityTask.MaxValue;
-            });
-        RwkuSuiteReports.Write(o.Out, run);
-
-        AnsiConsole.Write(new Text(RwkuSuiteReports.Table(run)));
-        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.ResultsFile}, {RwkuSuiteReports.UtilityFile}, {RwkuReports.TableFile}, {RwkuReports.ProbesFile} to {o.Out} ({targets.Count} targets; {RwkuTaskNames.Format(tasks)})");
+        new EvalJob(artifact, o.Weights, name, o.Series, o.Out).Suite(targets, options, utility, utilityOptions, tasks, device, new ConsoleReporter());
         return 0;
     }
 

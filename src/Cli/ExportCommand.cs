@@ -1,5 +1,5 @@
 using AlignThenUnlearn.Models;
-using AlignThenUnlearn.Models.Checkpoints;
+using AlignThenUnlearn.Jobs.Artifacts;
 using CommandLine;
 using Spectre.Console;
 using DataType = Onnx.TensorProto.Types.DataType;
@@ -49,41 +49,6 @@ public static class ExportCommand
             throw new ArgumentException("give one of --hf and --random (optionally with --encoder), or --encoder alone to add an encoder to --out");
         OutputPaths.RequireApart(("--out", o.Out), ("--hf", o.HfFolder), ("--random", o.RandomConfig),
             ("--encoder", o.Encoder is { } e && (Directory.Exists(e) || File.Exists(e)) ? e : null));   // not 'minilm', the name of the shipped encoder
-        using var device = Runtime.ExecutionDevice.Create(o.Device, notice: ModelRunOptions.Notice);
-        if (!exportsModel)
-        {
-            var dimension = Runtime.EncoderInstaller.Install(o.Out, o.Encoder!, device, o.Force);
-            AnsiConsole.MarkupLineInterpolated($"[green]added[/] encoder '{o.Encoder}' ({dimension}-d, mean pooling) to {o.Out}");
-            return 0;
-        }
-        // Temporary files (the staged encoder, a random checkpoint, the staged artifact) live beside the output; those of
-        // an interrupted run are removed first.
-        var (parent, name) = (Path.GetDirectoryName(Path.GetFullPath(o.Out))!, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Out))));
-        Directory.CreateDirectory(parent);
-        StagingArea.RemoveLeftovers(parent, name);
-        // The encoder is checked before the model is exported, so a bad encoder leaves no half-made folder.
-        Runtime.EncoderInstaller.StagedEncoder? encoder = null;
-        if (o.Encoder is not null)
-            encoder = Runtime.EncoderInstaller.Stage(o.Encoder, StagingArea.NewPath(parent, name, "encoder"), device);
-        try
-        {
-            ExportModel(o, StagingArea.NewPath(parent, name, "random"));
-            if (encoder is not null)
-            {
-                Runtime.EncoderInstaller.Commit(encoder, o.Out);
-                AnsiConsole.MarkupLineInterpolated($"[green]added[/] encoder '{o.Encoder}' ({encoder.Dimension}-d, mean pooling)");
-            }
-            return 0;
-        }
-        finally
-        {
-            if (encoder is not null && Directory.Exists(encoder.Path)) Directory.Delete(encoder.Path, recursive: true);
-        }
-    }
-
-    /// <param name="randomCheckpoint">Where a random checkpoint (--random) is written first; removed afterwards.</param>
-    static void ExportModel(ExportOptionsCli o, string randomCheckpoint)
-    {
         var options = new ExportOptions
         {
             ElementType = o.Dtype switch { "f32" => DataType.Float, "f16" => DataType.Float16, _ => throw new ArgumentException($"--dtype {o.Dtype}: expected f32 or f16") },
@@ -91,33 +56,14 @@ public static class ExportCommand
             MaxSequenceLength = o.MaxSequenceLength,
             Force = o.Force,
         };
-        string? temporary = null;
-        var source = o.HfFolder;
-        if (o.RandomConfig is not null)
+        using var device = Runtime.ExecutionDevice.Create(o.Device, notice: ModelRunOptions.Notice);
+        var manifest = new ExportJob(o.HfFolder, o.RandomConfig, o.Seed, o.Encoder, o.Out, options).Run(device, new ConsoleReporter());
+        if (manifest is not null)
         {
-            var config = HfConfig.Load(o.RandomConfig);
-            temporary = randomCheckpoint;
-            RandomCheckpoint.Write(config, temporary, o.Seed);
-            source = temporary;
-        }
-        try
-        {
-            ArtifactManifest manifest = null!;
-            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask("converting weights", maxValue: 1);
-                    manifest = ArtifactExporter.Export(source!, o.Out, options, (_, fraction) => task.Value = fraction);
-                    task.Value = 1;
-                });
             var table = new Table().AddColumns("file", "bytes", "sha256");
             foreach (var f in manifest.Files) table.AddRow(f.Path, f.Bytes.ToString("N0"), f.Sha256[..16] + "…");
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {o.Out}: {manifest.Family}, {manifest.Dtype}, {manifest.Files.Sum(f => f.Bytes):N0} bytes");
         }
-        finally
-        {
-            if (temporary is not null && Directory.Exists(temporary)) Directory.Delete(temporary, recursive: true);
-        }
+        return 0;
     }
 }

@@ -1,3 +1,4 @@
+using AlignThenUnlearn.Jobs.Toy;
 using AlignThenUnlearn.Unlearning;
 
 namespace AlignThenUnlearn.Cli;
@@ -11,14 +12,5 @@ public static class MethodHelp
 
     /// <summary>--methods of `atu toy`.</summary>
     public static string ToyMethods => "The full run: the methods run on each person, e.g. atu,ga,npo (default: all of "
-        + string.Join(", ", ToyMethodNames) + "; each with its toy preset).";
-
-    /// <summary>The runs of `atu toy` in its table's order: every method's full run, then the LoRA runs (NAME-lora).</summary>
-    public static IReadOnlyList<string> ToyMethodNames { get; } =
-    [
-        .. MethodRegistry.All.Where(m => m.Toy.HasFlag(ToyVariants.Full)).Select(m => m.Name),
-        .. MethodRegistry.All.Where(m => m.Toy.HasFlag(ToyVariants.Lora)).Select(m => m.Name + LoraSuffix),
-    ];
-
-    public const string LoraSuffix = "-lora";
+        + string.Join(", ", ToyRun.AllMethods) + "; each with its toy preset).";
 }

@@ -1,6 +1,6 @@
 using System.Globalization;
 using AlignThenUnlearn.Evaluation;
-using AlignThenUnlearn.Models;
+using AlignThenUnlearn.Jobs.Reports;
 using CommandLine;
 using Spectre.Console;
 
@@ -23,23 +23,7 @@ public static class ReportCommand
 {
     public static int Run(ReportOptions o)
     {
-        if (!o.Runs.Any() && !o.Attacks.Any()) throw new ArgumentException("atu report needs --runs (run folders of `atu run` or results of `atu eval`), --attacks (reports of `atu attack`) or both");
-        var robustness = o.Attacks.Any() ? RobustnessTable.Read(o.Attacks) : null;   // read before anything is written
-        if (o.Runs.Any())
-        {
-            var runs = RwkuReports.CombineMethods(o.Runs.ToList(), AtuCommand.ReportFolder, o.Out);
-            AnsiConsole.Write(Table(runs, "Method"));
-            AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RwkuReports.CombinedTableFile} and {TradeoffPlot.FileName} to {o.Out}");
-        }
-        if (robustness is not null)
-        {
-            Directory.CreateDirectory(o.Out);
-            var markdown = robustness.Markdown();
-            AtomicFile.WriteAllBytes(Path.Combine(o.Out, RobustnessTable.TableFile), System.Text.Encoding.UTF8.GetBytes(markdown));
-            AtomicFile.WriteAllBytes(Path.Combine(o.Out, RobustnessTable.PlotFile), robustness.RenderPng());
-            AnsiConsole.WriteLine(markdown);
-            AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {RobustnessTable.TableFile} and {RobustnessTable.PlotFile} to {o.Out}");
-        }
+        new ReportJob([.. o.Runs], [.. o.Attacks], o.Out).Run(new ConsoleReporter());
         return 0;
     }
 

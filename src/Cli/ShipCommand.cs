@@ -1,9 +1,7 @@
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Quantization;
 using AlignThenUnlearn.Runtime;
-using AlignThenUnlearn.Unlearning;
-using System.Text.Json;
-using System.Text.Json.Nodes;
+using AlignThenUnlearn.Jobs.Artifacts;
 using CommandLine;
 using Spectre.Console;
 
@@ -39,8 +37,11 @@ public sealed class ShipOptionsCli
     [Option("quantize", HelpText = "int4: the ONNX model's decoder-layer projections as 4-bit MatMulNBits (ONNX Runtime's contrib op; embeddings, norms and lm_head stay in --dtype).")]
     public string? Quantize { get; set; }
 
-    [Option("block-size", Default = 32, HelpText = "--quantize int4: values per block along the input dimension: 16, 32, 64, 128 or 256 (what ONNX Runtime's MatMulNBits kernels run; GenAI's builder uses 32).")]
-    public int BlockSize { get; set; } = 32;
+    [Option("block-size", HelpText = "--quantize int4: values per block along the input dimension: 16, 32 (the default), 64, 128 or 256 (what ONNX Runtime's MatMulNBits kernels run; GenAI's builder uses 32).")]
+    public int? BlockSize { get; set; }
+
+    /// <summary>The int4 block size when --block-size is not given (GenAI's builder's).</summary>
+    public const int DefaultBlockSize = 32;
 
     [Option("symmetric", HelpText = "--quantize int4: symmetric blocks (absmax / 7, zero point 8) instead of asymmetric ones (min/max, a zero point per block).")]
     public bool Symmetric { get; set; }
@@ -50,6 +51,9 @@ public static class ShipCommand
 {
     public static int Run(ShipOptionsCli o)
     {
+        // Options of int4 without it were silently ignored (issue 29: `ship --block-size 64` shipped f32 projections).
+        if (o.Quantize is null && o.BlockSize is not null) throw new ArgumentException($"--block-size {o.BlockSize} sets the blocks of --quantize int4; add --quantize int4 or leave it out");
+        if (o.Quantize is null && o.Symmetric) throw new ArgumentException("--symmetric sets the blocks of --quantize int4; add --quantize int4 or leave it out");
         OutputPaths.RequireApart(("--out", o.Out), ("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--card-json", o.CardJson));
         var card = o.CardJson is null ? new ModelCardFacts() : ModelCardFacts.Load(o.CardJson);
         // Facts --card-json leaves out come from the records of the run that wrote the weights, where there is one.
@@ -74,7 +78,7 @@ public static class ShipCommand
             Int4BlockSize = o.Quantize switch
             {
                 null => null,
-                "int4" => MatMulNBitsWeights.BlockSizes.Contains(o.BlockSize) ? o.BlockSize
+                "int4" => MatMulNBitsWeights.BlockSizes.Contains(o.BlockSize ?? ShipOptionsCli.DefaultBlockSize) ? o.BlockSize ?? ShipOptionsCli.DefaultBlockSize
                     : throw new ArgumentException($"--block-size {o.BlockSize}: expected a power of two from 16 to 256 ({MatMulNBitsWeights.BlockSizesText}), the block sizes ONNX Runtime's MatMulNBits kernels run"),
                 _ => throw new ArgumentException($"--quantize {o.Quantize}: expected int4"),
             },
@@ -94,37 +98,5 @@ public static class ShipCommand
         var formats = string.Join(", ", new[] { result.OnnxDtype is { } x ? $"onnx {x.ToString().ToLowerInvariant()}{(options.Int4BlockSize is int b ? $" + int4 projections (block {b})" : "")}" : null, result.SafetensorsDtype is { } s ? $"safetensors {s.ToString().ToLowerInvariant()}" : null }.OfType<string>());
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {o.Out}: {formats}, model card {ModelCard.FileName}");
         return 0;
-    }
-}
-
-/// <summary>What a run folder (`atu run`, `atu unlearn`) records about the weights it wrote: the method (from the preset
-/// in <c>settings.json</c>: a baseline's preset names its method, Align-then-Unlearn's has stages) and the target.</summary>
-internal sealed record RunRecords(string Method, string? Target)
-{
-    const string AlignThenUnlearn = "Align-then-Unlearn";
-
-    /// <summary>The records of the run folder holding <paramref name="weightsPath"/> (the weights file, its folder such as
-    /// final/ or a threshold checkpoint, up to the run folder), or null outside a run folder.</summary>
-    public static RunRecords? Of(string weightsPath)
-    {
-        var full = Path.GetFullPath(weightsPath);
-        var folder = File.Exists(full) ? Path.GetDirectoryName(full) : full;
-        for (int up = 0; up < 3 && folder is not null; up++, folder = Path.GetDirectoryName(folder))
-            if (File.Exists(Path.Combine(folder, RunHarness.SettingsFile)) && File.Exists(Path.Combine(folder, RunHarness.PresetFile)))
-                return Read(Path.Combine(folder, RunHarness.SettingsFile));
-        return null;
-    }
-
-    static RunRecords? Read(string settingsPath)
-    {
-        JsonObject? settings;
-        try { settings = JsonNode.Parse(File.ReadAllText(settingsPath)) as JsonObject; }
-        catch (JsonException e) { throw new InvalidDataException($"'{settingsPath}' (the records of the run that wrote --weights) is not valid JSON: {e.Message}", e); }
-        if (settings?["preset"] is not JsonObject preset) return null;
-        string? Text(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var text) && text.Length > 0 ? text : null;
-        var method = Text(preset["method"]) is string baseline
-            ? baseline + (preset["lora"] is JsonValue lora && lora.TryGetValue<bool>(out var withLora) && withLora ? " with LoRA" : "")
-            : preset.ContainsKey("stages") ? AlignThenUnlearn : null;
-        return method is null ? null : new RunRecords(method, Text(settings["target"]));
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Jobs.Toy;
 using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
@@ -90,25 +91,18 @@ public static class ToyCommand
         using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
         var settings = new ToyPretrainingSettings { Seed = o.Seed };
         if (o.Steps is long steps) settings = settings with { Steps = steps };
-        return ToyRun.Run(root, o.Seed, o.People, device, settings, o.Check, methods, o.Jobs, o.Attacks);
-    }
-
-    /// <summary>Writes the world of <paramref name="seed"/> to <paramref name="output"/> (complete or not at all).</summary>
-    public static string WriteWorld(int seed, string output, bool force = false) => WriteWorld(WorldDataset.Build(WorldGenerator.Generate(seed)), output, force);
-
-    static string WriteWorld(WorldDataset data, string output, bool force)
-    {
-        using var staged = StagedFolder.Create(output, force);
-        WorldFolder.Write(data, staged.Staging);
-        staged.Commit();
-        return output;
+        var reporter = new ConsoleReporter();
+        var result = ToyRun.Run(root, o.Seed, o.People, device, settings, methods, o.Jobs, o.Attacks, reporter);
+        if (!o.Check || result.Accepted) return 0;
+        AnsiConsole.MarkupLine($"[red]the acceptance figures of the toy run are not met[/] (the model before, or {ToyReport.CheckedMethod}'s; see the report)");
+        return 3;
     }
 
     static int World(ToyOptions o, TextWriter stdout)
     {
         var output = o.Out ?? DefaultWorldFolder;
         var data = WorldDataset.Build(WorldGenerator.Generate(o.Seed));
-        WriteWorld(data, output, o.Force);
+        ToyStages.WriteWorld(data, output, o.Force);
         var tokenizer = LlmTokenizer.Load(Path.Combine(output, WorldFolder.TokenizerFolderName));
         var probes = data.Targets.SelectMany(t => t.Probes).ToList();
         string N(int n) => n.ToString("N0", CultureInfo.InvariantCulture);
@@ -126,40 +120,7 @@ public static class ToyCommand
         if (o.Steps is long steps)
             settings = steps >= 1 ? settings with { Steps = steps } : throw new ArgumentException($"--steps {steps}: expected 1 or more");
         using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
-        Pretrain(world, output, settings, device, o.Resume, o.Force);
+        ToyStages.Pretrain(world, output, settings, device, o.Resume, o.Force, new ConsoleReporter());
         return 0;
-    }
-
-    /// <summary>Pre-trains with a progress bar (step, smoothed loss, steps/s, ETA); returns the artifact folder.</summary>
-    public static string Pretrain(string world, string output, ToyPretrainingSettings settings, ExecutionDevice device, bool resume, bool force)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        TrainingProgress? last = null;
-        AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask($"pre-training on {device.Description}", maxValue: settings.Steps);
-                long first = -1;
-                double smoothed = double.NaN;   // batches differ (corpus, questions, multiple choice): the shown loss is averaged
-                ToyPretraining.Run(world, output, settings, device, resume, force, p =>
-                {
-                    if (first < 0) first = p.Step - 1;   // a resumed run starts after its checkpoint
-                    last = p;
-                    smoothed = double.IsNaN(smoothed) ? p.Loss : 0.95 * smoothed + 0.05 * p.Loss;
-                    double rate = (p.Step - first) / Math.Max(p.Elapsed.TotalSeconds, 1e-9);
-                    var eta = TimeSpan.FromSeconds((p.Steps - p.Step) / Math.Max(rate, 1e-9));
-                    task.Value = p.Step;
-                    task.Description = Markup.Escape(FormattableString.Invariant($"step {p.Step}/{p.Steps} loss {smoothed:F3} {rate:F2} steps/s ETA {(int)eta.TotalMinutes}:{eta.Seconds:D2}"));
-                }, stage =>
-                {
-                    task.Description = Markup.Escape(stage);
-                    AnsiConsole.MarkupLineInterpolated($"[grey]{stage}[/]");
-                });
-                task.Value = task.MaxValue;
-            });
-        AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture,
-            $"[green]wrote[/] {output}: {settings.Layers} layers, hidden {settings.HiddenSize}, {settings.Steps} steps, last step's loss {last?.Loss ?? double.NaN:F3}, {clock.Elapsed.TotalMinutes:F1} min");
-        return output;
     }
 }

@@ -20,7 +20,7 @@ public static class Verbs
         [typeof(ToyOptions)] = o => ToyCommand.Run((ToyOptions)o),
         [typeof(ShipOptionsCli)] = o => ShipCommand.Run((ShipOptionsCli)o),
         [typeof(SweepOptions)] = o => SweepCommand.Run((SweepOptions)o),
-        [typeof(AttackOptions)] = o => AttackCommand.Run((AttackOptions)o),
+        [typeof(AttackVerb)] = o => throw new InvalidOperationException("`atu attack KIND` is parsed by AttackCommand.Dispatch (AtuProgram hands it over before the verbs are parsed)"),
         [typeof(PlanOptions)] = o => PlanCommand.Run((PlanOptions)o),
     };
 

@@ -63,4 +63,31 @@ public sealed partial class ArchitectureTests
             .Select(x => $"{Relative(x.f)}:{x.i + 1}: {x.line.Trim()}").ToList();
         Assert.Empty(undisposed);
     }
+
+    static IEnumerable<string> FilesOf(string project) =>
+        SourceFiles().Where(f => Relative(f).StartsWith(Path.Combine("src", project) + Path.DirectorySeparatorChar, StringComparison.Ordinal));
+
+    /// <summary>The CLI parses, validates and renders; the work is in the jobs layer, so no file of it grows long.</summary>
+    [Fact]
+    public void Every_CLI_file_is_under_200_lines()
+    {
+        var files = FilesOf("Cli").ToList();
+        Assert.NotEmpty(files);
+        Assert.Empty(files.Select(f => (File: Relative(f), Lines: File.ReadAllLines(f).Length)).Where(f => f.Lines >= 200).Select(f => $"{f.File}: {f.Lines} lines"));
+    }
+
+    [GeneratedRegex(@"\bConsole\.|\bSpectre\b|\bAnsiConsole\b")]
+    private static partial Regex ConsoleCode();
+
+    /// <summary>The jobs report through <c>IJobReporter</c> (lines and progress); only the CLI writes to the console.</summary>
+    [Fact]
+    public void The_jobs_hold_no_console_code()
+    {
+        var files = FilesOf("Jobs").ToList();
+        Assert.NotEmpty(files);
+        Assert.Empty(files.SelectMany(f => File.ReadLines(f).Select((line, i) => (f, line, i)))
+            .Where(x => ConsoleCode().IsMatch(x.line)).Select(x => $"{Relative(x.f)}:{x.i + 1}: {x.line.Trim()}"));
+        var project = XDocument.Load(RepositoryFiles.Path("src", "Jobs", "AlignThenUnlearn.Jobs.csproj"));
+        Assert.DoesNotContain(project.Descendants("PackageReference"), r => (string?)r.Attribute("Include") == "Spectre.Console");
+    }
 }

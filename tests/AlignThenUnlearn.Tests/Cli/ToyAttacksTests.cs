@@ -1,6 +1,8 @@
 using System.Text.Json;
 using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Jobs;
+using AlignThenUnlearn.Jobs.Toy;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Checkpoints;
 using AlignThenUnlearn.Models.Quantization;
@@ -153,15 +155,15 @@ public sealed class ToyAttacksTests(TinyChatModel tiny) : IClassFixture<TinyChat
         var icu = new ToyMethodRun(ToyAttacks.IcuMethod, ada, new ToyScores(S(0.9)), [new ToyCheckpoint(ToyMethodRun.FinalLabel, new ToyScores(S(0.5)), "no weights of its own")]);
         var settings = new ToyAttackSettings { Schemes = [QuantizationScheme.Nf4], RelearnExamples = [1], RelearnSteps = 2, RelearnLearningRate = 3e-3, Samples = 2 };
         var root = _temp.File("toy");
-        ToyAttacks.Run(root, tiny.Model, GradCheck.Cpu, dataset, [atu, icu], settings);
+        ToyAttacks.Run(root, tiny.Model, GradCheck.Cpu, dataset, [atu, icu], JobReporter.Silent, settings);
 
         var nf4 = Path.Combine(root, ToyAttacks.FolderName, "atu", "1_Ada_Quill", "forget-below-50", "nf4-b64");
         var command = _temp.File("command");
-        Assert.Equal(0, AttackCommand.Run(new AttackOptions
+        Assert.Equal(0, AttackCommand.Run(new QuantizeAttackOptions
         {
-            Attack = AttackCommand.QuantizeAttack, Scheme = "nf4", Bits = 4, Artifacts = tiny.Artifacts, Weights = weights, Rwku = fixture.Root, Targets = "1", Out = command, NoMmlu = true,
+            Scheme = "nf4", Bits = 4, Artifacts = tiny.Artifacts, Weights = weights, Rwku = fixture.Root, Targets = "1", Out = command, NoMmlu = true,
         }));
-        double Figure(string folder, string key) => JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, AttackCommand.ReportFile))).RootElement.GetProperty(key).GetDouble();
+        double Figure(string folder, string key) => JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, RobustnessTable.ReportFile))).RootElement.GetProperty(key).GetDouble();
         double forget = Figure(command, "forget_all");
         Assert.Equal(forget, Figure(nf4, "forget_all"), 12);
         Assert.Equal((forget - 0.2) / (0.9 - 0.2), Figure(nf4, "recovery"), 12);
@@ -174,7 +176,7 @@ public sealed class ToyAttacksTests(TinyChatModel tiny) : IClassFixture<TinyChat
         // Best of n answers is at least their mean.
         Assert.True(read.Rows[0].Attacks["sample-n2-t1-p0.9"].ForgetAll >= read.Rows[0].Attacks["sample-n2-t1-p0.9 mean"].ForgetAll);
 
-        var icuReport = JsonDocument.Parse(File.ReadAllText(Path.Combine(root, ToyAttacks.FolderName, "icu", "1_Ada_Quill", "final", "nf4-b64", AttackCommand.ReportFile))).RootElement;
+        var icuReport = JsonDocument.Parse(File.ReadAllText(Path.Combine(root, ToyAttacks.FolderName, "icu", "1_Ada_Quill", "final", "nf4-b64", RobustnessTable.ReportFile))).RootElement;
         Assert.Equal(tiny.Model.PathOf(ArtifactExporter.WeightsFile), icuReport.GetProperty("weights").GetString());
         Assert.True(icuReport.GetProperty("icu").GetBoolean());
 
@@ -184,9 +186,9 @@ public sealed class ToyAttacksTests(TinyChatModel tiny) : IClassFixture<TinyChat
         Assert.DoesNotContain("| cached", File.ReadAllText(Path.Combine(report, ToyAttacks.TimingFile)));
 
         // A rerun finds every attack.json: nothing is redone, the report is the same.
-        var written = File.GetLastWriteTimeUtc(Path.Combine(nf4, AttackCommand.ReportFile));
-        ToyAttacks.Run(root, tiny.Model, GradCheck.Cpu, dataset, [atu, icu], settings);
-        Assert.Equal(written, File.GetLastWriteTimeUtc(Path.Combine(nf4, AttackCommand.ReportFile)));
+        var written = File.GetLastWriteTimeUtc(Path.Combine(nf4, RobustnessTable.ReportFile));
+        ToyAttacks.Run(root, tiny.Model, GradCheck.Cpu, dataset, [atu, icu], JobReporter.Silent, settings);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(Path.Combine(nf4, RobustnessTable.ReportFile)));
         Assert.Equal(markdown, File.ReadAllText(Path.Combine(report, RobustnessTable.TableFile)));
         Assert.Equal(2, File.ReadAllLines(Path.Combine(report, ToyAttacks.TimingFile)).Count(l => l.Contains("| cached | cached | cached | cached |")));
     }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Evaluation.Attacks;
+using AlignThenUnlearn.Jobs.Attacks;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Checkpoints;
 using AlignThenUnlearn.Models.Quantization;
@@ -18,6 +19,8 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
 {
     readonly TempFolder _temp = new();
     public void Dispose() => _temp.Dispose();
+
+    static QuantizationScheme SchemeOf(QuantizeAttackOptions o) => QuantizeAttack.SchemeOf(o.Scheme, o.Bits, o.GroupSize, o.Symmetric);
 
     static RunSummary Summary(string name, params (int Number, string Name, double Forget)[] targets) =>
         new(name, [.. targets.Select(t => new TargetScores(t.Number, t.Name, new RwkuScores(t.Forget, t.Forget, t.Forget, 0.5, 0.5, null), new RwkuCounts(1, 1, 1, 1, 1, 0)))]);
@@ -91,9 +94,9 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         string attacked = _temp.File("attacked"), reference = _temp.File("reference");
         var before = WriteResults("before.json", Summary("before", (1, RwkuFixture.Ada, 0.9), (2, RwkuFixture.Cora, 0.8)));
         var unlearnedResults = WriteResults("unlearned.json", Summary("unlearned", (1, RwkuFixture.Ada, 0.1), (2, RwkuFixture.Cora, 0.1)));
-        Assert.Equal(0, AttackCommand.Run(new AttackOptions
+        Assert.Equal(0, AttackCommand.Run(new QuantizeAttackOptions
         {
-            Attack = "quantize", Scheme = "nf4", Artifacts = tiny.Artifacts, Weights = unlearned, Rwku = fixture.Root, Targets = "1",
+            Scheme = "nf4", Artifacts = tiny.Artifacts, Weights = unlearned, Rwku = fixture.Root, Targets = "1",
             Out = attacked, NoMmlu = true, Before = before, Unlearned = unlearnedResults,
         }));
 
@@ -107,7 +110,7 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         var results = ResultsJson.Read(Path.Combine(attacked, RwkuReports.ResultsFile));
         Assert.Equal($"{Path.GetFileNameWithoutExtension(unlearned)} nf4-b64", results.Name);
         double forget = results.Mean.ForgetAll!.Value;
-        var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(attacked, AttackCommand.ReportFile))).RootElement;
+        var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(attacked, RobustnessTable.ReportFile))).RootElement;
         Assert.Equal("nf4-b64", report.GetProperty("scheme").GetString());
         Assert.Equal(forget, report.GetProperty("forget_all").GetDouble(), 12);
         // Target 1 only: before 0.9, unlearned 0.1.
@@ -139,10 +142,10 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         var unlearned = tiny.OtherWeights("staged", 3, SafetensorsDType.F32);
         var attacked = _temp.File("attacked");
         List<string> beside = [];
-        var inTemp = Created(Path.GetTempPath(), "atu-*", () => beside = Created(_temp.Path, ".attacked.quantized-*", () =>
-            Assert.Equal(0, AttackCommand.Run(new AttackOptions
+        var inTemp = Created(Path.GetTempPath(), "atu-*", () => beside = Created(_temp.Path, ".attacked.quantize-*", () =>
+            Assert.Equal(0, AttackCommand.Run(new QuantizeAttackOptions
             {
-                Attack = "quantize", Scheme = "rtn", Bits = 8, Artifacts = tiny.Artifacts, Weights = unlearned, Rwku = fixture.Root, Targets = "1",
+                Scheme = "rtn", Bits = 8, Artifacts = tiny.Artifacts, Weights = unlearned, Rwku = fixture.Root, Targets = "1",
                 Out = attacked, NoMmlu = true,
             }))));
         // The tests' own temporary folders (atu-test-*, atu-folder-*) may appear meanwhile; the product stages none there
@@ -165,9 +168,9 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         var checkpoint = Directory.CreateDirectory(_temp.File("ck")).FullName;
         var weights = Path.Combine(checkpoint, "model.safetensors");
         File.Copy(tiny.OtherWeights("ck", 3, SafetensorsDType.F32), weights);
-        AttackOptions Quantize(string output, bool recovery) => new()
+        QuantizeAttackOptions Quantize(string output, bool recovery) => new()
         {
-            Attack = "quantize", Scheme = "rtn", Bits = 8, Artifacts = tiny.Artifacts, Weights = weights, Rwku = fixture.Root, Targets = "1",
+            Scheme = "rtn", Bits = 8, Artifacts = tiny.Artifacts, Weights = weights, Rwku = fixture.Root, Targets = "1",
             Out = output, NoMmlu = true, Force = true, Before = recovery ? before : null, Unlearned = recovery ? unlearnedReports : null,
         };
         foreach (var (output, option) in new[] { (unlearnedReports, "--unlearned"), (before, "--before"), (checkpoint, "--weights"), (weights, "--weights") })
@@ -189,11 +192,9 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
         // relearn --steps 1000000000 was accepted.
         using var fixture = new RwkuFixture();
         var output = _temp.File($"refused-{attack}");
-        var e = Assert.ThrowsAny<ArgumentException>(() => AttackCommand.Run(new AttackOptions
-        {
-            Attack = attack, Samples = 2, Temperature = 1, TopP = topP, Steps = steps, Artifacts = tiny.Artifacts, Rwku = fixture.Root,
-            Targets = "1", Out = output, NoMmlu = true,
-        }));
+        AttackOptions o = attack == "sample" ? new SampleAttackOptions { Samples = 2, Temperature = 1, TopP = topP } : new RelearnAttackOptions { Steps = steps };
+        (o.Artifacts, o.Rwku, o.Targets, o.Out, o.NoMmlu) = (tiny.Artifacts, fixture.Root, "1", output, true);
+        var e = Assert.ThrowsAny<ArgumentException>(() => AttackCommand.Run(o));
         Assert.Contains(option, e.Message);
         Assert.False(Path.Exists(output));
     }
@@ -201,9 +202,9 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
     static double[] Scores(string folder) =>
         [.. File.ReadAllLines(Path.Combine(folder, RwkuReports.ProbesFile)).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble())];
 
-    AttackOptions Sample(RwkuFixture fixture, string name, int n, double temperature, long seed) => new()
+    SampleAttackOptions Sample(RwkuFixture fixture, string name, int n, double temperature, long seed) => new()
     {
-        Attack = "sample", Samples = n, Temperature = temperature, TopP = 0.9, Seed = seed, Artifacts = tiny.Artifacts,
+        Samples = n, Temperature = temperature, TopP = 0.9, Seed = seed, Artifacts = tiny.Artifacts,
         Rwku = fixture.Root, Targets = "1-2", Out = _temp.File(name), NoMmlu = true,
     };
 
@@ -267,38 +268,39 @@ public sealed class AttackCommandTests(TinyChatModel tiny) : IClassFixture<TinyC
     [Fact]
     public void The_command_line_parses_both_attacks_with_every_option()
     {
-        object Parse(params string[] args) =>
+        object Parse(params string[] args) => args[0] == "attack" ? AttackCommand.Parse(args[1..]) :
             Parser.Default.ParseArguments(args, Verbs.Types).MapResult(o => o, errors => throw new ArgumentException(string.Join("; ", errors)));
-        var sample = Assert.IsType<AttackOptions>(Parse("attack", "sample", "-n", "4", "--temperature", "0.7", "--top-p", "0.9", "--seed", "3",
+        var sample = Assert.IsType<SampleAttackOptions>(Parse("attack", "sample", "-n", "4", "--temperature", "0.7", "--top-p", "0.9", "--seed", "3",
             "--artifacts", "a", "--rwku", "r", "--out", "o", "--before", "b", "--unlearned", "u"));
-        Assert.Equal(("sample", 4, 0.7, 0.9, 3L, "b", "u"), (sample.Attack, sample.Samples, sample.Temperature, sample.TopP, sample.Seed, sample.Before, sample.Unlearned));
-        var quantize = Assert.IsType<AttackOptions>(Parse("attack", "quantize", "--bits", "4", "--scheme", "rtn", "--group-size", "64", "--symmetric",
+        Assert.Equal(("sample", 4, 0.7, 0.9, 3L, "b", "u"), (sample.Kind, sample.Samples, sample.Temperature, sample.TopP, sample.Seed, sample.Before, sample.Unlearned));
+        var quantize = Assert.IsType<QuantizeAttackOptions>(Parse("attack", "quantize", "--bits", "4", "--scheme", "rtn", "--group-size", "64", "--symmetric",
             "--artifacts", "a", "--weights", "w", "--rwku", "r", "--out", "o", "--no-mmlu"));
-        Assert.Equal(QuantizationScheme.Rtn(4, 64, true), AttackCommand.SchemeOf(quantize));
+        Assert.Equal(QuantizationScheme.Rtn(4, 64, true), SchemeOf(quantize));
         Assert.True(quantize.NoMmlu);
         var ship = Assert.IsType<ShipOptionsCli>(Parse("ship", "--artifacts", "a", "--weights", "w", "--out", "o", "--quantize", "int4", "--block-size", "64"));
-        Assert.Equal(("int4", 64), (ship.Quantize, ship.BlockSize));
+        Assert.Equal(("int4", (int?)64), (ship.Quantize, ship.BlockSize));
     }
 
     [Fact]
     public void Bad_attack_options_are_refused_before_anything_runs()
     {
-        AttackOptions Options(Action<AttackOptions> change)
+        T Options<T>(Action<T> change) where T : AttackOptions, new()
         {
-            var o = new AttackOptions { Attack = "quantize", Artifacts = tiny.Artifacts, Rwku = "nowhere", Out = _temp.File("out") };
+            var o = new T { Artifacts = tiny.Artifacts, Rwku = "nowhere", Out = _temp.File("out") };
             change(o);
             return o;
         }
-        Assert.Contains("expected 8 or 4", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Bits = 3))).Message);
-        Assert.Contains("nf4 is 4-bit", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => { o.Scheme = "nf4"; o.GroupSize = 32; }))).Message);
-        Assert.Contains("expected rtn or nf4", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Scheme = "gptq"))).Message);
-        Assert.Contains("--top-p 0: expected", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => { o.Attack = "sample"; o.TopP = 0; }))).Message);
-        Assert.Contains("--samples 0: expected", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => { o.Attack = "sample"; o.Samples = 0; }))).Message);
-        Assert.Contains("unknown attack 'prune'", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Attack = "prune"))).Message);
-        Assert.Contains("both --before", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(o => o.Before = "b.json"))).Message);
-        Assert.Contains("do not exist", Assert.Throws<FileNotFoundException>(() => AttackCommand.Run(Options(o => { o.Before = "b.json"; o.Unlearned = "u.json"; }))).Message);
+        QuantizeAttackOptions Quantize(Action<QuantizeAttackOptions> change) => Options(change);
+        Assert.Contains("expected 8 or 4", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Quantize(o => o.Bits = 3))).Message);
+        Assert.Contains("nf4 is 4-bit", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Quantize(o => { o.Scheme = "nf4"; o.GroupSize = 32; }))).Message);
+        Assert.Contains("expected rtn or nf4", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Quantize(o => o.Scheme = "gptq"))).Message);
+        Assert.Contains("--top-p 0: expected", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options<SampleAttackOptions>(o => o.TopP = 0))).Message);
+        Assert.Contains("--samples 0: expected", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options<SampleAttackOptions>(o => o.Samples = 0))).Message);
+        Assert.Contains("unknown attack 'prune'", Assert.Throws<ArgumentException>(() => AttackCommand.Parse("prune", "--out", "o")).Message);
+        Assert.Contains("both --before", Assert.Throws<ArgumentException>(() => AttackCommand.Run(Quantize(o => o.Before = "b.json"))).Message);
+        Assert.Contains("do not exist", Assert.Throws<FileNotFoundException>(() => AttackCommand.Run(Quantize(o => { o.Before = "b.json"; o.Unlearned = "u.json"; }))).Message);
         Assert.False(Directory.Exists(_temp.File("out")));
-        Assert.Equal(QuantizationScheme.Rtn(8, 0, false), AttackCommand.SchemeOf(Options(o => o.Bits = 8)));
-        Assert.Equal(QuantizationScheme.Rtn(4, 128, true), AttackCommand.SchemeOf(Options(o => o.Symmetric = true)));
+        Assert.Equal(QuantizationScheme.Rtn(8, 0, false), SchemeOf(Quantize(o => o.Bits = 8)));
+        Assert.Equal(QuantizationScheme.Rtn(4, 128, true), SchemeOf(Quantize(o => o.Symmetric = true)));
     }
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Evaluation.Attacks;
+using AlignThenUnlearn.Jobs.Attacks;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Checkpoints;
 using AlignThenUnlearn.Tests.Support;
@@ -67,9 +68,9 @@ public sealed class RelearnAttackTests(TinyChatModel tiny) : IClassFixture<TinyC
         Assert.True(after < 0.8 * losses[0], $"forget-corpus loss {losses[0]:G4} before, {after:G4} after 10 steps");
     }
 
-    AttackOptions Relearn(RwkuFixture fixture, string weights, string examples, string output) => new()
+    RelearnAttackOptions Relearn(RwkuFixture fixture, string weights, string examples, string output) => new()
     {
-        Attack = "relearn", Data = RelearnTexts.Forget, Examples = examples, Steps = 3, LearningRate = 3e-3, Artifacts = tiny.Artifacts, Weights = weights,
+        Data = RelearnTexts.Forget, Examples = examples, Steps = 3, LearningRate = 3e-3, Artifacts = tiny.Artifacts, Weights = weights,
         Rwku = fixture.Root, Targets = "1", Out = _temp.File(output), NoMmlu = true,
     };
 
@@ -84,7 +85,7 @@ public sealed class RelearnAttackTests(TinyChatModel tiny) : IClassFixture<TinyC
         (o.Before, o.Unlearned) = (results("before.json", Summary(0.9)), results("unlearned.json", Summary(0.1)));
         Assert.Equal(0, AttackCommand.Run(o));
         Assert.Equal(0, EvalCommand.Run(new EvalOptions { Artifacts = tiny.Artifacts, Weights = weights, Rwku = fixture.Root, Targets = "1", Out = _temp.File("plain"), NoMmlu = true }));
-        var k0 = AttackCommand.RelearnFolder(_temp.File("attacked"), 0);
+        var k0 = Path.Combine(_temp.File("attacked"), RelearnAttack.FolderOf(0));
         Assert.Equal(Lines(_temp.File("plain"), "prediction"), Lines(k0, "prediction"));
         Assert.Equal(Lines(_temp.File("plain"), "score"), Lines(k0, "score"));
 
@@ -92,7 +93,7 @@ public sealed class RelearnAttackTests(TinyChatModel tiny) : IClassFixture<TinyC
         Assert.Equal("forget", report.GetProperty("data").GetString());
         foreach (var k in new[] { 0, 2 })
         {
-            double forget = ResultsJson.Read(Path.Combine(AttackCommand.RelearnFolder(_temp.File("attacked"), k), RwkuReports.ResultsFile)).Mean.ForgetAll!.Value;
+            double forget = ResultsJson.Read(Path.Combine(Path.Combine(_temp.File("attacked"), RelearnAttack.FolderOf(k)), RwkuReports.ResultsFile)).Mean.ForgetAll!.Value;
             Assert.Equal(forget, report.GetProperty($"forget_all_k{k}").GetDouble(), 12);
             Assert.Equal((forget - 0.1) / (0.9 - 0.1), report.GetProperty($"recovery_k{k}").GetDouble(), 12);
         }
@@ -109,24 +110,24 @@ public sealed class RelearnAttackTests(TinyChatModel tiny) : IClassFixture<TinyC
     [Fact]
     public void The_command_line_parses_the_relearn_options()
     {
-        var parsed = Parser.Default.ParseArguments(["attack", "relearn", "--data", "neighbour", "--examples", "0,4,16", "--steps", "7", "--lr", "2e-5",
-            "--seed", "3", "--artifacts", "a", "--rwku", "r", "--out", "o"], Verbs.Types).MapResult(o => o, errors => throw new ArgumentException(string.Join("; ", errors)));
-        var o = Assert.IsType<AttackOptions>(parsed);
-        Assert.Equal(("relearn", "neighbour", 7L, 2e-5, 3L), (o.Attack, o.Data, o.Steps, o.LearningRate, o.Seed));
-        Assert.Equal([0, 4, 16], AttackCommand.ExampleCounts(o.Examples));
+        var parsed = AttackCommand.Parse("relearn", "--data", "neighbour", "--examples", "0,4,16", "--steps", "7", "--lr", "2e-5",
+            "--seed", "3", "--artifacts", "a", "--rwku", "r", "--out", "o");
+        var o = Assert.IsType<RelearnAttackOptions>(parsed);
+        Assert.Equal(("relearn", "neighbour", 7L, 2e-5, 3L), (o.Kind, o.Data, o.Steps, o.LearningRate, o.Seed));
+        Assert.Equal([0, 4, 16], RelearnAttack.ExampleCounts(o.Examples));
     }
 
     [Fact]
     public void Bad_relearn_options_are_refused_before_anything_runs()
     {
         using var fixture = new RwkuFixture();
-        AttackOptions Options(Action<AttackOptions> change)
+        RelearnAttackOptions Options(Action<RelearnAttackOptions> change)
         {
             var o = Relearn(fixture, Path.Combine(tiny.Artifacts, ArtifactExporter.WeightsFile), "1", "out");
             change(o);
             return o;
         }
-        string Refusal(Action<AttackOptions> change) => Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(change))).Message;
+        string Refusal(Action<RelearnAttackOptions> change) => Assert.Throws<ArgumentException>(() => AttackCommand.Run(Options(change))).Message;
         Assert.Contains("--data retain: expected forget, neighbour, unrelated", Refusal(o => o.Data = "retain"));
         Assert.Contains("'x' is no count", Refusal(o => o.Examples = "2,x"));
         Assert.Contains("'-1' is no count", Refusal(o => o.Examples = "-1"));

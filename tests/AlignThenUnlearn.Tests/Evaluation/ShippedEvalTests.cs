@@ -133,9 +133,9 @@ public sealed class ShippedEvalTests(TinyChatModel tiny) : IClassFixture<TinyCha
         Assert.Equal(0, EvalCommand.Run(Eval(fixture, int4, null, "from-int4")));
         // The project's int4 evaluation: `atu attack quantize` with the shipper's scheme (asymmetric RTN int4, blocks of 32),
         // the dequantised weights scored through the artifact's f32 graph.
-        Assert.Equal(0, AttackCommand.Run(new AttackOptions
+        Assert.Equal(0, AttackCommand.Run(new QuantizeAttackOptions
         {
-            Attack = "quantize", Bits = 4, Scheme = "rtn", GroupSize = 32, Artifacts = tiny.Artifacts, Weights = trained,
+            Bits = 4, Scheme = "rtn", GroupSize = 32, Artifacts = tiny.Artifacts, Weights = trained,
             Rwku = fixture.Root, Targets = "1-2", Out = _temp.File("attack-int4"), Name = "run",
         }));
         AssertSameEvaluation(_temp.File("attack-int4"), _temp.File("from-int4"));
@@ -278,11 +278,13 @@ public sealed class ShippedEvalTests(TinyChatModel tiny) : IClassFixture<TinyCha
 
     AttackOptions Attack(RwkuFixture fixture, string attack, string? weights, string? adapters, string output, Action<AttackOptions>? change = null)
     {
-        var o = new AttackOptions
+        AttackOptions o = attack switch
         {
-            Attack = attack, Bits = 4, GroupSize = 32, Samples = 1, Temperature = 0, Artifacts = tiny.Artifacts, Weights = weights, Adapters = adapters,
-            Rwku = fixture.Root, Targets = "1", Out = _temp.File(output), Name = "run", NoMmlu = true,
+            "quantize" => new QuantizeAttackOptions { Bits = 4, GroupSize = 32 },
+            "sample" => new SampleAttackOptions { Samples = 1, Temperature = 0 },
+            _ => throw new ArgumentException(attack),
         };
+        (o.Artifacts, o.Weights, o.Adapters, o.Rwku, o.Targets, o.Out, o.Name, o.NoMmlu) = (tiny.Artifacts, weights, adapters, fixture.Root, "1", _temp.File(output), "run", true);
         change?.Invoke(o);
         return o;
     }
@@ -341,11 +343,10 @@ public sealed class ShippedEvalTests(TinyChatModel tiny) : IClassFixture<TinyCha
     [Fact]
     public void The_command_line_takes_adapters_on_every_attack()
     {
-        foreach (var attack in new[] { "quantize", "relearn", "sample" })
+        foreach (var attack in new[] { "quantize", "relearn", "sample", "cast" })
         {
-            var parsed = Parser.Default.ParseArguments(["attack", attack, "--artifacts", "a", "--weights", "w", "--adapters", "run/adapters.safetensors", "--rwku", "r", "--out", "o"], Verbs.Types)
-                .MapResult(o => o, errors => throw new ArgumentException(string.Join("; ", errors)));
-            Assert.Equal("run/adapters.safetensors", Assert.IsType<AttackOptions>(parsed).Adapters);
+            var parsed = AttackCommand.Parse(attack, "--artifacts", "a", "--weights", "w", "--adapters", "run/adapters.safetensors", "--rwku", "r", "--out", "o");
+            Assert.Equal("run/adapters.safetensors", parsed.Adapters);
         }
     }
 

@@ -1,6 +1,7 @@
 using AlignThenUnlearn.Cli;
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.ToyWorld;
+using AlignThenUnlearn.Jobs.Toy;
 
 namespace AlignThenUnlearn.Tests.ToyWorld;
 

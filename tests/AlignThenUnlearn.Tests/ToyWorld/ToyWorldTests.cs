@@ -6,6 +6,7 @@ using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Tests.Support;
 using CommandLine;
+using AlignThenUnlearn.Jobs.Toy;
 
 namespace AlignThenUnlearn.Tests.ToyWorld;
 

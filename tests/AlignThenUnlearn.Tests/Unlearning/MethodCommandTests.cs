@@ -83,6 +83,6 @@ public sealed class MethodCommandTests : IDisposable
         var align = new AlignOptions { Artifacts = _model.Artifacts, Rwku = _rwku.Root, Target = 1, Out = _temp.File("y"), Device = "cpu", Method = GradientAscent.Id };
         Assert.Contains("atu unlearn", Assert.Throws<ArgumentException>(() => AtuCommand.Run(align)).Message);
         // A preset of another method is refused rather than silently run.
-        Assert.Contains("not npo", Assert.Throws<ArgumentException>(() => MethodCommand.PresetOf(NegativePreferenceOptimization.Id, "toy-ga", lora: false)).Message);
+        Assert.Contains("not npo", Assert.Throws<ArgumentException>(() => AlignThenUnlearn.Jobs.Unlearning.MethodJob.PresetOf(NegativePreferenceOptimization.Id, "toy-ga", lora: false)).Message);
     }
 }

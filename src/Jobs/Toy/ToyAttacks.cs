@@ -8,9 +8,9 @@ using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Models.Quantization;
 using AlignThenUnlearn.Runtime;
 using AlignThenUnlearn.ToyWorld;
-using Spectre.Console;
+using AlignThenUnlearn.Jobs.Attacks;
 
-namespace AlignThenUnlearn.Cli;
+namespace AlignThenUnlearn.Jobs.Toy;
 
 /// <summary>The attacks of `atu toy --attacks`, sized for the tiny model: the quantisation schemes, relearning on K of the
 /// person's forget passages, and seeded sampling.</summary>
@@ -58,24 +58,11 @@ public static class ToyAttacks
     /// <summary>ICU's label in <see cref="ToyMethodRun.Method"/> (as <see cref="MethodTable.MethodLabel"/> shows it).</summary>
     public const string IcuMethod = "ICU";
 
-    /// <summary>One attack: its label (a column of the robustness table, with the suffixes of its scored runs) and how it
-    /// scores the weights of one run (returning, per scored run, its key suffix, its folder and its evaluation).</summary>
-    sealed record Attack(string Label, IReadOnlyList<(string Suffix, string Folder)> Runs, JsonObject Record,
-        Func<Context, string, IReadOnlyList<RunEvaluation>> Score);
-
-    /// <summary>What an attack needs of the run it attacks: the weights, the person's data and how to score a model.</summary>
-    sealed record Context(ArtifactModel Artifact, ExecutionDevice Device, RwkuDataset Dataset, ToyMethodRun Run, string Weights, RwkuTargetData Data,
-        RwkuEvaluationOptions Options, string Name)
-    {
-        public RunEvaluation Evaluate(string weights, string label) =>
-            RwkuScoring.Evaluate(Artifact, Device, weights, [Data], Options, $"{Name} {label}", Run.Method);
-    }
-
     /// <summary>Runs every attack on every run (those finished by an earlier run are read back), writes the report and
     /// returns the table averaged over the people.</summary>
     /// <param name="root">The toy run's folder: attacks/ and report/ are written under it.</param>
     public static RobustnessTable Run(string root, ArtifactModel artifact, ExecutionDevice device, RwkuDataset dataset, IReadOnlyList<ToyMethodRun> runs,
-        ToyAttackSettings? settings = null)
+        IJobReporter reporter, ToyAttackSettings? settings = null)
     {
         settings ??= new ToyAttackSettings();
         var attacks = Attacks(settings);
@@ -85,35 +72,28 @@ public static class ToyAttacks
         {
             var strongest = run.Strongest;
             var icu = run.Method == IcuMethod;
-            var context = new Context(artifact, device, dataset, run, icu ? artifact.PathOf(ArtifactExporter.WeightsFile) : strongest.Weights,
-                dataset.Load(run.Target, includeMmlu: false), new RwkuEvaluationOptions { ChatFormat = ChatFormat.None, Mmlu = false, Icu = icu },
-                $"{run.Method} {run.Target.Name} {strongest.Label}");
+            var name = $"{run.Method} {run.Target.Name} {strongest.Label}";
             var folder = Path.Combine(root, FolderName, OutputPaths.Slug(run.Method).ToLowerInvariant(), Path.GetFileName(Path.TrimEndingDirectorySeparator(run.Target.Folder)), strongest.Label);
+            var data = dataset.Load(run.Target, includeMmlu: false);
             var times = new List<TimeSpan?>();
             foreach (var attack in attacks)
             {
                 var attackFolder = Path.Combine(folder, attack.Label);
                 var clock = Stopwatch.StartNew();
-                bool cached = File.Exists(Path.Combine(attackFolder, AttackCommand.ReportFile));
+                bool cached = File.Exists(Path.Combine(attackFolder, RobustnessTable.ReportFile));
                 if (!cached)
                 {
-                    AnsiConsole.MarkupLineInterpolated($"[grey]attack {attack.Label} on {context.Name}[/]");
-                    Directory.CreateDirectory(attackFolder);
-                    var scored = attack.Score(context, attackFolder);
-                    var figures = new List<(string Suffix, RunSummary Run, IReadOnlyDictionary<string, double> AaByType)>();
-                    foreach (var ((suffix, subfolder), evaluation) in attack.Runs.Zip(scored))
-                    {
-                        RwkuReports.WriteRun(Path.Combine(attackFolder, subfolder), evaluation);
-                        figures.Add((suffix, evaluation.Summary, AdversarialTypes.Of(evaluation)));
-                    }
-                    // attack.json last: a folder holding it is complete, and `atu report --attacks` reads it.
+                    reporter.Detail($"attack {attack.Label} on {name}");
                     var before = ForgetAll(run.Before, run, "before unlearning");
                     var unlearned = ForgetAll(strongest.Scores, run, strongest.Label);
-                    var record = (JsonObject)attack.Record.DeepClone();
-                    record["weights"] = context.Weights;
-                    record["icu"] = icu;
-                    AttackCommand.WriteReport(attackFolder, record, attack.Label, run.Method, figures,
-                        attacked => new AttackRecovery(before, unlearned, ForgetAll(attacked.Mean, run, attack.Label)));
+                    new AttackJob
+                    {
+                        Artifact = artifact, Weights = icu ? artifact.PathOf(ArtifactExporter.WeightsFile) : strongest.Weights, Dataset = dataset,
+                        Targets = [run.Target], Data = [data],
+                        Options = new RwkuEvaluationOptions { ChatFormat = ChatFormat.None, Mmlu = false, Icu = icu },
+                        Name = $"{name} {attack.Label}", Series = run.Method, Out = attackFolder, Extra = new JsonObject { ["icu"] = icu },
+                        Recovery = attacked => new AttackRecovery(before, unlearned, ForgetAll(attacked.Mean, run, attack.Label)),
+                    }.Run(attack, device, reporter);
                 }
                 times.Add(cached ? null : clock.Elapsed);
                 results.AddRange(attack.Runs.Select(r =>
@@ -132,75 +112,18 @@ public static class ToyAttacks
         AtomicFile.WriteAllBytes(Path.Combine(report, RobustnessTable.TableFile), Encoding.UTF8.GetBytes(Markdown(settings, runs, results)));
         AtomicFile.WriteAllBytes(Path.Combine(report, RobustnessTable.PlotFile), mean.RenderPng());
         AtomicFile.WriteAllBytes(Path.Combine(report, TimingFile), Encoding.UTF8.GetBytes(TimingMarkdown(attacks.Select(a => a.Label).ToList(), timings)));
-        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(report, RobustnessTable.TableFile)}, {RobustnessTable.PlotFile} and {TimingFile}");
+        reporter.Done($"wrote {Path.Combine(report, RobustnessTable.TableFile)}, {RobustnessTable.PlotFile} and {TimingFile}");
         return mean;
     }
 
     /// <summary>The attacks in the order of the table's columns: the quantisation schemes, the casts, relearning, sampling.</summary>
-    static IReadOnlyList<Attack> Attacks(ToyAttackSettings s)
-    {
-        var attacks = new List<Attack>();
-        foreach (var scheme in s.Schemes)
-            attacks.Add(new Attack(scheme.Label, [("", "")], new JsonObject { ["attack"] = AttackCommand.QuantizeAttack, ["scheme"] = scheme.Label }, (c, folder) =>
-            {
-                var quantized = Path.Combine(folder, "quantized.safetensors");
-                try
-                {
-                    AttackCommand.WriteQuantized(c.Artifact, c.Weights, scheme, quantized);
-                    return [c.Evaluate(quantized, scheme.Label)];
-                }
-                finally { File.Delete(quantized); }
-            }));
-
-        foreach (var kind in s.Casts)
-            attacks.Add(new Attack(PrecisionCast.Label(kind), [("", "")], new JsonObject { ["attack"] = AttackCommand.CastAttack, ["dtype"] = kind }, (c, folder) =>
-            {
-                var cast = Path.Combine(folder, "cast.safetensors");
-                try
-                {
-                    PrecisionCast.Write(c.Artifact.Config, c.Weights, kind, cast);
-                    return [c.Evaluate(cast, PrecisionCast.Label(kind))];
-                }
-                finally { File.Delete(cast); }
-            }));
-
-        var relearn = AttackCommand.RelearnLabel(RelearnTexts.Forget, s.RelearnSteps, s.RelearnLearningRate);
-        attacks.Add(new Attack(relearn, [.. s.RelearnExamples.Select(k => ($"_k{k}", $"k{k}"))],
-            new JsonObject
-            {
-                ["attack"] = AttackCommand.RelearnAttack, ["data"] = RelearnTexts.Forget, ["examples"] = new JsonArray([.. s.RelearnExamples.Select(k => JsonValue.Create(k))]),
-                ["steps"] = s.RelearnSteps, ["lr"] = s.RelearnLearningRate, ["seed"] = s.Seed,
-            }, (c, folder) =>
-            {
-                var pool = RelearnTexts.Pool(c.Dataset, [c.Run.Target], RelearnTexts.Forget, s.Seed);
-                var scored = new List<RunEvaluation>();
-                foreach (var k in s.RelearnExamples)
-                {
-                    var relearned = Path.Combine(folder, $"relearned-k{k}.safetensors");
-                    try
-                    {
-                        var losses = AttackCommand.WriteRelearned(c.Artifact, c.Device, c.Weights, RelearnTexts.Take(pool, RelearnTexts.Forget, k),
-                            s.RelearnSteps, s.RelearnLearningRate, s.Seed, relearned);
-                        if (losses.Count > 0) AnsiConsole.MarkupLineInterpolated($"[grey]relearned on {k} forget passages: loss {losses[0]:0.###} -> {losses[^1]:0.###}[/]");
-                        scored.Add(c.Evaluate(relearned, $"{relearn} k{k}"));
-                    }
-                    finally { File.Delete(relearned); }
-                }
-                return scored;
-            }));
-
-        var sample = AttackCommand.SampleLabel(s.Samples, s.Temperature, s.TopP);
-        attacks.Add(new Attack(sample, [("", ""), ("_mean", "mean")],
-            new JsonObject { ["attack"] = AttackCommand.SampleAttack, ["n"] = s.Samples, ["temperature"] = s.Temperature, ["top_p"] = s.TopP, ["seed"] = s.Seed },
-            (c, _) =>
-            {
-                var samples = RwkuScoring.EvaluateSampled(c.Artifact, c.Device, c.Weights, [c.Data], c.Options, $"{c.Name} {sample}",
-                    new Sampling(s.Temperature, s.TopP, s.Seed), s.Samples);
-                var (best, mean) = SampledAnswers.Combine(samples, $"{c.Name} {sample}", c.Run.Method);
-                return [best, mean];
-            }));
-        return attacks;
-    }
+    public static IReadOnlyList<IAttack> Attacks(ToyAttackSettings s) =>
+    [
+        .. s.Schemes.Select(scheme => new QuantizeAttack(scheme)),
+        .. s.Casts.Select(kind => new CastAttack(kind)),
+        new RelearnAttack(RelearnTexts.Forget, s.RelearnExamples, s.RelearnSteps, s.RelearnLearningRate, s.Seed),
+        new SampleAttack(s.Samples, s.Temperature, s.TopP, s.Seed),
+    ];
 
     static double ForgetAll(ToyScores scores, ToyMethodRun run, string what) => ForgetAll(scores.Rwku, run, what);
 

@@ -1,11 +1,11 @@
 using System.Globalization;
 
-namespace AlignThenUnlearn.Cli;
+namespace AlignThenUnlearn.Jobs;
 
 /// <summary>Checks of numeric options: each value must be finite and inside the range where the option means something,
 /// refused before any work with the option's name and what was expected. Every comparison is written so that NaN fails
 /// it (NaN compares false with every bound, so "value &lt; min" alone would let it through).</summary>
-internal static class NumericOptions
+public static class NumericOptions
 {
     /// <summary><paramref name="value"/> within [min, max] (min excluded when <paramref name="minExclusive"/>).</summary>
     public static double Require(string option, double value, double min, double max, string expected, bool minExclusive = false)

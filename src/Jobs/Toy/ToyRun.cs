@@ -1,3 +1,5 @@
+using AlignThenUnlearn.Jobs;
+using AlignThenUnlearn.Jobs.Toy;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
@@ -9,9 +11,9 @@ using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
 using AlignThenUnlearn.Unlearning;
-using Spectre.Console;
+using AlignThenUnlearn.Jobs.Unlearning;
 
-namespace AlignThenUnlearn.Cli;
+namespace AlignThenUnlearn.Jobs.Toy;
 
 /// <summary>`atu toy`, the embedded default end to end (DESIGN.md section 5): world -> pre-training -> the model before
 /// unlearning on every person -> every method (Align-then-Unlearn and the baselines, each with its toy preset) on several
@@ -25,8 +27,19 @@ public static class ToyRun
     /// <summary>An evaluation's toy figures beside its results.json (RWKU's scores of the person unlearned).</summary>
     public const string ScoresFile = "toy-scores.json";
 
-    /// <summary>The methods `atu toy` runs (--methods names), in the report's order.</summary>
-    public static IReadOnlyList<string> AllMethods => MethodHelp.ToyMethodNames;
+    /// <summary>The runs of `atu toy` (--methods names) in its table's order: every method's full run, then the LoRA runs
+    /// (NAME-lora), as the method registry says.</summary>
+    public static IReadOnlyList<string> AllMethods { get; } =
+    [
+        .. MethodRegistry.All.Where(m => m.Toy.HasFlag(ToyVariants.Full)).Select(m => m.Name),
+        .. MethodRegistry.All.Where(m => m.Toy.HasFlag(ToyVariants.Lora)).Select(m => m.Name + LoraSuffix),
+    ];
+
+    public const string LoraSuffix = "-lora";
+
+    /// <summary>What the toy run gives its caller: the method rows and whether the acceptance figures (of the model before
+    /// and of <see cref="ToyReport.CheckedMethod"/>) are met.</summary>
+    public sealed record Result(IReadOnlyList<ToyMethodRun> Runs, bool Accepted);
 
     /// <summary>The methods named by --methods, in <see cref="AllMethods"/>' order; an unknown or repeated name is refused.</summary>
     public static IReadOnlyList<string> ParseMethods(IEnumerable<string> names)
@@ -43,18 +56,18 @@ public static class ToyRun
     sealed record Person(RwkuTarget Target, RwkuTargetData Probes, IReadOnlyList<RwkuTargetData> Retain, RwkuUtilityData Utility);
 
     /// <param name="parallelJobs">How many (person, method) runs go at once, each on one intra-op thread of <paramref name="device"/>.</param>
-    public static int Run(string root, int seed, int peopleCount, ExecutionDevice device, ToyPretrainingSettings pretraining, bool check = false,
-        IReadOnlyList<string>? methods = null, int parallelJobs = 1, bool attacks = false)
+    public static Result Run(string root, int seed, int peopleCount, ExecutionDevice device, ToyPretrainingSettings pretraining,
+        IReadOnlyList<string>? methods, int parallelJobs, bool attacks, IJobReporter reporter)
     {
         methods ??= AllMethods;
-        var stages = new StageTimes();
+        var stages = new StageTimes(reporter);
         var cpuAtStart = Process.GetCurrentProcess().UserProcessorTime;
         T Timed<T>(string stage, bool cached, Func<T> work) => stages.Timed(stage, cached, work);
 
         var world = Path.Combine(root, WorldFolderName);
-        Timed("world", Directory.Exists(world), () => Directory.Exists(world) ? CheckWorld(world, seed) : ToyCommand.WriteWorld(seed, world));
+        Timed("world", Directory.Exists(world), () => Directory.Exists(world) ? CheckWorld(world, seed) : ToyStages.WriteWorld(seed, world));
         var model = Path.Combine(root, ModelFolderName);
-        Timed("pre-training", Directory.Exists(model), () => Directory.Exists(model) ? model : ToyCommand.Pretrain(world, model, pretraining, device, resume: true, force: false));
+        Timed("pre-training", Directory.Exists(model), () => Directory.Exists(model) ? model : ToyStages.Pretrain(world, model, pretraining, device, resume: true, force: false, reporter));
 
         var artifact = ArtifactModel.Open(model);
         var startWeights = artifact.PathOf(ArtifactExporter.WeightsFile);
@@ -63,11 +76,11 @@ public static class ToyRun
         var utility = everyone.SelectMany(d => d.Mmlu).ToList();
         var beforePath = Path.Combine(root, BeforeFolderName);
         var before = Timed("before unlearning, every person", File.Exists(Path.Combine(beforePath, RwkuReports.ResultsFile)),
-            () => Evaluated(beforePath, () => Score(artifact, device, null, everyone, "before", null, $"every person ({everyone.Count})")));
+            () => Evaluated(beforePath, () => Score(artifact, device, null, everyone, "before", null, $"every person ({everyone.Count})", reporter)));
         var utilityBefore = before.Mean.Mmlu;
 
         var chosen = dataset.Draw(peopleCount, seed).OrderBy(t => t.Number).ToList();
-        AnsiConsole.MarkupLineInterpolated($"unlearning {chosen.Count} people, {parallelJobs} run(s) at a time: {string.Join(", ", chosen.Select(t => t.Name))}; methods {string.Join(", ", methods)}");
+        reporter.Info($"unlearning {chosen.Count} people, {parallelJobs} run(s) at a time: {string.Join(", ", chosen.Select(t => t.Name))}; methods {string.Join(", ", methods)}");
         var people = new List<(Person Person, ToyScores Before)>();
         foreach (var target in chosen)
         {
@@ -78,7 +91,7 @@ public static class ToyRun
             // The model before: RWKU's scores and retain QA from the evaluation of every person; fluency and MIA on this person's files.
             var beforeUtility = Path.Combine(beforePath, Path.GetFileName(target.Folder));
             var ownBefore = Timed($"before unlearning, fluency and MIA of {target.Name}", File.Exists(Path.Combine(beforeUtility, ScoresFile)),
-                () => Evaluate(artifact, device, null, icu: false, person with { Probes = probes with { Probes = [], Mmlu = [] }, Retain = [] }, beforeUtility, $"{target.Name}, before"));
+                () => Evaluate(artifact, device, null, icu: false, person with { Probes = probes with { Probes = [], Mmlu = [] }, Retain = [] }, beforeUtility, $"{target.Name}, before", reporter));
             var retainNumbers = retainPeople.Select(p => p.Target.Number).ToHashSet();
             people.Add((person, ownBefore with
             {
@@ -92,24 +105,20 @@ public static class ToyRun
         var jobs = people.SelectMany(p => methods.Select(m => (p.Person, p.Before, Method: m))).ToList();
         var results = new ToyMethodRun[jobs.Count];
         var atuTurn = new object();
-        void RunJob(int i)
+        void RunJob(int i, IJobReporter jobReporter)
         {
             var (person, beforeScores, method) = jobs[i];
-            if (method != AlignThenUnlearnMethod.Id) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages);
-            else lock (atuTurn) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages);
+            if (method != AlignThenUnlearnMethod.Id) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages, jobReporter);
+            else lock (atuTurn) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages, jobReporter);
         }
         if (parallelJobs <= 1)
-            for (int i = 0; i < jobs.Count; i++) RunJob(i);
+            for (int i = 0; i < jobs.Count; i++) RunJob(i, reporter);
         else
         {
             try
             {
                 Parallel.ForEach(Partitioner.Create(Enumerable.Range(0, jobs.Count), EnumerablePartitionerOptions.NoBuffering),
-                    new ParallelOptions { MaxDegreeOfParallelism = parallelJobs }, i =>
-                    {
-                        AtuCommand.NoProgressBars.Value = true;
-                        RunJob(i);
-                    });
+                    new ParallelOptions { MaxDegreeOfParallelism = parallelJobs }, i => RunJob(i, reporter.Beside()));
             }
             catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
             {
@@ -124,22 +133,21 @@ public static class ToyRun
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TableFile), Encoding.UTF8.GetBytes(table));
         AtomicFile.WriteAllBytes(Path.Combine(report, TradeoffPlot.FileName), TradeoffPlot.RenderPng(ToyReport.PlotRuns(runs)));
         if (attacks)
-            Timed("attacks on every method's strongest checkpoint", false, () => ToyAttacks.Run(root, artifact, device, dataset, runs));
+            Timed("attacks on every method's strongest checkpoint", false, () => ToyAttacks.Run(root, artifact, device, dataset, runs, reporter));
         var cpu = Process.GetCurrentProcess().UserProcessorTime - cpuAtStart;
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TimingFile), Encoding.UTF8.GetBytes(TimingMarkdown(stages.Rows, stages.Elapsed, cpu, device, parallelJobs)));
 
-        AnsiConsole.Write(new Markup(Markup.Escape(string.Join("\n", ToyReport.MethodChecks(runs).Select(c => string.Create(CultureInfo.InvariantCulture,
-            $"{c.Method}: forget {100 * c.ForgetBefore:F1} -> {100 * c.ForgetAfter:F1}, neighbour {100 * c.NeighbourBefore:F1} -> {100 * c.NeighbourAfter:F1}, retain QA {100 * c.RetainBefore:F1} -> {100 * c.RetainAfter:F1}, multiple choice {100 * c.UtilityBefore:F1} -> {100 * c.UtilityAfter:F1}: {(c.Passes ? "passes" : "fails")}")))) + "\n"));
-        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(report, ToyReport.TableFile)}, {TradeoffPlot.FileName} and {ToyReport.TimingFile} ({stages.Elapsed.TotalMinutes:F1} min)");
-        if (!check || ToyReport.Accepted(before, runs)) return 0;
-        AnsiConsole.MarkupLine($"[red]the acceptance figures of the toy run are not met[/] (the model before, or {ToyReport.CheckedMethod}'s; see the report)");
-        return 3;
+        foreach (var c in ToyReport.MethodChecks(runs))
+            reporter.Info(string.Create(CultureInfo.InvariantCulture,
+                $"{c.Method}: forget {100 * c.ForgetBefore:F1} -> {100 * c.ForgetAfter:F1}, neighbour {100 * c.NeighbourBefore:F1} -> {100 * c.NeighbourAfter:F1}, retain QA {100 * c.RetainBefore:F1} -> {100 * c.RetainAfter:F1}, multiple choice {100 * c.UtilityBefore:F1} -> {100 * c.UtilityAfter:F1}: {(c.Passes ? "passes" : "fails")}"));
+        reporter.Done($"wrote {Path.Combine(report, ToyReport.TableFile)}, {TradeoffPlot.FileName} and {ToyReport.TimingFile} ({stages.Elapsed.TotalMinutes:F1} min)");
+        return new Result(runs, ToyReport.Accepted(before, runs));
     }
 
     /// <summary>One method on one person in <c>runs/METHOD/PERSON/</c>: the run (resumed when an earlier one stopped; a
     /// finished one only re-read), then each kept checkpoint evaluated once in <c>report/stage-N/</c>.</summary>
     static ToyMethodRun RunMethod(string root, string method, Person person, ToyScores before, ArtifactModel artifact, string startWeights,
-        RwkuDataset dataset, ExecutionDevice device, StageTimes timed)
+        RwkuDataset dataset, ExecutionDevice device, StageTimes timed, IJobReporter reporter)
     {
         var target = person.Target;
         var folder = Path.Combine(root, RunsFolderName, method, Path.GetFileName(target.Folder));
@@ -150,16 +158,16 @@ public static class ToyRun
         if (icu)
         {
             // No training: the model as it is, asked with RWKU's unlearning prompt; its only checkpoint is the model itself.
-            MethodCommand.WriteIcuRecord(folder);
+            MethodJob.WriteIcuRecord(folder);
             checkpoints = [(ToyMethodRun.FinalLabel, 0, startWeights)];
         }
         else
         {
             var label = kind is AlignThenUnlearnMethod ? "Align-then-Unlearn" : method;
             var result = timed.Timed($"{label}: {target.Name}", finished, () => kind is AlignThenUnlearnMethod
-                ? AtuCommand.Execute(new AtuJob(artifact.Folder, null, dataset.Root, target.Number, AtuPreset.Load("toy"), folder,
-                    Path.Combine(root, RunsFolderName, "window-cache"), Resume: true, AlignmentOnly: false, ScoreStages: true, Report: false), device)
-                : MethodCommand.Train(artifact, null, dataset, target, MethodCommand.PresetOf(kind.Name, MethodPreset.BuiltinName("toy", kind.Name, lora), lora), folder, resume: true, evaluate: true, device));
+                ? new AtuJob(artifact.Folder, null, dataset.Root, target.Number, AtuPreset.Load("toy"), folder,
+                    Path.Combine(root, RunsFolderName, "window-cache"), Resume: true, AlignmentOnly: false, ScoreStages: true, Report: false).Run(device, reporter)
+                : MethodJob.Train(artifact, null, dataset, target, MethodJob.PresetOf(kind.Name, MethodPreset.BuiltinName("toy", kind.Name, lora), lora), folder, resume: true, evaluate: true, device, reporter));
             // Thresholds crossed at one evaluation name the same model, which is scored once.
             checkpoints = [.. result.Named.OrderByDescending(kv => kv.Key)
                 .Select(kv => (ThresholdCheckpoints.NameOf(kv.Key), StageOf(result, kv.Key), Path.Combine(kv.Value, RunHarness.ModelFile))),
@@ -167,15 +175,15 @@ public static class ToyRun
         }
         var name = MethodTable.MethodLabel(folder);
         var scored = timed.Timed($"checkpoints of {name}: {target.Name}", checkpoints.All(c => File.Exists(Path.Combine(EvaluationFolder(folder, c.Stage), ScoresFile))), () =>
-            checkpoints.Select(c => new ToyCheckpoint(c.Label, Evaluate(artifact, device, c.Weights, icu, person, EvaluationFolder(folder, c.Stage), $"{name} {target.Name}, {c.Label}"), c.Weights)).ToList());
+            checkpoints.Select(c => new ToyCheckpoint(c.Label, Evaluate(artifact, device, c.Weights, icu, person, EvaluationFolder(folder, c.Stage), $"{name} {target.Name}, {c.Label}", reporter), c.Weights)).ToList());
         return new ToyMethodRun(name, target, before, scored);
     }
 
     static string EvaluationFolder(string runFolder, int stage) => Path.Combine(runFolder, ReportFolderName, $"stage-{stage.ToString(CultureInfo.InvariantCulture)}");
 
     /// <summary>The method of a toy run's name (ga, or ga-lora: GA with LoRA adapters).</summary>
-    static (UnlearningMethod Method, bool Lora) MethodOf(string run) => run.EndsWith(MethodHelp.LoraSuffix, StringComparison.Ordinal)
-        ? (MethodRegistry.Get(run[..^MethodHelp.LoraSuffix.Length]), true) : (MethodRegistry.Get(run), false);
+    static (UnlearningMethod Method, bool Lora) MethodOf(string run) => run.EndsWith(LoraSuffix, StringComparison.Ordinal)
+        ? (MethodRegistry.Get(run[..^LoraSuffix.Length]), true) : (MethodRegistry.Get(run), false);
 
     /// <summary>The stage at which a threshold was first crossed (the row of the stage table that names it).</summary>
     static int StageOf(UnlearningRunResult result, double threshold) =>
@@ -198,23 +206,23 @@ public static class ToyRun
         return run.Summary;
     }
 
-    static RunEvaluation Score(ArtifactModel artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets, string name, string? series, string what)
+    static RunEvaluation Score(ArtifactModel artifact, ExecutionDevice device, string? weights, IReadOnlyList<RwkuTargetData> targets, string name, string? series,
+        string what, IJobReporter reporter)
     {
         RunEvaluation run = null!;
         var options = new RwkuEvaluationOptions { ChatFormat = ChatFormat.None };
-        AtuCommand.WithProgress($"RWKU: {what}", 1, (task, _) =>
-            run = RwkuScoring.Evaluate(artifact, device, weights, targets, options, name, series, new RwkuScoring.Callback<EvaluationProgress>(p =>
-            {
-                task.MaxValue = p.Total;
-                task.Value = p.Done;
-            })));
+        reporter.Track($"RWKU: {what}", 1, (task, _) =>
+            run = RwkuScoring.Evaluate(artifact, device, weights, targets, options, name, series, Progress(task)));
         return run;
     }
+
+    /// <summary>An evaluation's progress as a bar's.</summary>
+    static Callback<EvaluationProgress> Progress(IProgress<WorkProgress> task) => new(p => task.Report(new WorkProgress(p.Done, p.Total)));
 
     /// <summary>One model (null: the pre-trained one; <paramref name="icu"/>: asked with RWKU's unlearning prompt) on one
     /// person, opened once: the toy figures written to <paramref name="folder"/> (results.json: the person's RWKU scores;
     /// <see cref="ScoresFile"/>: retain QA, fluency, MIA AUC), or read from there when an earlier run wrote them.</summary>
-    static ToyScores Evaluate(ArtifactModel artifact, ExecutionDevice device, string? weights, bool icu, Person person, string folder, string what)
+    static ToyScores Evaluate(ArtifactModel artifact, ExecutionDevice device, string? weights, bool icu, Person person, string folder, string what, IJobReporter reporter)
     {
         var scoresPath = Path.Combine(folder, ScoresFile);
         if (File.Exists(scoresPath)) return ReadScores(folder);
@@ -222,9 +230,9 @@ public static class ToyRun
         var utilityOptions = new RwkuUtilityOptions { ChatFormat = ChatFormat.None, Tasks = RwkuTasks.Fluency | RwkuTasks.Mia, Icu = icu };
         bool probes = person.Probes.Probes.Count > 0;
         SuiteEvaluation suite = null!;
-        AtuCommand.WithProgress($"RWKU: {what}", 1, (task, _) =>
+        reporter.Track($"RWKU: {what}", 1, (task, _) =>
         {
-            var progress = new RwkuScoring.Callback<EvaluationProgress>(p => { task.MaxValue = p.Total; task.Value = p.Done; });
+            var progress = Progress(task);
             suite = RwkuScoring.EvaluateSuite(artifact, device, weights, [.. probes ? new[] { person.Probes } : [], .. person.Retain], options,
                 [person.Utility], utilityOptions, what, null, progress, progress);
         });
@@ -268,7 +276,7 @@ public static class ToyRun
     }
 
     /// <summary>The wall time of each stage of the run, printed as it ends (stages may run on two threads at once).</summary>
-    sealed class StageTimes
+    sealed class StageTimes(IJobReporter reporter)
     {
         readonly Stopwatch _clock = Stopwatch.StartNew();
         public List<(string Stage, TimeSpan Time, bool Cached)> Rows { get; } = [];
@@ -279,7 +287,7 @@ public static class ToyRun
             var start = _clock.Elapsed;
             var result = work();
             lock (Rows) Rows.Add((stage, _clock.Elapsed - start, cached));
-            AnsiConsole.MarkupLineInterpolated($"[grey]{stage}: {(cached ? "cached" : $"{(_clock.Elapsed - start).TotalSeconds:F0} s")}[/]");
+            reporter.Detail($"{stage}: {(cached ? "cached" : $"{(_clock.Elapsed - start).TotalSeconds:F0} s")}");
             return result;
         }
     }

@@ -2,12 +2,15 @@ using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
 
-namespace AlignThenUnlearn.Cli;
+namespace AlignThenUnlearn.Jobs;
 
 /// <summary>Scores a model (an artifact folder, optionally with trained weights, or a shipped folder) on RWKU targets: the wiring that
 /// `atu eval`, `atu run` and `atu toy` share.</summary>
 public static class RwkuScoring
 {
+    /// <summary>Where a model's one-line notices go (a weights conversion, say); the CLI shows them.</summary>
+    public static Action<string>? Notice { get; set; }
+
     /// <summary>The model folder's tokenizer, which RWKU's prompts need with a known chat format.</summary>
     public static LlmTokenizer ChatTokenizer(IModelFolder artifact)
     {
@@ -21,7 +24,7 @@ public static class RwkuScoring
         RwkuEvaluationOptions options, string name, string? series = null, IProgress<EvaluationProgress>? progress = null)
     {
         var tokenizer = ChatTokenizer(artifact);
-        using var generator = GreedyGenerator.Open(artifact, device, weights, ModelRunOptions.Notice);
+        using var generator = GreedyGenerator.Open(artifact, device, weights, Notice);
         return Evaluator(generator, tokenizer, options, null).EvaluateRun(name, targets, progress, series);
     }
 
@@ -31,7 +34,7 @@ public static class RwkuScoring
         RwkuEvaluationOptions options, string name, Sampling sampling, int samples, Action<int>? sampled = null)
     {
         var tokenizer = ChatTokenizer(artifact);
-        using var generator = GreedyGenerator.Open(artifact, device, weights, ModelRunOptions.Notice);
+        using var generator = GreedyGenerator.Open(artifact, device, weights, Notice);
         var runs = new List<RunEvaluation>();
         for (int s = 0; s < samples; s++)
         {
@@ -55,7 +58,7 @@ public static class RwkuScoring
         IProgress<EvaluationProgress>? probeProgress = null, IProgress<EvaluationProgress>? utilityProgress = null)
     {
         var tokenizer = ChatTokenizer(artifact);
-        using var generator = GreedyGenerator.Open(artifact, device, weights, ModelRunOptions.Notice);
+        using var generator = GreedyGenerator.Open(artifact, device, weights, Notice);
         var probeModel = new GreedyTextGenerator(generator, tokenizer, RwkuPrompts.StopIds(tokenizer), promptBos: options.PromptBos);
         var probes = new RwkuEvaluator(probeModel, probeModel, MmluPrompts.AnswerTokenIds(tokenizer), options with { ChatFormat = tokenizer.ChatFormat })
             .EvaluateRun(name, targets, probeProgress, series);
@@ -64,11 +67,5 @@ public static class RwkuScoring
         var scores = new RwkuUtilityEvaluator(model, utilityOptions with { ChatFormat = tokenizer.ChatFormat }).EvaluateRun(utility, utilityProgress);
         var tasks = utilityOptions.Tasks | (options.Forget ? RwkuTasks.Forget : 0) | (options.Neighbor ? RwkuTasks.Neighbor : 0) | (options.Mmlu ? RwkuTasks.Mmlu : 0);
         return new SuiteEvaluation(probes, scores, tasks);
-    }
-
-    /// <summary>Progress reported on the caller's thread (System.Progress would post it to the thread pool).</summary>
-    public sealed class Callback<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }
