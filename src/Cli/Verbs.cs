@@ -22,6 +22,7 @@ public static class Verbs
         [typeof(SweepOptions)] = o => SweepCommand.Run((SweepOptions)o),
         [typeof(AttackOptions)] = o => AttackCommand.Run((AttackOptions)o),
         [typeof(PlanOptions)] = o => PlanCommand.Run((PlanOptions)o),
+        [typeof(CliDocsOptions)] = o => CliDocs.Run((CliDocsOptions)o),
     };
 
     public static Type[] Types => [.. Handlers.Keys];
