@@ -8,9 +8,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-out=${1:-$work/packages}
+out=$(mkdir -p "${1:-$work/packages}" && cd "${1:-$work/packages}" && pwd)
 dotnet pack "$root/src/Cli" -c Release -o "$out" >&2
-dotnet tool install atu --tool-path "$work/tools" --add-source "$out" >&2
+# This package and no other: a package of the same name on a public feed must not be installed instead.
+cat > "$work/nuget.config" <<XML
+<configuration><packageSources><clear /><add key="local" value="$out" /></packageSources></configuration>
+XML
+dotnet tool install atu --tool-path "$work/tools" --configfile "$work/nuget.config" >&2
 "$work/tools/atu" --version | grep -E '^atu [0-9]+\.[0-9]+\.[0-9]+ \(commit [0-9a-f]{40}\)$'
 "$work/tools/atu" info --device cpu
-echo "tool-check: $(basename "$out"/atu.*.nupkg) installs and runs atu --version and atu info"
+echo "tool-check: $(cd "$out" && ls atu.*.nupkg) ($(du -m "$out"/atu.*.nupkg | cut -f1) MiB) installs and runs atu --version and atu info"
