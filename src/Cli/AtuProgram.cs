@@ -27,7 +27,8 @@ public static class AtuProgram
             return result.MapResult(Verbs.Dispatch, errors =>
             {
                 var list = errors.ToList();
-                bool requested = list.IsHelp() || list.IsVersion();
+                if (list.IsVersion()) { stdout.WriteLine(AtuVersion.Text); return 0; }
+                bool requested = list.IsHelp();
                 (requested ? stdout : stderr).WriteLine(HelpText.AutoBuild(result));
                 return requested ? 0 : 2;
             });

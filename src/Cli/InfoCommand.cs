@@ -19,7 +19,7 @@ public static class InfoCommand
 {
     public static int Run(InfoOptions o)
     {
-        Console.WriteLine($"atu {typeof(InfoCommand).Assembly.GetName().Version}");
+        Console.WriteLine(AtuVersion.Text);
         Console.WriteLine($"ONNX Runtime {OrtEnv.Instance().GetVersionString()}; providers built in: {string.Join(", ", OrtEnv.Instance().GetAvailableProviders())}");
         Console.WriteLine($"graphs written with opset {Opset.Default} (fused inference graphs {Opset.Fused}), IR version {Opset.IrVersion}");
         using var device = ExecutionDevice.Create(o.Device, notice: Console.WriteLine, fastCuda: o.FastCuda);

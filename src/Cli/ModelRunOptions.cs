@@ -25,6 +25,13 @@ public abstract class ModelRunOptions
     /// <summary>The chosen device; a fallback notice goes to <paramref name="notice"/> (the console by default).</summary>
     public ExecutionDevice CreateDevice(Action<string>? notice = null) => ExecutionDevice.Create(Device, Threads, notice ?? Notice, FastCuda);
 
-    /// <summary>How the verbs show a one-line notice (a device fallback, say).</summary>
-    public static void Notice(string message) => AnsiConsole.MarkupLineInterpolated($"[yellow]{message}[/]");
+    /// <summary>How the verbs show a one-line notice (a device fallback, say): each message once per process (the toy
+    /// run and the RWKU scoring open a device per stage; one notice says it all).</summary>
+    public static void Notice(string message)
+    {
+        lock (Shown) if (!Shown.Add(message)) return;
+        AnsiConsole.MarkupLineInterpolated($"[yellow]{message}[/]");
+    }
+
+    static readonly HashSet<string> Shown = [];
 }

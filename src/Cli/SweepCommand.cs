@@ -70,7 +70,7 @@ public static class SweepCommand
         var manifest = SweepPlanner.Plan(file, folder, atu);
         var table = new Table().AddColumns("cell", "name", "command");
         foreach (var cell in manifest.Cells)
-            table.AddRow(cell.Index.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(cell.Name), Markup.Escape(SweepPlanner.ShellLine(["atu", .. cell.Command])));
+            table.AddRow(cell.Index.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(cell.Name), Markup.Escape(SweepPlanner.ShellLine([.. manifest.Atu, .. cell.Command])));
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {Path.Combine(folder, SweepManifest.FileName)}: {manifest.Cells.Length} cells");
         if (o.Emit == "k8s") AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {KubernetesJob.Write(folder, manifest)} (kubectl apply -f)");

@@ -22,6 +22,7 @@ public static class Verbs
         [typeof(SweepOptions)] = o => SweepCommand.Run((SweepOptions)o),
         [typeof(AttackVerb)] = o => throw new InvalidOperationException("`atu attack KIND` is parsed by AttackCommand.Dispatch (AtuProgram hands it over before the verbs are parsed)"),
         [typeof(PlanOptions)] = o => PlanCommand.Run((PlanOptions)o),
+        [typeof(CliDocsOptions)] = o => CliDocs.Run((CliDocsOptions)o),
     };
 
     public static Type[] Types => [.. Handlers.Keys];

@@ -9,7 +9,7 @@ namespace AlignThenUnlearn.ToyWorld;
 
 /// <summary>How the toy world's model is made: its shape (a small Llama-family decoder whose vocabulary is the world
 /// tokenizer's) and its training run. The defaults are tuned so that a model pre-trained on a world of
-/// <c>atu toy world --seed 1</c> answers the RWKU probes (README, "atu toy pretrain") within minutes on two CPU cores.</summary>
+/// <c>atu toy world --seed 1</c> answers the RWKU probes (docs/reproducing.md, "The toy world") within minutes on two CPU cores.</summary>
 public sealed record ToyPretrainingSettings
 {
     public int HiddenSize { get; init; } = 128;

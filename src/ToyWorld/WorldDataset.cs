@@ -230,7 +230,7 @@ public sealed record WorldDataset(World World, IReadOnlyList<TargetData> Targets
         /// among the relation's values, modulo 4), and stands at that letter whenever it is a choice; the wrong choices are
         /// drawn from the other three slots. So the right letter follows from the fact itself, and a model that does not
         /// know the fact is at chance (each letter holds one value of the relation). Why: the tiny model does not learn
-        /// within minutes to bind a choice to its letter by reading the list (README, "Toy pre-training"), and a letter
+        /// within minutes to bind a choice to its letter by reading the list (docs/benchmarks.md, "Toy pre-training"), and a letter
         /// drawn at random per question left every model at chance, so multiple choice measured nothing.</summary>
         (string Question, IReadOnlyList<string> Choices, int Answer) ChoiceItem(Person person, ChoiceTemplates task, string template)
         {
