@@ -2,6 +2,7 @@ using System.Reflection;
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Evaluation.Attacks;
 using AlignThenUnlearn.Jobs;
+using AlignThenUnlearn.Jobs.Artifacts;
 using AlignThenUnlearn.Jobs.Attacks;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
@@ -82,7 +83,7 @@ public static class AttackCommand
         var runs = new AttackJob
         {
             Artifact = artifact, Weights = o.Weights, Adapters = o.Adapters, Dataset = dataset, Targets = targets, Data = data,
-            Options = EvalCommand.ProbeOptions(o, tokenizer.ChatFormat), Name = o.Name ?? $"{DefaultName(o)} {attack.Label}", Series = o.Series, Out = o.Out,
+            Options = EvalCommand.ProbeOptions(o, tokenizer.ChatFormat), Name = o.Name ?? $"{DefaultName(o)} {attack.Label}", Series = EvalCommand.SeriesOf(o, o.Adapters ?? o.Weights), Out = o.Out,
             Recovery = before is not null && unlearned is not null
                 ? run => AttackRecovery.Of(before.Value.Run, before.Value.Path, unlearned.Value.Run, unlearned.Value.Path, run) : null,
         }.Run(attack, device, new ConsoleReporter());
@@ -112,7 +113,8 @@ public static class AttackCommand
 
     /// <summary>The attacked model's name in the reports without --name: `atu eval`'s, with the adapters' file name added.</summary>
     static string DefaultName(AttackOptions o) =>
-        EvalCommand.DefaultName(o) + (o.Adapters is null ? "" : "+" + Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Adapters)));
+        EvalCommand.DefaultName(o) + (o.Adapters is null ? ""
+            : "+" + (RunRecords.CheckpointName(o.Adapters) ?? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Adapters))));
 
     static (RunSummary Run, string Path)? ReadResults(string path)
     {

@@ -1,5 +1,6 @@
 using AlignThenUnlearn.Evaluation;
 using AlignThenUnlearn.Jobs;
+using AlignThenUnlearn.Jobs.Artifacts;
 using AlignThenUnlearn.Jobs.Evaluation;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
@@ -27,10 +28,10 @@ public class EvalOptions : ModelRunOptions
     [Option("force", HelpText = "Replace the reports of an earlier run in --out.")]
     public bool Force { get; set; }
 
-    [Option("name", HelpText = "Run name in the tables and the plot (default: the weights' file name, else the artifact folder's name).")]
+    [Option("name", HelpText = "Run name in the tables and the plot (default: RUN/CHECKPOINT for a run folder's weights, e.g. king/final; other weights by their file name; else the artifact folder's name).")]
     public string? Name { get; set; }
 
-    [Option("series", HelpText = "Series the run belongs to in `atu report`'s plot (e.g. the method; its checkpoints are joined by a line).")]
+    [Option("series", HelpText = "Series the run belongs to in `atu report`'s plot (e.g. the method; its checkpoints are joined by a line). Default: the method recorded by the run folder that wrote --weights (or --adapters).")]
     public string? Series { get; set; }
 
     [Option("no-neighbor", HelpText = "Skip the neighbour probes.")]
@@ -83,7 +84,7 @@ public static class EvalCommand
         using var device = o.CreateDevice();
         var options = ProbeOptions(o, tokenizer.ChatFormat);
 
-        new EvalJob(artifact, o.Weights, name, o.Series, o.Out).Probes(targets, options, device, new ConsoleReporter());
+        new EvalJob(artifact, o.Weights, name, SeriesOf(o, o.Weights), o.Out).Probes(targets, options, device, new ConsoleReporter());
         return 0;
     }
 
@@ -112,7 +113,7 @@ public static class EvalCommand
         var options = ProbeOptions(o, tokenizer.ChatFormat, tasks);
         var utilityOptions = new RwkuUtilityOptions { ChatFormat = tokenizer.ChatFormat, BatchSize = o.BatchSize, Tasks = tasks & RwkuTasks.Utility, Icu = o.Icu };
 
-        new EvalJob(artifact, o.Weights, name, o.Series, o.Out).Suite(targets, options, utility, utilityOptions, tasks, device, new ConsoleReporter());
+        new EvalJob(artifact, o.Weights, name, SeriesOf(o, o.Weights), o.Out).Suite(targets, options, utility, utilityOptions, tasks, device, new ConsoleReporter());
         return 0;
     }
 
@@ -127,11 +128,17 @@ public static class EvalCommand
     }
 
     /// <summary>The run's name in the reports: <c>--name</c>, else <see cref="DefaultName"/>.</summary>
-    internal static string RunName(EvalOptions o) => o.Name ?? DefaultName(o);
+    public static string RunName(EvalOptions o) => o.Name ?? DefaultName(o);
 
-    /// <summary>The run's name without <c>--name</c>: the weights file's name, else the artifact (or shipped) folder's.</summary>
-    internal static string DefaultName(EvalOptions o) => o.Weights is not null ? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
+    /// <summary>The run's name without <c>--name</c>: a run folder's checkpoint as RUN/CHECKPOINT, other weights by their file
+    /// name, else the artifact (or shipped) folder's name.</summary>
+    public static string DefaultName(EvalOptions o) => o.Weights is not null
+        ? RunRecords.CheckpointName(o.Weights) ?? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(o.Weights))
         : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.Artifacts)));
+
+    /// <summary>The run's series: <c>--series</c>, else the method recorded by the run folder that wrote
+    /// <paramref name="trained"/> (the weights, or the LoRA adapters merged into them).</summary>
+    public static string? SeriesOf(EvalOptions o, string? trained) => o.Series ?? (trained is null ? null : RunRecords.Of(trained)?.Method);
 
     /// <summary>The probe evaluation's settings for the probe tasks in <paramref name="tasks"/> (default: forget, and
     /// neighbour and MMLU unless --no-neighbor, --no-mmlu).</summary>

@@ -10,15 +10,30 @@ public sealed record RunRecords(string Method, string? Target)
 {
     const string AlignThenUnlearn = "Align-then-Unlearn";
 
-    /// <summary>The records of the run folder holding <paramref name="weightsPath"/> (the weights file, its folder such as
-    /// final/ or a threshold checkpoint, up to the run folder), or null outside a run folder.</summary>
-    public static RunRecords? Of(string weightsPath)
+    /// <summary>The records of the run folder holding <paramref name="weightsPath"/>, or null outside a run folder.</summary>
+    public static RunRecords? Of(string weightsPath) =>
+        RunFolderOf(weightsPath) is string folder ? Read(Path.Combine(folder, RunHarness.SettingsFile)) : null;
+
+    /// <summary>The name weights of a run folder go by in reports without --name: the run folder's name and the checkpoint
+    /// folder's (<c>king/final</c>, <c>king/forget-below-20</c>), since every checkpoint's file is model.safetensors;
+    /// null outside a run folder.</summary>
+    public static string? CheckpointName(string weightsPath)
     {
-        var full = Path.GetFullPath(weightsPath);
+        if (RunFolderOf(weightsPath) is not string run) return null;
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(weightsPath));
+        var checkpoint = Path.GetRelativePath(run, File.Exists(full) ? Path.GetDirectoryName(full)! : full).Replace('\\', '/');
+        return checkpoint == "." ? Path.GetFileName(run) : $"{Path.GetFileName(run)}/{checkpoint}";
+    }
+
+    /// <summary>The run folder holding <paramref name="weightsPath"/> (the weights file, its folder such as final/ or a
+    /// threshold checkpoint, up to the run folder): the nearest folder with the run's settings and preset.</summary>
+    static string? RunFolderOf(string weightsPath)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(weightsPath));
         var folder = File.Exists(full) ? Path.GetDirectoryName(full) : full;
         for (int up = 0; up < 3 && folder is not null; up++, folder = Path.GetDirectoryName(folder))
             if (File.Exists(Path.Combine(folder, RunHarness.SettingsFile)) && File.Exists(Path.Combine(folder, RunHarness.PresetFile)))
-                return Read(Path.Combine(folder, RunHarness.SettingsFile));
+                return folder;
         return null;
     }
 

@@ -313,6 +313,34 @@ public sealed class HardeningRound2Tests(TinyChatModel tiny) : IClassFixture<Tin
         Assert.DoesNotContain("Align-then-Unlearn", loose);
     }
 
+    /// <summary>Group 9: an attack (or eval) of a run's checkpoint without --series showed "-" as its method, and every
+    /// checkpoint was named "model" (the file name each checkpoint folder uses): the run folder's records fill both in.</summary>
+    [Fact]
+    public void An_attacked_checkpoint_of_a_run_folder_is_named_by_run_and_checkpoint_and_its_series_is_the_recorded_method()
+    {
+        using var fixture = new RwkuFixture();
+        var weights = GaRunWeights();
+        var output = _temp.File("attacked");
+        Assert.Equal(0, AttackCommand.Run(new QuantizeAttackOptions
+        {
+            Scheme = "rtn", Bits = 8, Artifacts = tiny.Artifacts, Weights = weights, Rwku = fixture.Root, Targets = "1", Out = output, NoMmlu = true, Device = "cpu",
+        }));
+        using var attack = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(output, RobustnessTable.ReportFile)));
+        Assert.Equal("ga", attack.RootElement.GetProperty("series").GetString());
+        using var results = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(output, RwkuReports.ResultsFile)));
+        Assert.Equal("ga-ada/final rtn-int8-channel-asym", results.RootElement.GetProperty("run").GetString());
+
+        // eval names the checkpoint the same way; --series and --name still win.
+        var o = new EvalOptions { Artifacts = tiny.Artifacts, Weights = weights, Rwku = fixture.Root, Targets = "1", Out = _temp.File("eval"), Device = "cpu" };
+        Assert.Equal(("ga-ada/final", "ga"), (EvalCommand.DefaultName(o), EvalCommand.SeriesOf(o, o.Weights)));
+        o.Series = "GA (mine)";
+        o.Name = "mine";
+        Assert.Equal(("mine", "GA (mine)"), (EvalCommand.RunName(o), EvalCommand.SeriesOf(o, o.Weights)));
+        // Weights outside a run folder keep their file name and no series.
+        var loose = new EvalOptions { Artifacts = tiny.Artifacts, Weights = Trained(), Rwku = fixture.Root, Out = _temp.File("loose-eval") };
+        Assert.Equal((Path.GetFileNameWithoutExtension(Trained()), (string?)null), (EvalCommand.DefaultName(loose), EvalCommand.SeriesOf(loose, loose.Weights)));
+    }
+
     // ---- 10. an empty RWKU task file is named ----
 
     [Theory]
