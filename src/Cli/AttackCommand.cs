@@ -64,6 +64,9 @@ public static class AttackCommand
         return options ?? throw new ArgumentException(error ?? $"atu attack {kind.Name}: help requested");
     }
 
+    /// <summary>The options of `atu attack <paramref name="kind"/>` as docs/cli.md shows them.</summary>
+    public static string KindHelp(string kind) => Kinds.Single(k => k.Name == kind).Help();
+
     static string UnknownKind(string kind) => $"atu attack: unknown attack '{kind}'; the attacks are: {string.Join(", ", KindNames)}";
 
     public static int Run(AttackOptions o)
@@ -130,6 +133,7 @@ public static class AttackCommand
         IReadOnlyList<string> OwnOptions { get; }
         /// <summary>The options, or why not (null with the help when help was asked for).</summary>
         (AttackOptions? Options, string? Error, string Help) Parse(string[] args);
+        string Help();
     }
 
     sealed class Kind<T>(string name) : IKind where T : AttackOptions, new()
@@ -139,6 +143,8 @@ public static class AttackCommand
         public IReadOnlyList<string> OwnOptions { get; } = [.. typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly)
             .Select(p => p.GetCustomAttribute<OptionAttribute>()).OfType<OptionAttribute>()
             .SelectMany(a => new[] { a.LongName, a.ShortName }).Where(n => !string.IsNullOrEmpty(n))];
+
+        public string Help() => CliDocs.Render(parser => parser.ParseArguments<T>(["--help"]));
 
         public (AttackOptions? Options, string? Error, string Help) Parse(string[] args)
         {

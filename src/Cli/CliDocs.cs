@@ -37,14 +37,20 @@ public static class CliDocs
         foreach (var (type, verb) in verbs)
         {
             text.Append($"\n## atu {verb.Name}\n\n{verb.HelpText}\n\n```text\n{OptionsHelp(verb.Name)}\n```\n");
+            if (type == typeof(AttackVerb))   // each attack kind takes only its own options (and eval's): one block each
+                foreach (var kind in AttackCommand.KindNames)
+                    text.Append($"\n### atu attack {kind}\n\n```text\n{AttackCommand.KindHelp(kind)}\n```\n");
         }
         return text.ToString();
     }
 
-    static string OptionsHelp(string verb)
+    static string OptionsHelp(string verb) => Render(parser => parser.ParseArguments([verb, "--help"], Verbs.Types));
+
+    /// <summary>The help of what <paramref name="parse"/> parses (a "--help" command line), as docs/cli.md shows it.</summary>
+    public static string Render<T>(Func<Parser, ParserResult<T>> parse)
     {
         using var parser = new Parser(settings => { settings.HelpWriter = null; settings.MaximumDisplayWidth = Width; });
-        var result = parser.ParseArguments([verb, "--help"], Verbs.Types);
+        var result = parse(parser);
         var help = HelpText.AutoBuild(result, h =>
         {
             h.Heading = string.Empty;
