@@ -35,6 +35,9 @@ public sealed class ToyOptions
     [Option("resume", HelpText = "pretrain: continue an unfinished run from its newest checkpoint (kept in OUT.training/).")]
     public bool Resume { get; set; }
 
+    [Option("seeds", Separator = ',', HelpText = "The full run on several worlds (e.g. 1,2,3; overrides --seed): each seed's full run in OUT/seed-N/, then the equal-forgetting comparison pooled over every world's people in OUT/report/.")]
+    public IEnumerable<int> Seeds { get; set; } = [];
+
     [Option("people", Default = 5, HelpText = "The full run: how many people each method unlearns, one person per run (chosen by the seed).")]
     public int People { get; set; } = 5;
 
@@ -88,9 +91,19 @@ public static class ToyCommand
         var root = o.Out ?? DefaultRoot;
         if (o.Force && Directory.Exists(root)) Directory.Delete(root, recursive: true);
         using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
-        var settings = new ToyPretrainingSettings { Seed = o.Seed };
-        if (o.Steps is long steps) settings = settings with { Steps = steps };
-        return ToyRun.Run(root, o.Seed, o.People, device, settings, o.Check, methods, o.Jobs, o.Attacks);
+        var seeds = o.Seeds.ToList();
+        if (seeds.Count == 0) return ToyRun.Run(root, o.Seed, o.People, device, Settings(o, o.Seed), o.Check, methods, o.Jobs, o.Attacks);
+        if (seeds.Distinct().Count() != seeds.Count) throw new ArgumentException($"--seeds {string.Join(",", seeds)} names a seed twice");
+        // Every world's run in full (its own report and --check), then the comparison pooled over their people.
+        var code = seeds.Max(seed => ToyRun.Run(ToyPooledReport.SeedFolder(root, seed), seed, o.People, device, Settings(o, seed), o.Check, methods, o.Jobs, o.Attacks));
+        AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {ToyPooledReport.Write(root, seeds)}");
+        return code;
+    }
+
+    static ToyPretrainingSettings Settings(ToyOptions o, int seed)
+    {
+        var settings = new ToyPretrainingSettings { Seed = seed };
+        return o.Steps is long steps ? settings with { Steps = steps } : settings;
     }
 
     /// <summary>Writes the world of <paramref name="seed"/> to <paramref name="output"/> (complete or not at all).</summary>
