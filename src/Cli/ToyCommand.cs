@@ -88,12 +88,12 @@ public static class ToyCommand
         if (o.People < 1) throw new ArgumentException($"--people {o.People}: expected 1 or more");
         var methods = ToyRun.ParseMethods(o.Methods);
         if (o.Jobs < 1) throw new ArgumentException($"--jobs {o.Jobs}: expected 1 or more");
+        var seeds = o.Seeds.ToList();
+        if (seeds.Distinct().Count() != seeds.Count) throw new ArgumentException($"--seeds {string.Join(",", seeds)} names a seed twice");
         var root = o.Out ?? DefaultRoot;
         if (o.Force && Directory.Exists(root)) Directory.Delete(root, recursive: true);
         using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
-        var seeds = o.Seeds.ToList();
         if (seeds.Count == 0) return ToyRun.Run(root, o.Seed, o.People, device, Settings(o, o.Seed), o.Check, methods, o.Jobs, o.Attacks);
-        if (seeds.Distinct().Count() != seeds.Count) throw new ArgumentException($"--seeds {string.Join(",", seeds)} names a seed twice");
         // Every world's run in full (its own report and --check), then the comparison pooled over their people.
         var code = seeds.Max(seed => ToyRun.Run(ToyPooledReport.SeedFolder(root, seed), seed, o.People, device, Settings(o, seed), o.Check, methods, o.Jobs, o.Attacks));
         AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {ToyPooledReport.Write(root, seeds)}");

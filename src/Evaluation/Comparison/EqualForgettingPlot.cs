@@ -50,7 +50,7 @@ public static class EqualForgettingPlot
                 if (part.Count > 1)
                 {
                     var band = plot.Add.FillY(xs, [.. part.Select(p => p.Estimate.Low)], [.. part.Select(p => p.Estimate.High)]);
-                    band.FillColor = color.WithAlpha(0.15);
+                    band.FillColor = color.WithAlpha(0.12);
                     band.LineColor = color.WithAlpha(0);
                 }
                 else

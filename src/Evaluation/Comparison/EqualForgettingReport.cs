@@ -81,8 +81,12 @@ public static class EqualForgettingReport
         }
         text.Append($"At forget {L(VerdictLevel)} (an interval that covers 0 is no clear difference):\n\n");
         foreach (var other in others)
-            text.Append("- " + string.Join("; ", Figures.Select(f => Verdict(reference, other, EqualForgetting.Name(f), $"at forget {L(VerdictLevel)}", Difference(runs, reference, other, f, VerdictLevel))))
-                + "; " + Verdict(reference, other, "neighbour All", "in the area to 20", Difference(runs, reference, other, KeptFigure.NeighbourAll, null)) + ".\n");
+        {
+            text.Append($"- {reference} and {other}:\n");
+            foreach (var f in Figures)
+                text.Append($"  - {Verdict(reference, other, EqualForgetting.Name(f), $"at forget {L(VerdictLevel)}", Difference(runs, reference, other, f, VerdictLevel))}\n");
+            text.Append($"  - {Verdict(reference, other, "neighbour All", "in the area to 20", Difference(runs, reference, other, KeptFigure.NeighbourAll, null))}\n");
+        }
         return text.ToString();
     }
 }
