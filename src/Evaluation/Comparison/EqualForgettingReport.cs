@@ -45,7 +45,7 @@ public static class EqualForgettingReport
     {
         var methods = runs.Select(r => r.Method).Distinct().ToList();
         int worlds = runs.Select(r => r.World).Distinct().Count(), people = runs.Select(r => (r.World, r.Person)).Distinct().Count();
-        var text = new StringBuilder($"{heading} At equal forgetting ({people} people, {worlds} world{(worlds == 1 ? "" : "s")})\n\n");
+        var text = new StringBuilder($"{heading} At equal forgetting ({people} {(people == 1 ? "person" : "people")}, {worlds} world{(worlds == 1 ? "" : "s")})\n\n");
         text.Append("Each run's kept figure read at forget All = 50, 35 and 20: at the first evaluation point at or below the level, linearly ");
         text.Append("interpolated in forget with the point before it (a model already at or below the level before unlearning keeps its value; a run ");
         text.Append("that never reaches the level is missing there, hence each cell's n). Retain QA and multiple choice are measured only where the run ");
