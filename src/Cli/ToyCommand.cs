@@ -36,6 +36,9 @@ public sealed class ToyOptions
     [Option("resume", HelpText = "pretrain: continue an unfinished run from its newest checkpoint (kept in OUT.training/).")]
     public bool Resume { get; set; }
 
+    [Option("seeds", Separator = ',', HelpText = "The full run on several worlds (e.g. 1,2,3; overrides --seed): each seed's full run in OUT/seed-N/, then the equal-forgetting comparison pooled over every world's people in OUT/report/.")]
+    public IEnumerable<int> Seeds { get; set; } = [];
+
     [Option("people", Default = 5, HelpText = "The full run: how many people each method unlearns, one person per run (chosen by the seed).")]
     public int People { get; set; } = 5;
 
@@ -86,16 +89,27 @@ public static class ToyCommand
         if (o.People < 1) throw new ArgumentException($"--people {o.People}: expected 1 or more");
         var methods = ToyRun.ParseMethods(o.Methods);
         if (o.Jobs < 1) throw new ArgumentException($"--jobs {o.Jobs}: expected 1 or more");
+        var seeds = o.Seeds.ToList();
+        if (seeds.Distinct().Count() != seeds.Count) throw new ArgumentException($"--seeds {string.Join(",", seeds)} names a seed twice");
         var root = o.Out ?? DefaultRoot;
         if (o.Force && Directory.Exists(root)) Directory.Delete(root, recursive: true);
         using var device = ExecutionDevice.Create(o.Device, o.Threads, ModelRunOptions.Notice);
-        var settings = new ToyPretrainingSettings { Seed = o.Seed };
-        if (o.Steps is long steps) settings = settings with { Steps = steps };
         var reporter = new ConsoleReporter();
-        var result = ToyRun.Run(root, o.Seed, o.People, device, settings, methods, o.Jobs, o.Attacks, reporter);
-        if (!o.Check || result.Accepted) return 0;
+        // Every world's run in full (its own report), then the equal-forgetting comparison pooled over their people.
+        bool accepted = true;
+        foreach (var seed in seeds.Count == 0 ? [o.Seed] : seeds)
+            accepted &= ToyRun.Run(seeds.Count == 0 ? root : ToyPooledReport.SeedFolder(root, seed), seed, o.People, device, Settings(o, seed),
+                methods, o.Jobs, o.Attacks, reporter).Accepted;
+        if (seeds.Count > 0) AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {ToyPooledReport.Write(root, seeds)}");
+        if (!o.Check || accepted) return 0;
         AnsiConsole.MarkupLine($"[red]the acceptance figures of the toy run are not met[/] (the model before, or {ToyReport.CheckedMethod}'s; see the report)");
         return 3;
+    }
+
+    static ToyPretrainingSettings Settings(ToyOptions o, int seed)
+    {
+        var settings = new ToyPretrainingSettings { Seed = seed };
+        return o.Steps is long steps ? settings with { Steps = steps } : settings;
     }
 
     static int World(ToyOptions o, TextWriter stdout)

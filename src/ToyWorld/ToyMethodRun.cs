@@ -7,12 +7,15 @@ namespace AlignThenUnlearn.ToyWorld;
 public sealed record ToyScores(RwkuScores Rwku, double? RetainQA = null, double? Fluency = null, double? Mia = null);
 
 /// <summary>A kept checkpoint of one method's run on one person: its label (a threshold name or <see cref="ToyMethodRun.FinalLabel"/>),
-/// its scores, and the weights file that `atu eval --weights` accepts for it.</summary>
-public sealed record ToyCheckpoint(string Label, ToyScores Scores, string Weights);
+/// its scores, the weights file that `atu eval --weights` accepts for it, and the stage-table row it was kept at (null: not
+/// from a stage table, as ICU's).</summary>
+public sealed record ToyCheckpoint(string Label, ToyScores Scores, string Weights, int? Stage = null);
 
 /// <summary>One method's run on one person (<see cref="Method"/> is the report's label: "ATU", "GA", "GA (L)" ...): the model
-/// before, then the kept checkpoints from the highest threshold to the lowest, and last the end of the run.</summary>
-public sealed record ToyMethodRun(string Method, RwkuTarget Target, ToyScores Before, IReadOnlyList<ToyCheckpoint> Checkpoints)
+/// before, then the kept checkpoints from the highest threshold to the lowest, and last the end of the run; <see cref="Stages"/>,
+/// the run's stage table (every evaluation point; null or empty for a method that trains nothing).</summary>
+public sealed record ToyMethodRun(string Method, RwkuTarget Target, ToyScores Before, IReadOnlyList<ToyCheckpoint> Checkpoints,
+    IReadOnlyList<AlignThenUnlearn.Unlearning.StageRecord>? Stages = null)
 {
     public const string FinalLabel = "final";
 

@@ -1,4 +1,5 @@
 using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Evaluation.Comparison;
 using System.Globalization;
 using System.Text;
 
@@ -143,6 +144,8 @@ public static class ToyReport
         text.Append($"| retain QA, mean over the {people.Count} people unlearned | {P(check.RetainQA)} | {P(ToyBeforeCheck.RetainRequired)} | {Pass(check.RetainQA >= ToyBeforeCheck.RetainRequired)} |\n");
         text.Append($"| multiple choice, accuracy (chance 25.0) | {P(check.MultipleChoice)} | {P(ToyBeforeCheck.ChoiceRequired)} | {Pass(check.MultipleChoice >= ToyBeforeCheck.ChoiceRequired)} |\n\n");
 
+        text.Append(EqualForgettingReport.Markdown(ToyTrajectories.Of(seed, runs), CheckedMethod)).Append('\n');
+
         text.Append($"## Table 1: mean over the {people.Count} people unlearned\n\n");
         text.Append("ROUGE-L recall of the person's forget and neighbour probes and of the retain people's FB and QA probes (everyone but the person ");
         text.Append("and its neighbours), the world's multiple-choice accuracy (MMLU column), fluency (weighted n-gram entropy of answers to the ");
@@ -170,6 +173,12 @@ public static class ToyReport
         }
         return text.ToString();
     }
+
+    /// <summary>The report of several worlds pooled (`atu toy --seeds`): the equal-forgetting comparison over every world's
+    /// people; each world's own report stays in its folder.</summary>
+    public static string PooledMarkdown(IReadOnlyList<int> seeds, IReadOnlyList<PersonTrajectory> runs) =>
+        $"# Every method on {seeds.Count} toy worlds (seeds {string.Join(", ", seeds)}), pooled\n\n"
+        + $"Each world's own report: seed-N/report/{TableFile}.\n\n" + EqualForgettingReport.Markdown(runs, CheckedMethod);
 
     /// <summary>Table 1's rows: the model before (mean over the people), then per method its checkpoint labels (the
     /// thresholds from the highest down, then the end) each averaged over the people that have it, and its strongest

@@ -9,18 +9,24 @@ using AlignThenUnlearn.Runtime;
 namespace AlignThenUnlearn.Unlearning;
 
 /// <summary>What the probes say about a model, in percent: the forget average (FB, QA, AA) and the neighbour average;
-/// <see cref="Utility"/>, the figures of the preset's stage_tasks (see <see cref="StageRecord.Utility"/>).</summary>
-public sealed record ProbeScores(double ForgetAverage, double NeighbourAverage, IReadOnlyDictionary<string, double>? Utility = null)
+/// <see cref="Utility"/>, the figures of the preset's stage_tasks (see <see cref="StageRecord.Utility"/>); <see cref="Probes"/>,
+/// the averages' parts (see <see cref="StageRecord.Probes"/>; null when the evaluator does not give them).</summary>
+public sealed record ProbeScores(double ForgetAverage, double NeighbourAverage, IReadOnlyDictionary<string, double>? Utility = null,
+    IReadOnlyDictionary<string, double>? Probes = null)
 {
     /// <summary>"forget average 41.2, neighbour average 60.3", then the utility figures (for the log and stages.md).</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture, $"forget average {ForgetAverage:0.0}, neighbour average {NeighbourAverage:0.0}")
         + string.Concat((Utility ?? new Dictionary<string, double>()).Select(f => string.Create(CultureInfo.InvariantCulture, $", {f.Key} {f.Value:0.0}")));
 
     /// <summary>The scores as a checkpoint keeps them (the model before unlearning, for the stage table of a resumed run).</summary>
-    public JsonObject ToJson() => new() { ["forget"] = ForgetAverage, ["neighbour"] = NeighbourAverage, ["utility"] = JsonSerializer.SerializeToNode(Utility) };
+    public JsonObject ToJson() => new()
+    {
+        ["forget"] = ForgetAverage, ["neighbour"] = NeighbourAverage, ["utility"] = JsonSerializer.SerializeToNode(Utility), ["probes"] = JsonSerializer.SerializeToNode(Probes),
+    };
 
     public static ProbeScores? FromJson(JsonNode? node) => node is JsonObject o
-        ? new ProbeScores(o["forget"]!.GetValue<double>(), o["neighbour"]!.GetValue<double>(), o["utility"]?.Deserialize<Dictionary<string, double>>())
+        ? new ProbeScores(o["forget"]!.GetValue<double>(), o["neighbour"]!.GetValue<double>(), o["utility"]?.Deserialize<Dictionary<string, double>>(),
+            o["probes"]?.Deserialize<Dictionary<string, double>>())
         : null;
 }
 
@@ -144,7 +150,7 @@ public sealed class AtuRun : IDisposable
             {
                 // After a stage's unlearning: the probes on the LLM as it now is, naming the thresholds crossed.
                 var (scores, names) = _run.Evaluate(phase.Stage, $"stage {phase.Stage}");
-                _run.AddRecord(new StageRecord(phase.Stage, phase.Tau, loss, 0, cosine, scores?.ForgetAverage, scores?.NeighbourAverage, names, scores?.Utility));
+                _run.AddRecord(new StageRecord(phase.Stage, phase.Tau, loss, 0, cosine, scores?.ForgetAverage, scores?.NeighbourAverage, names, scores?.Utility, scores?.Probes));
             }
             if (phase.Kind == PhaseKind.Realign) _run.ReplaceLastRecord(_run.Records[^1] with { RealignLoss = loss });
             _run.WriteStageTable(EncoderWarning());

@@ -157,7 +157,7 @@ public sealed class MethodRun : IDisposable
         (_lossSum, _lossSteps) = (0, 0);
         int stage = _run.Records.Count + 1;
         var (scores, names) = _run.Evaluate(stage, $"evaluation {stage} (step {step})");
-        _run.AddRecord(new StageRecord(stage, 0, loss, 0, 0, scores?.ForgetAverage, scores?.NeighbourAverage, names, scores?.Utility));
+        _run.AddRecord(new StageRecord(stage, 0, loss, 0, 0, scores?.ForgetAverage, scores?.NeighbourAverage, names, scores?.Utility, scores?.Probes));
         _run.WriteStageTable();
     }
 

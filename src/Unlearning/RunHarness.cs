@@ -129,10 +129,12 @@ public sealed class RunHarness : IDisposable
 
     public void ReplaceLastRecord(StageRecord record) => _records[^1] = record;
 
-    /// <summary>stages.json and stages.md (with the scores before unlearning and <paramref name="warning"/> above the table).</summary>
+    /// <summary>stages.json, stages.md (with the scores before unlearning and <paramref name="warning"/> above the table) and
+    /// <see cref="Trajectory.FileName"/> (every evaluation point, the model before first).</summary>
     public void WriteStageTable(string? warning = null)
     {
         AtomicFile.WriteAllBytes(Path.Combine(Folder, StagesJson), Encoding.UTF8.GetBytes(StageTable.ToJson(_records)));
+        if (Evaluates) AtomicFile.WriteAllBytes(Path.Combine(Folder, Trajectory.FileName), Encoding.UTF8.GetBytes(Trajectory.ToJson(Trajectory.Of(Before, _records))));
         var before = Before is null ? "" : $"Before unlearning: {Before.Describe()}.\n\n";
         var warned = warning is null ? "" : $"**Warning:** {warning}\n\n";
         AtomicFile.WriteAllBytes(Path.Combine(Folder, StagesMarkdown), Encoding.UTF8.GetBytes($"# {_title}: {_target}\n\n{warned}{before}{StageTable.ToMarkdown(_records)}"));

@@ -7,10 +7,12 @@ namespace AlignThenUnlearn.Unlearning;
 
 /// <summary>One row of the stage table: what a stage did and what the probes said after its unlearning steps (scores in
 /// percent; null when the run scores no probes). Losses and the cosine are means over the phase's steps. <see cref="Utility"/>
-/// holds the figures of the preset's stage_tasks (column name to value, as results.md shows them; null when none are asked).</summary>
+/// holds the figures of the preset's stage_tasks (column name to value, as results.md shows them; null when none are asked);
+/// <see cref="Probes"/> the averages' parts (<see cref="Trajectory"/>'s names: forget_fb, forget_qa, forget_aa, neighbour_fb, neighbour_qa).</summary>
 public sealed record StageRecord(int Stage, double Tau, double UnlearnLoss, double RealignLoss, double MeanCosineToTarget,
     double? ForgetAverage, double? NeighbourAverage, string? Checkpoint = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, double>? Utility = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, double>? Utility = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, double>? Probes = null);
 
 /// <summary>Names the checkpoints at which the forget average first drops below each threshold (the paper's
 /// Table 1 rows: 50, 35 and 20 percent, absolute).</summary>

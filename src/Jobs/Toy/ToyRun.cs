@@ -7,6 +7,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using AlignThenUnlearn.Evaluation;
+using AlignThenUnlearn.Evaluation.Comparison;
 using AlignThenUnlearn.ToyWorld;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Runtime;
@@ -26,6 +27,8 @@ public static class ToyRun
         ReportFolderName = "report";
     /// <summary>An evaluation's toy figures beside its results.json (RWKU's scores of the person unlearned).</summary>
     public const string ScoresFile = "toy-scores.json";
+    /// <summary>Every method's kept checkpoints at (forget, neighbour); forget_vs_neighbor.png is the equal-forgetting plot.</summary>
+    public const string CheckpointPlotFile = "checkpoints_forget_vs_neighbor.png";
 
     /// <summary>The runs of `atu toy` (--methods names) in its table's order: every method's full run, then the LoRA runs
     /// (NAME-lora), as the method registry says.</summary>
@@ -131,7 +134,9 @@ public static class ToyRun
         Directory.CreateDirectory(report);
         var table = ToyReport.Markdown(seed, before, runs);
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TableFile), Encoding.UTF8.GetBytes(table));
-        AtomicFile.WriteAllBytes(Path.Combine(report, TradeoffPlot.FileName), TradeoffPlot.RenderPng(ToyReport.PlotRuns(runs)));
+        AtomicFile.WriteAllBytes(Path.Combine(report, CheckpointPlotFile), TradeoffPlot.RenderPng(ToyReport.PlotRuns(runs)));
+        ToyTrajectories.Write(Path.Combine(report, ToyTrajectories.FileName), ToyTrajectories.Of(seed, runs));
+        AtomicFile.WriteAllBytes(Path.Combine(report, EqualForgettingPlot.FileName), EqualForgettingPlot.RenderPng(ToyTrajectories.Of(seed, runs)));
         if (attacks)
             Timed("attacks on every method's strongest checkpoint", false, () => ToyAttacks.Run(root, artifact, device, dataset, runs, reporter));
         var cpu = Process.GetCurrentProcess().UserProcessorTime - cpuAtStart;
@@ -140,7 +145,7 @@ public static class ToyRun
         foreach (var c in ToyReport.MethodChecks(runs))
             reporter.Info(string.Create(CultureInfo.InvariantCulture,
                 $"{c.Method}: forget {100 * c.ForgetBefore:F1} -> {100 * c.ForgetAfter:F1}, neighbour {100 * c.NeighbourBefore:F1} -> {100 * c.NeighbourAfter:F1}, retain QA {100 * c.RetainBefore:F1} -> {100 * c.RetainAfter:F1}, multiple choice {100 * c.UtilityBefore:F1} -> {100 * c.UtilityAfter:F1}: {(c.Passes ? "passes" : "fails")}"));
-        reporter.Done($"wrote {Path.Combine(report, ToyReport.TableFile)}, {TradeoffPlot.FileName} and {ToyReport.TimingFile} ({stages.Elapsed.TotalMinutes:F1} min)");
+        reporter.Done($"wrote {Path.Combine(report, ToyReport.TableFile)}, {EqualForgettingPlot.FileName}, {CheckpointPlotFile} and {ToyReport.TimingFile} ({stages.Elapsed.TotalMinutes:F1} min)");
         return new Result(runs, ToyReport.Accepted(before, runs));
     }
 
@@ -153,6 +158,7 @@ public static class ToyRun
         var folder = Path.Combine(root, RunsFolderName, method, Path.GetFileName(target.Folder));
         var finished = File.Exists(Path.Combine(folder, RunHarness.FinalFolder, RunHarness.ModelFile));
         List<(string Label, int Stage, string Weights)> checkpoints;
+        IReadOnlyList<StageRecord>? stages = null;
         var (kind, lora) = MethodOf(method);
         bool icu = kind is PromptingMethod;
         if (icu)
@@ -168,6 +174,7 @@ public static class ToyRun
                 ? new AtuJob(artifact.Folder, null, dataset.Root, target.Number, AtuPreset.Load("toy"), folder,
                     Path.Combine(root, RunsFolderName, "window-cache"), Resume: true, AlignmentOnly: false, ScoreStages: true, Report: false).Run(device, reporter)
                 : MethodJob.Train(artifact, null, dataset, target, MethodJob.PresetOf(kind.Name, MethodPreset.BuiltinName("toy", kind.Name, lora), lora), folder, resume: true, evaluate: true, device, reporter));
+            stages = result.Stages;
             // Thresholds crossed at one evaluation name the same model, which is scored once.
             checkpoints = [.. result.Named.OrderByDescending(kv => kv.Key)
                 .Select(kv => (ThresholdCheckpoints.NameOf(kv.Key), StageOf(result, kv.Key), Path.Combine(kv.Value, RunHarness.ModelFile))),
@@ -175,8 +182,8 @@ public static class ToyRun
         }
         var name = MethodTable.MethodLabel(folder);
         var scored = timed.Timed($"checkpoints of {name}: {target.Name}", checkpoints.All(c => File.Exists(Path.Combine(EvaluationFolder(folder, c.Stage), ScoresFile))), () =>
-            checkpoints.Select(c => new ToyCheckpoint(c.Label, Evaluate(artifact, device, c.Weights, icu, person, EvaluationFolder(folder, c.Stage), $"{name} {target.Name}, {c.Label}", reporter), c.Weights)).ToList());
-        return new ToyMethodRun(name, target, before, scored);
+            checkpoints.Select(c => new ToyCheckpoint(c.Label, Evaluate(artifact, device, c.Weights, icu, person, EvaluationFolder(folder, c.Stage), $"{name} {target.Name}, {c.Label}", reporter), c.Weights, icu ? null : c.Stage)).ToList());
+        return new ToyMethodRun(name, target, before, scored, stages);
     }
 
     static string EvaluationFolder(string runFolder, int stage) => Path.Combine(runFolder, ReportFolderName, $"stage-{stage.ToString(CultureInfo.InvariantCulture)}");

@@ -39,7 +39,13 @@ public static class StageEvaluation
         var figures = RwkuSuiteReports.Columns.Select((column, i) => (Column: column, Value: row[i]))
             .Where(c => c.Value is not null && StageTaskColumns.Any(s => s.Column == c.Column && stageTasks.HasFlag(s.Task)))
             .ToDictionary(c => c.Column.TrimEnd('↑', '↓', ' '), c => 100 * c.Value!.Value);
-        return new ProbeScores(100 * (mean.ForgetAll ?? double.NaN), 100 * (mean.NeighborAll ?? double.NaN), stageTasks == RwkuTasks.None ? null : figures);
+        var parts = new (string Key, double? Value)[]
+        {
+            (Trajectory.ForgetFB, mean.ForgetFB), (Trajectory.ForgetQA, mean.ForgetQA), (Trajectory.ForgetAA, mean.ForgetAA),
+            (Trajectory.NeighbourFB, mean.NeighborFB), (Trajectory.NeighbourQA, mean.NeighborQA),
+        };
+        return new ProbeScores(100 * (mean.ForgetAll ?? double.NaN), 100 * (mean.NeighborAll ?? double.NaN), stageTasks == RwkuTasks.None ? null : figures,
+            parts.Where(p => p.Value is not null).ToDictionary(p => p.Key, p => 100 * p.Value!.Value));
     }
 
     /// <summary>The preset's weights of the "All" averages (null: the probe counts of the evaluated set).</summary>

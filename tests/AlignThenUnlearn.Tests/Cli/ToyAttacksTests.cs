@@ -131,6 +131,21 @@ public sealed class ToyAttacksTests(TinyChatModel tiny) : IClassFixture<TinyChat
     }
 
     [Fact]
+    public void The_toy_verb_takes_several_seeds_and_refuses_a_repeated_one_before_touching_the_output()
+    {
+        ToyOptions Parse(params string[] args) => Assert.IsType<ToyOptions>(Parser.Default.ParseArguments(["toy", .. args], Verbs.Types)
+            .MapResult(o => o, errors => throw new ArgumentException(string.Join("; ", errors))));
+        Assert.Equal([1, 2, 3], Parse("--seeds", "1,2,3", "--people", "8").Seeds);
+        Assert.Empty(Parse().Seeds);
+        using var folder = new TempFolder();
+        var kept = folder.File("toy");
+        Directory.CreateDirectory(kept);
+        var e = Assert.Throws<ArgumentException>(() => ToyCommand.Run(Parse("--seeds", "1,2,1", "--out", kept, "--force")));
+        Assert.Contains("--seeds 1,2,1 names a seed twice", e.Message);
+        Assert.True(Directory.Exists(kept));   // --force removes nothing before the arguments are checked
+    }
+
+    [Fact]
     public void Method_labels_become_folder_names()
     {
         // One slug for a run's report folders (as before: "GA-F-final") and the toy job's attack folders (lower case: ga-l).

@@ -162,6 +162,15 @@ public sealed class MethodRunTests : IDisposable
         foreach (var name in new[] { "final", "forget-below-50", "forget-below-35", "forget-below-20" })
             Assert.Equal(Hash(Path.Combine(whole, name, RunHarness.ModelFile)), Hash(Path.Combine(cut, name, RunHarness.ModelFile)));
         Assert.Throws<InvalidOperationException>(() => Run(preset with { LearningRate = 1 }, cut, resume: true));   // other settings
+
+        // trajectory.json: the model before and every evaluation point, the same after a resume.
+        var trajectory = File.ReadAllText(Path.Combine(whole, Trajectory.FileName));
+        Assert.Equal(trajectory, File.ReadAllText(Path.Combine(cut, Trajectory.FileName)));
+        var points = Trajectory.FromJson(trajectory, "trajectory.json");
+        Assert.Equal([0, 1, 2, 3], points.Select(p => p.Point));
+        Assert.Equal([60.0, 45, 30, 10], points.Select(p => p.ForgetAll!.Value));
+        Assert.Equal([70.0, 69, 68, 67], points.Select(p => p.NeighbourAll!.Value));
+        Assert.All(points, p => Assert.Null(p.RetainQA));
     }
 
     [Fact]
