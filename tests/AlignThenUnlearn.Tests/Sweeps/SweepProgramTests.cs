@@ -5,7 +5,8 @@ using AlignThenUnlearn.Tests.Support;
 namespace AlignThenUnlearn.Tests.Sweeps;
 
 /// <summary>`atu sweep plan` without --atu: the cells run the very program that planned them, as a node without the
-/// .NET SDK can start it: the executable itself, or `dotnet atu.dll` when it was started that way; never `dotnet run`.</summary>
+/// .NET SDK can start it: the executable itself, or `dotnet atu.dll` when it was started that way; never `dotnet run`.
+/// Its table, written to a pipe, is not wrapped at 80 columns.</summary>
 public sealed class SweepProgramTests : IDisposable
 {
     readonly TempFolder _temp = new();
@@ -23,6 +24,9 @@ public sealed class SweepProgramTests : IDisposable
         var error = process.StandardError.ReadToEnd();
         Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "atu sweep plan did not end");
         Assert.True(process.ExitCode == 0, $"atu sweep plan: exit {process.ExitCode}: {error}{output.Result}");
+        // Output to a pipe keeps table rows whole (Spectre.Console would wrap them at 80 columns): the cell's name and
+        // the end of its command stand on one line.
+        Assert.Contains(output.Result.Split('\n'), line => line.Contains("atu_toy_t001", StringComparison.Ordinal) && line.Contains("--device cpu", StringComparison.Ordinal));
         return SweepManifest.Read(folder);
     }
 
