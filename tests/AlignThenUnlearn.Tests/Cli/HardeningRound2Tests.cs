@@ -164,21 +164,8 @@ public sealed class HardeningRound2Tests(TinyChatModel tiny) : IClassFixture<Tin
         var weights = Path.Combine(_temp.File("hf"), SafetensorsCheckpoint.SingleFileName);
         var output = Directory.CreateDirectory(_temp.File("out")).FullName;
         string[] Ship(string name) => ["ship", "--artifacts", _temp.File("art"), "--weights", weights, "--out", Path.Combine(output, name), "--format", "onnx", "--quantize", "int4"];
-        static System.Diagnostics.Process Start(string[] arguments)
-        {
-            var start = new System.Diagnostics.ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "atu.dll"));
-            foreach (var a in arguments) start.ArgumentList.Add(a);
-            var process = System.Diagnostics.Process.Start(start)!;
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return process;
-        }
-        static int Wait(System.Diagnostics.Process process)
-        {
-            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(5)));
-            return process.ExitCode;
-        }
+        static System.Diagnostics.Process Start(string[] arguments) => AtuProcess.Start(arguments);
+        static int Wait(System.Diagnostics.Process process) => AtuProcess.Wait(process);
         using (var whole = Start(Ship("whole"))) Assert.Equal(0, Wait(whole));
 
         using (var cut = Start(Ship("cut")))

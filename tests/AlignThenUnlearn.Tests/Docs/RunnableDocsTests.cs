@@ -70,8 +70,7 @@ public sealed class RunnableDocsTests : IDisposable
             .Replace("\"steps\": 300", "\"steps\": 20").Replace("\"unlearn_steps\": 30, \"realign_steps\": 30", "\"unlearn_steps\": 3, \"realign_steps\": 3"));
         var work = Directory.CreateDirectory(_temp.File("work")).FullName;
         var executable = Path.Combine(AppContext.BaseDirectory, "atu");
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
-        string program = File.Exists(executable) ? Quote(executable) : $"{Quote(host)} {Quote(Path.Combine(AppContext.BaseDirectory, "atu.dll"))}";
+        string program = File.Exists(executable) ? Quote(executable) : $"{Quote(AtuProcess.Host)} {Quote(AtuProcess.Dll)}";
         // `atu` as a shell function: this build, with the short training described above.
         var prelude = $$"""
             set -euo pipefail

@@ -27,7 +27,7 @@ public sealed class SlurmSweepTests(ITestOutputHelper output) : IDisposable
 
     /// <summary>This build's atu, run through dotnet (the test binaries' folder holds it with its runtime files).</summary>
     static string[] Atu() =>
-        [Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet", Path.Combine(AppContext.BaseDirectory, "atu.dll")];
+        [AtuProcess.Host, AtuProcess.Dll];
 
     string SweepFile(string artifacts, string rwku)
     {

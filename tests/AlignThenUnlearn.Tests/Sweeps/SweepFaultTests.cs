@@ -49,24 +49,12 @@ public sealed class SweepFaultTests : IDisposable
 
     static int Failures(string folder, SweepCell cell) => CellState.Read(Path.Combine(folder, cell.Folder)).Failures;
 
-    /// <summary>This build's atu as a separate process (the test binaries' folder holds it with its runtime files).</summary>
-    static Process StartAtu(params string[] arguments)
-    {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "atu.dll"));
-        foreach (var a in arguments) start.ArgumentList.Add(a);
-        start.Environment["NO_COLOR"] = "1";
-        var process = Process.Start(start)!;
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
+    static Process StartAtu(params string[] arguments) => AtuProcess.Start(arguments);
 
     static int RunAtu(params string[] arguments)
     {
-        using var process = StartAtu(arguments);
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(3)), $"atu {string.Join(" ", arguments)} did not end");
-        return process.ExitCode;
+        using var process = AtuProcess.Start(arguments);
+        return AtuProcess.Wait(process, minutes: 3);
     }
 
     /// <summary>Whether a process is alive: it exists and is no zombie (a dead child its new parent has not reaped).</summary>

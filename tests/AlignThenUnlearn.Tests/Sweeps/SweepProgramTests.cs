@@ -33,8 +33,7 @@ public sealed class SweepProgramTests : IDisposable
     [Fact]
     public void Run_as_dotnet_atu_dll_the_cells_run_dotnet_with_the_same_atu_dll()
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "atu.dll");
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+        var (dll, host) = (AtuProcess.Dll, AtuProcess.Host);
         var manifest = Plan(host, dll);
         Assert.Equal(2, manifest.Atu.Length);
         Assert.Equal("dotnet", Path.GetFileNameWithoutExtension(manifest.Atu[0]));
