@@ -24,7 +24,9 @@ public static class MethodCommand
     }
 
     /// <summary>The preset of a trained method's command line (--method, --preset, --lora).</summary>
-    public static MethodPreset PresetOf(AtuOptions o) => PresetOf(MethodRegistry.GetTrained(o.Method).Name, o.Preset, o.Lora);
+    public static MethodPreset PresetOf(AtuOptions o) => o.MicroBatch is int microBatch
+        ? PresetOf(MethodRegistry.GetTrained(o.Method).Name, o.Preset, o.Lora).WithMicroBatch(microBatch, "--micro-batch")
+        : PresetOf(MethodRegistry.GetTrained(o.Method).Name, o.Preset, o.Lora);
 
     public static int Run(AtuOptions o, bool report)
     {

@@ -12,7 +12,8 @@ namespace AlignThenUnlearn.Unlearning;
 public sealed record MemoryItem(string Name, long Bytes);
 
 /// <summary>What is in the device's memory at once during one phase of a run. A training step also says its batch
-/// (rows) and the largest micro-batch whose step fits the device (0: not even one row; null: not a training step).</summary>
+/// (rows; examples for a token-level method) and the largest micro-batch (a divisor of the batch) whose step fits the
+/// device (0: not even one row; null: not a training step).</summary>
 public sealed record MemoryPhase(string Name, IReadOnlyList<MemoryItem> Items, int? Batch = null, int? LargestMicroBatch = null)
 {
     public long Bytes => Items.Sum(i => i.Bytes);
@@ -103,6 +104,7 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
     /// holds them) and its optimizer, the heads and their optimizer.</summary>
     public static MemoryPlan ForAtu(MemoryPlanModel model, AtuPreset preset, MemoryPlanOptions options)
     {
+        options = WithPresetMicroBatch(options, preset.MicroBatch);
         var config = model.Config;
         int dim = model.EncoderDimension;
         var heads = preset.Layers.Select(layer => new UnlearningGraphs.HeadAt(layer, new EmbeddingHead(
@@ -154,6 +156,7 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
     /// DPO's reference pass first.</summary>
     public static MemoryPlan ForMethod(MemoryPlanModel model, MethodPreset preset, MemoryPlanOptions options)
     {
+        options = WithPresetMicroBatch(options, preset.MicroBatch);
         var config = model.Config;
         if (preset.TrainedMethod is not TokenLossMethod method)
             throw new ArgumentException($"atu plan: method '{preset.Method}' of preset '{preset.Name}' is not a token-level method; the memory plan covers Align-then-Unlearn and the token-level methods");
@@ -169,14 +172,14 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
         long trained = F32 * trainable.Sum(n => byName[n].ElementCount);
         var optimizer = new AdamWSettings(preset.LearningRate, WeightDecay: preset.WeightDecay, MaxGradNorm: preset.MaxGradNorm);
         // Two sequences per example: DPO's chosen and rejected answers, GradDiff's (and SimNPO's) forget and retain texts.
-        int rows = preset.BatchSize * (method.HasRetainRows || method is DirectPreferenceOptimization ? 2 : 1);
+        int arity = method.HasRetainRows || method is DirectPreferenceOptimization ? 2 : 1, rows = preset.BatchSize * arity;
         List<MemoryItem> Resident(bool accumulating) =>
         [
             new("parameters (f32, whole model)", all),
             new($"gradients ({trainable.Count} trained tensors)", trained * MemoryLayout.GradientCopies(accumulating)),
             new("optimizer (adamw: spare + state)", trained * MemoryLayout.OptimizerCopies(optimizer)),
         ];
-        var resident = Resident(preset.GradientAccumulation > 1 || (options.MicroBatch is { } mb && mb < rows));
+        var resident = Resident(preset.GradientAccumulation > 1 || (options.MicroBatch is { } mb && mb < preset.BatchSize));
         var phases = new List<MemoryPhase>();
         if (method.NeedsReferenceLogProbs)
         {
@@ -184,8 +187,9 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
             phases.Add(new("reference log-probs", [new(resident[0].Name, all),
                 Activations("forward activations", reference.Model, rows, preset.Cutoff, [], parameterNames)]));
         }
-        phases.Add(Step("training step", rows, options, m => [.. Resident(preset.GradientAccumulation > 1 || m < rows),
-            Activations("activations", graph.Training.Model, m, preset.Cutoff, graph.Training.Gradients.Values, parameterNames)]));
+        // Micro-batches (micro_batch) count examples, as batch_size does.
+        phases.Add(Step("training step", preset.BatchSize, options, m => [.. Resident(preset.GradientAccumulation > 1 || m < preset.BatchSize),
+            Activations("activations", graph.Training.Model, m * arity, preset.Cutoff, graph.Training.Gradients.Values, parameterNames)]));
         phases.Add(new("optimizer step", [.. resident, OptimizerActivations([.. trainable.Select(n => byName[n])], optimizer)]));
         phases.Add(Scoring(model, options, resident));
         return new MemoryPlan(model.Name, preset.Name, preset.TrainLayers ?? [], options.DeviceBytes, phases);
@@ -212,20 +216,20 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
         ];
     }
 
-    /// <summary>A training step at the whole batch, and the largest micro-batch whose step fits (binary search: the
-    /// activations grow with the rows).</summary>
+    /// <summary>A training step at the run's micro-batch (the whole batch by default), and the largest micro-batch whose
+    /// step fits: the largest divisor of the batch (what a preset's micro_batch may be) that fits, 0 when one row does not.</summary>
     static MemoryPhase Step(string name, int batch, MemoryPlanOptions options, Func<int, List<MemoryItem>> items)
     {
         int rows = Math.Min(options.MicroBatch ?? batch, batch);
         var at = items(rows);
-        int lo = 0, hi = batch;
-        while (lo < hi)
-        {
-            int mid = (lo + hi + 1) / 2;
-            if (items(mid).Sum(i => i.Bytes) <= options.DeviceBytes) lo = mid; else hi = mid - 1;
-        }
-        return new MemoryPhase(rows == batch ? name : $"{name} (micro-batch {rows})", at, batch, lo);
+        int largest = Enumerable.Range(1, batch).Where(d => batch % d == 0).Reverse()
+            .FirstOrDefault(d => (d == rows ? at : items(d)).Sum(i => i.Bytes) <= options.DeviceBytes);
+        return new MemoryPhase(rows == batch ? name : $"{name} (micro-batch {rows})", at, batch, largest);
     }
+
+    /// <summary>The preset's micro_batch unless the options name one (`atu plan --micro-batch`).</summary>
+    static MemoryPlanOptions WithPresetMicroBatch(MemoryPlanOptions options, int presetMicroBatch) =>
+        options.MicroBatch is null && presetMicroBatch > 0 ? options with { MicroBatch = presetMicroBatch } : options;
 
     /// <summary>The intermediates of a graph at (rows, sequence) plus its batch inputs (everything but the parameters).</summary>
     public static MemoryItem Activations(string name, ModelProto graph, int rows, int sequence, IEnumerable<string> boundOutputs, ISet<string> parameters)
