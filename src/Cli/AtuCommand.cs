@@ -25,6 +25,9 @@ public abstract class AtuOptions : ModelRunOptions
     [Option("layer", HelpText = "Hidden-state index(es) the head(s) read, overriding the preset (several: one head per layer, losses summed).")]
     public IEnumerable<int> Layers { get; set; } = [];
 
+    [Option("micro-batch", HelpText = "Rows (examples) per micro-batch, overriding the preset's micro_batch: each batch runs in pieces whose gradients add up to the batch's (less memory, same step); must divide the batch size; 0: the whole batch.")]
+    public int? MicroBatch { get; set; }
+
     [Option("out", Required = true, HelpText = "Run folder: checkpoints, stage table, named checkpoints, log, reports.")]
     public string Out { get; set; } = "";
 
@@ -87,6 +90,7 @@ public static class AtuCommand
     {
         var preset = AtuPreset.Load(o.Preset ?? "paper");
         if (o.Layers.Any()) preset = preset with { Layers = o.Layers.ToArray() };
+        if (o.MicroBatch is int microBatch) preset = preset.WithMicroBatch(microBatch, "--micro-batch");
         var cache = o.Cache ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(o.Out))!, "window-cache");
         (string, string?)[] inputs = [("--artifacts", o.Artifacts), ("--weights", o.Weights), ("--rwku", o.Rwku), ("--preset", File.Exists(o.Preset) ? o.Preset : null)];
         OutputPaths.RequireApart(("--out", o.Out), inputs);

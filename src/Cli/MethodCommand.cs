@@ -12,7 +12,11 @@ namespace AlignThenUnlearn.Cli;
 public static class MethodCommand
 {
     /// <summary>The preset of a trained method's command line (--method, --preset, --lora).</summary>
-    public static MethodPreset PresetOf(AtuOptions o) => MethodJob.PresetOf(MethodRegistry.GetTrained(o.Method).Name, o.Preset, o.Lora);
+    public static MethodPreset PresetOf(AtuOptions o)
+    {
+        var preset = MethodJob.PresetOf(MethodRegistry.GetTrained(o.Method).Name, o.Preset, o.Lora);
+        return o.MicroBatch is int microBatch ? preset.WithMicroBatch(microBatch, "--micro-batch") : preset;
+    }
 
     public static int Run(AtuOptions o, bool report)
     {

@@ -12,8 +12,10 @@ namespace AlignThenUnlearn.Onnx;
 public static class GraphMemory
 {
     /// <summary>The peak, the node at which it happens, and how many values had a size that could not be inferred
-    /// (counted with the size of their largest input, an element-wise guess).</summary>
-    public sealed record Estimate(long PeakBytes, string PeakNode, int UnknownValues, long UnknownBytes);
+    /// (counted with the size of their largest input, an element-wise guess). <see cref="ArenaBytes"/>: what ONNX
+    /// Runtime's arena holds after the same allocations and frees (<see cref="ArenaModel"/>: best fit with unsplit
+    /// chunks up to twice a request, fragmentation), the memory a session's intermediates really take.</summary>
+    public sealed record Estimate(long PeakBytes, string PeakNode, int UnknownValues, long UnknownBytes, long ArenaBytes = 0);
 
     static readonly HashSet<string> Aliasing = ["Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"];
     static readonly HashSet<string> InPlace =
@@ -80,6 +82,8 @@ public static class GraphMemory
         foreach (var (value, buf) in buffer) if (inputs.Contains(buf)) pinned.Add(buf);
 
         var dying = new Dictionary<int, List<string>>();
+        var arena = new ArenaModel();
+        var address = new Dictionary<string, long>();
         for (int k = 0; k < nodes.Count; k++)
         {
             var n = nodes[k];
@@ -98,6 +102,7 @@ public static class GraphMemory
                     // The output takes over the input's buffer: the bytes stay, the lifetime becomes the output's.
                     reusable.Remove(reuse);
                     bufferBytes.Remove(reuse);
+                    if (address.Remove(reuse, out var reused)) address[o] = reused;
                     bufferEnd[reuse] = -1;
                     bufferBytes[o] = size;
                     if (pinned.Contains(o)) continue;
@@ -106,14 +111,19 @@ public static class GraphMemory
                 }
                 bufferBytes[o] = size;
                 live += size;
+                if (size > 0) address[o] = arena.Allocate(size);
                 if (!pinned.Contains(o)) Schedule(dying, o, bufferEnd.GetValueOrDefault(o, -1), k);
             }
             if (live > peak) (peak, peakNode) = (live, n.Name == "" ? n.OpType : n.Name);
             if (dying.TryGetValue(k, out var free))
                 foreach (var buf in free)
-                    if (bufferBytes.Remove(buf, out var size)) live -= size;
+                    if (bufferBytes.Remove(buf, out var size))
+                    {
+                        live -= size;
+                        if (address.Remove(buf, out var at)) arena.Free(at);
+                    }
         }
-        return new Estimate(peak, peakNode, unknown, unknownBytes);
+        return new Estimate(peak, peakNode, unknown, unknownBytes, arena.TouchedBytes);
     }
 
     /// <summary>The order ONNX Runtime runs a graph's nodes in (its GraphViewer's default order): a depth-first walk

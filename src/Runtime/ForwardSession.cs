@@ -10,11 +10,13 @@ public sealed class ForwardSession : IDisposable
     readonly ParameterStore _store;
     readonly InferenceSession _session;
     readonly string[] _inputs;
+    readonly HashSet<string> _defaulted;   // inputs with an initializer (MicroBatching's totals): left unbound, they keep its value
 
     public ForwardSession(ParameterStore store, ModelProto model)
     {
         _store = store;
         _inputs = model.Graph.Input.Select(i => i.Name).ToArray();
+        _defaulted = model.Graph.Initializer.Select(t => t.Name).ToHashSet();
         _session = store.Device.Open(model);
     }
 
@@ -28,7 +30,7 @@ public sealed class ForwardSession : IDisposable
             {
                 if (_store.Contains(name)) binding.BindInput(name, _store[name].Value);
                 else if (batch.TryGetValue(name, out var tensor)) { values.Add(HostValues.ToOrtValue(tensor)); binding.BindInput(name, values[^1]); }
-                else throw new ArgumentException($"the graph needs input '{name}', which is neither a parameter in the store nor in the batch");
+                else if (!_defaulted.Contains(name)) throw new ArgumentException($"the graph needs input '{name}', which is neither a parameter in the store nor in the batch");
             }
             using var cpu = new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
             foreach (var o in outputs) binding.BindOutputToDevice(o, cpu);

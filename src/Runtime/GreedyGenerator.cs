@@ -53,19 +53,27 @@ public sealed record Continuation(int[] Tokens, bool Stopped);
 /// rows, so a batch returns what each prompt would alone.
 ///
 /// The cache never visits managed memory: the <c>present.*</c> outputs are bound to the device's memory with IO binding
-/// and passed back as the next step's <c>past_key_values.*</c>; only the last position's logits come to the host (for
-/// the argmax), and the step's small inputs (new ids, mask, positions) go the other way.</summary>
+/// and passed back as the next step's <c>past_key_values.*</c>; only the last position's logits are computed and come to
+/// the host (for the argmax or the sampler: a graph that takes <see cref="InferenceLowering.LogitsFrom"/> is fed -1, so
+/// a prompt's pass keeps [batch, 1, vocab] rather than [batch, prompt, vocab]; an older graph without that input returns
+/// every position and the last is read), and the step's small inputs (new ids, mask, positions) go the other way.
+/// <see cref="ScoreTokens"/>, which reads every position, gets them all.</summary>
 public sealed class GreedyGenerator : IDisposable
 {
     /// <summary>Bound on one pass's logits tensor ([batch, tokens, vocab]): larger batches are split into groups run
     /// one after the other, which changes nothing in the results.</summary>
     public long MaxLogitsBytes { get; init; } = 512L << 20;
 
+    /// <summary>Passes that generate compute and return only the last position's logits where the graph allows
+    /// (<see cref="InferenceLowering.LogitsFrom"/>); false: every position's, as graphs without that input do (for comparisons).</summary>
+    public bool LastLogitsOnly { get; init; } = true;
+
     readonly InferenceModel _model;
     readonly ExecutionDevice _device;
     readonly bool _ownsModel;
     readonly RunOptions _runOptions = new();
     readonly string[] _pastNames, _presentNames;
+    readonly bool _keepsLastLogits;
 
     public DecoderConfig Config => _model.Config;
 
@@ -76,6 +84,7 @@ public sealed class GreedyGenerator : IDisposable
         var io = model.Io;
         _pastNames = [.. io.PastNames(layers)];
         _presentNames = [.. io.PresentNames(layers)];
+        _keepsLastLogits = model.Session.InputMetadata.ContainsKey(InferenceLowering.LogitsFrom);
     }
 
     /// <summary>Opens the inference graph of an artifact folder (<c>model.onnx</c>, with trained weights of the same names
@@ -143,7 +152,7 @@ public sealed class GreedyGenerator : IDisposable
         foreach (var (first, count) in Groups(sequences, 0))
         {
             var group = new LeftPaddedBatch(sequences.Skip(first).Take(count).ToList());
-            using var step = Run(group.Width, group.Ids, group.Mask, group.Positions, past: null, keepCache: false);
+            using var step = Run(group.Width, group.Ids, group.Mask, group.Positions, past: null, keepCache: false, everyPosition: true);
             for (int row = 0; row < group.Size; row++)
             {
                 var ids = sequences[first + row];
@@ -224,8 +233,9 @@ public sealed class GreedyGenerator : IDisposable
     int ElementBytes => _model.ElementType == TensorElementType.Float16 ? 2 : 4;
 
     /// <summary>One pass: <paramref name="ids"/> [batch, <paramref name="columns"/>] after the cache of
-    /// <paramref name="past"/> (empty when null), with the mask over past and new columns.</summary>
-    StepOutputs Run(int columns, long[] ids, long[] mask, long[] positions, StepOutputs? past, bool keepCache)
+    /// <paramref name="past"/> (empty when null), with the mask over past and new columns; the logits of the last column,
+    /// or of every column with <paramref name="everyPosition"/>.</summary>
+    StepOutputs Run(int columns, long[] ids, long[] mask, long[] positions, StepOutputs? past, bool keepCache, bool everyPosition = false)
     {
         int batch = ids.Length / columns;
         var config = Config;
@@ -243,6 +253,13 @@ public sealed class GreedyGenerator : IDisposable
             binding.BindInput(io.InputIds, Host(ids, columns));
             binding.BindInput(io.AttentionMask, Host(mask, mask.Length / batch));
             if (_model.TakesPositionIds) binding.BindInput(io.PositionIds, Host(positions, columns));
+            bool lastOnly = !everyPosition && _keepsLastLogits && LastLogitsOnly;
+            if (lastOnly)
+            {
+                var from = OrtValue.CreateTensorValueFromMemory(new long[] { -1 }, [1]);
+                inputs.Add(from);
+                binding.BindInput(InferenceLowering.LogitsFrom, from);
+            }
             if (past is null)
             {
                 var empty = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, _model.ElementType, [batch, config.NumKeyValueHeads, 0, config.HeadDimension]);
@@ -257,7 +274,7 @@ public sealed class GreedyGenerator : IDisposable
                 foreach (var name in _presentNames) binding.BindOutputToDevice(name, _device.MemoryInfo);
             _model.Session.RunWithBinding(_runOptions, binding);
             binding.SynchronizeBoundOutputs();
-            return new StepOutputs(binding.GetOutputNames(), binding.GetOutputValues(), batch, columns, config.VocabSize, _model.ElementType, io.Logits);
+            return new StepOutputs(binding.GetOutputNames(), binding.GetOutputValues(), batch, lastOnly ? 1 : columns, config.VocabSize, _model.ElementType, io.Logits);
         }
         finally
         {
@@ -271,7 +288,8 @@ public sealed class GreedyGenerator : IDisposable
         if (_ownsModel) _model.Dispose();
     }
 
-    /// <summary>A pass's outputs: the logits in host memory and, when kept, the cache on the device.</summary>
+    /// <summary>A pass's outputs: the logits in host memory ([batch, <paramref name="columns"/>, vocab]: the pass's last
+    /// columns) and, when kept, the cache on the device.</summary>
     sealed class StepOutputs(string[] names, IDisposableReadOnlyCollection<OrtValue> values, int batch, int columns, int vocab, TensorElementType type, string logitsName) : IDisposable
     {
         public int Batch => batch;

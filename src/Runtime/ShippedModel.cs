@@ -64,7 +64,8 @@ public sealed class ShippedModel : IModelFolder
             if (!inputs.ContainsKey(name)) throw new ModelFormatException($"'{decoder.ModelPath}' has no input '{name}', which '{decoder.ConfigPath}' names");
         foreach (var name in new[] { io.Logits }.Concat(presentNames))
             if (!outputs.ContainsKey(name)) throw new ModelFormatException($"'{decoder.ModelPath}' has no output '{name}', which '{decoder.ConfigPath}' names");
-        var known = new HashSet<string>([io.InputIds, io.AttentionMask, io.PositionIds, .. pastNames]);
+        // Inputs with an initializer are optional (logits_from: every position unless fed).
+        var known = new HashSet<string>([io.InputIds, io.AttentionMask, io.PositionIds, .. pastNames, .. graph.Initializer.Select(t => t.Name)]);
         if (inputs.Keys.FirstOrDefault(name => !known.Contains(name)) is string unknown)
             throw new ModelFormatException($"'{decoder.ModelPath}' takes input '{unknown}', which is none of the decoder inputs '{decoder.ConfigPath}' names");
         var elementType = (TensorElementType)outputs[io.Logits].Type.TensorType.ElemType;

@@ -18,6 +18,8 @@ public sealed class TrainSession : IDisposable
     readonly string[] _hostOutputs;
     readonly string[] _firstInputs;
     readonly string[] _accumulatingInputs = [];
+    readonly HashSet<string> _defaulted;   // inputs with an initializer: left unbound, they keep its value
+    readonly global::Onnx.ModelProto _model;
 
     public const string AccumulatedSuffix = ".accumulated";
 
@@ -30,6 +32,8 @@ public sealed class TrainSession : IDisposable
         (_device, _store, Loss) = (device, store, loss);
         _hostOutputs = [loss, .. metrics ?? []];
         _firstInputs = graph.Model.Graph.Input.Select(i => i.Name).ToArray();
+        _defaulted = graph.Model.Graph.Initializer.Select(t => t.Name).ToHashSet();
+        _model = graph.Model;
         foreach (var p in graph.Gradients.Keys)
         {
             _grads[p] = store.AllocateLike(p);
@@ -61,6 +65,7 @@ public sealed class TrainSession : IDisposable
                 else if (onDevice is not null && onDevice.TryGetValue(name, out var tensor)) binding.BindInput(name, tensor.Value);
                 else if (batch.TryGetValue(name, out var value)) { var v = HostValues.ToOrtValue(value); inputs.Add(v); binding.BindInput(name, v); }
                 else if (accumulate && name.EndsWith(AccumulatedSuffix)) binding.BindInput(name, _grads[GradientOwner(name)].Value);
+                else if (_defaulted.Contains(name)) continue;
                 else throw new ArgumentException($"the training graph needs input '{name}', which is neither a parameter nor in the batch");
             }
             foreach (var (p, _) in _grads)
@@ -82,6 +87,43 @@ public sealed class TrainSession : IDisposable
             return new Result(loss[0], host.Where(kv => kv.Key != Loss).ToDictionary());
         }
         finally { foreach (var v in inputs) v.Dispose(); }
+    }
+
+    /// <summary>Runs <paramref name="batch"/> as micro-batches of at most <paramref name="rowsPerPiece"/> rows (0: whole),
+    /// their gradients added up on the device (<see cref="MicroBatching"/>: each piece divides by the whole batch's counts,
+    /// so the sum is the whole batch's gradient, loss and metrics). With <paramref name="pairedHalves"/> the batch holds
+    /// every example's first sequence, then every second one, and a piece takes the same examples from both halves.
+    /// The session must allow accumulation when there is more than one piece.</summary>
+    /// <param name="onDevice">Inputs already on the device for a piece's rows of the batch (disposed after the piece).</param>
+    public Result Run(IReadOnlyDictionary<string, HostTensor> batch, int rowsPerPiece, bool pairedHalves, bool accumulate = false,
+        Func<int[], (IReadOnlyDictionary<string, DeviceTensor> Tensors, IDisposable Owner)>? onDevice = null)
+    {
+        var batched = MicroBatching.BatchedInputs(_model);
+        var rowCounts = batched.Where(batch.ContainsKey).Select(n => batch[n].Shape[0]).Distinct().ToList();
+        if (rowCounts.Count != 1) throw new ArgumentException($"the batch's tensors {string.Join(", ", batched.Where(batch.ContainsKey))} do not agree on one number of rows");
+        int rows = (int)rowCounts[0];
+        var pieces = rowsPerPiece == 0 ? [Enumerable.Range(0, rows).ToArray()] : MicroBatching.PieceRows(rows, rowsPerPiece, pairedHalves);
+        var totals = pieces.Count > 1 ? MicroBatching.Totals(_model, batch) : [];
+        double loss = 0;
+        var metrics = new Dictionary<string, double[]>();
+        for (int k = 0; k < pieces.Count; k++)
+        {
+            var piece = pieces.Count == 1 ? batch : MicroBatching.Piece(_model, batch, pieces[k]);
+            if (pieces.Count > 1) foreach (var (name, total) in totals) ((Dictionary<string, HostTensor>)piece)[name] = total;
+            var device = onDevice?.Invoke(pieces[k]);
+            try
+            {
+                var result = Run(piece, accumulate || k > 0, device?.Tensors);
+                loss += result.Loss;
+                foreach (var (name, values) in result.Metrics)
+                {
+                    var sum = metrics.TryGetValue(name, out var s) ? s : metrics[name] = new double[values.Length];
+                    for (int i = 0; i < values.Length; i++) sum[i] += values[i];
+                }
+            }
+            finally { device?.Owner.Dispose(); }
+        }
+        return new Result(loss, metrics);
     }
 
     static string GradientOwner(string accumulatedInput) =>

@@ -12,6 +12,11 @@ public sealed record TrainerOptions
     public required long Steps { get; init; }
     /// <summary>Micro-batches whose gradients are accumulated (and averaged) into one step.</summary>
     public int MicroBatches { get; init; } = 1;
+    /// <summary>Each batch runs as pieces of at most this many rows (examples, with <see cref="PairedHalves"/>) whose
+    /// gradients add up to the batch's (<see cref="MicroBatching"/>); 0: the whole batch at once.</summary>
+    public int MicroBatchRows { get; init; }
+    /// <summary>Batches hold every example's first sequence, then every second one (DPO, GradDiff, RMU).</summary>
+    public bool PairedHalves { get; init; }
     public LearningRateSchedule Schedule { get; init; } = new ConstantSchedule();
     /// <summary>Where checkpoints go (a <see cref="CheckpointDirectory"/>); none are written when null.</summary>
     public string? CheckpointFolder { get; init; }
@@ -61,12 +66,13 @@ public sealed class Trainer : IDisposable
         IEnumerable<string>? metrics = null, Action<IReadOnlyDictionary<string, HostTensor>>? validateBatch = null)
     {
         if (options.MicroBatches < 1) throw new ArgumentOutOfRangeException(nameof(options), options.MicroBatches, "at least one micro-batch per step");
+        if (options.MicroBatchRows < 0) throw new ArgumentOutOfRangeException(nameof(options), options.MicroBatchRows, "a micro-batch size is 0 (the whole batch) or positive");
         if (options.CheckpointEvery < 0) throw new ArgumentOutOfRangeException(nameof(options), options.CheckpointEvery, "checkpoint interval cannot be negative");
         var missing = store.Trainable.Where(p => !graph.Gradients.ContainsKey(p)).ToList();
         if (missing.Count > 0) throw new ArgumentException($"the training graph has no gradient for trainable parameter '{missing[0]}'");
         (Parameters, _options, _validateBatch) = (store, options, validateBatch);
         Random = new SplitMix64(options.RandomSeed);
-        Session = new TrainSession(store.Device, graph, store, loss, metrics, allowAccumulation: options.MicroBatches > 1);
+        Session = new TrainSession(store.Device, graph, store, loss, metrics, allowAccumulation: options.MicroBatches > 1 || options.MicroBatchRows > 0);
         Optimizer = new Optimizer(store, optimizer);
     }
 
@@ -89,7 +95,7 @@ public sealed class Trainer : IDisposable
                 var batch = data.Next();
                 try { _validateBatch?.Invoke(batch); }
                 catch (ArgumentException e) { throw new ArgumentException($"step {step}, micro-batch {k + 1}: {e.Message}", e); }
-                var result = Session.Run(batch, accumulate: k > 0);
+                var result = Session.Run(batch, _options.MicroBatchRows, _options.PairedHalves, accumulate: k > 0);
                 loss += result.Loss / micro;
                 foreach (var (name, values) in result.Metrics)
                 {

@@ -64,6 +64,12 @@ public sealed record AtuPreset
     public double[] CheckpointThresholds { get; init; } = [50, 35, 20];
     /// <summary>A resumable checkpoint every this many steps inside a phase, besides the one at every phase's end (0: phase ends only).</summary>
     public int CheckpointEvery { get; init; }
+    /// <summary>Alignment, realignment and unlearning batches run as pieces of this many rows whose gradients add up to the
+    /// batch's (<see cref="Runtime.MicroBatching"/>: the same step within float rounding, and without head dropout the
+    /// same run; less activation memory); must divide alignment.batch_size and unlearning.batch_size; 0: the whole batch
+    /// at once. Left out of the JSON when 0, so runs started before the key existed resume.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int MicroBatch { get; init; }
     public int Seed { get; init; }
     /// <summary>The forget corpus, a file of the target's RWKU folder: <c>passage.json</c> ({text, subject}) or a model's own
     /// biographies (<c>positive_phi.json</c> for Phi-3, <c>positive.json</c> for Llama-3; `atu corpus` writes one for any model).</summary>
@@ -106,6 +112,14 @@ public sealed record AtuPreset
 
     public string ToJson() => JsonSerializer.Serialize(this, PresetJson.Options);
 
+    /// <summary>The preset with <see cref="MicroBatch"/> <paramref name="microBatch"/> (`--micro-batch`), checked.</summary>
+    public AtuPreset WithMicroBatch(int microBatch, string source)
+    {
+        var preset = this with { MicroBatch = microBatch };
+        preset.Validate(source);
+        return preset;
+    }
+
     void Validate(string source)
     {
         void Require(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
@@ -123,6 +137,12 @@ public sealed record AtuPreset
         Require(Stages.All(s => s.Tau is > -1 and <= 1 && s.UnlearnSteps >= 0 && s.RealignSteps >= 0), "every stage needs tau in (-1, 1] and non-negative step counts");
         Require(CheckpointThresholds.All(t => t is > 0 and <= 100), "checkpoint_thresholds are percentages in (0, 100]");
         Require(CheckpointEvery >= 0, "checkpoint_every must be 0 (phase ends only) or positive");
+        foreach (var (phase, name) in new[] { (Alignment, "alignment"), (Unlearning, "unlearning") })
+        {
+            // Realignment reads the alignment's batches, so its own batch_size is not read.
+            var refusal = Runtime.MicroBatching.Refusal("micro_batch", MicroBatch, $"{name}.batch_size", phase.BatchSize);
+            Require(refusal is null, refusal!);
+        }
         Require(Alignment.Steps >= 0, "alignment.steps must not be negative");
         foreach (var (phase, name) in new[] { (Alignment, "alignment"), (Realignment, "realignment"), (Unlearning, "unlearning") })
             Require(phase.Optimizer != "adam" || phase.WeightDecay == 0, $"{name}: adam with weight_decay is L2 regularisation, which this engine does not offer; use adamw (decoupled) or weight_decay 0");

@@ -125,7 +125,8 @@ public sealed class AtuRun : IDisposable
                 : 0;
             _alignData = new WindowBatcher(inputs.AlignmentCorpus, preset.Alignment.BatchSize, preset.Alignment.SequenceLength, Seed(1), padId, preset.Sequences);
             _forgetData = new WindowBatcher(inputs.ForgetCorpus, preset.Unlearning.BatchSize, preset.Unlearning.SequenceLength, Seed(2), padId, preset.Sequences);
-            _unlearnSession = new TrainSession(options.Device, _unlearning.Training, _store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
+            _unlearnSession = new TrainSession(options.Device, _unlearning.Training, _store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine],
+                allowAccumulation: preset.MicroBatch > 0);
             _llmOptimizer = new Optimizer(_store, Settings(preset.Unlearning), _llmParameters);
             _headOptimizer = new Optimizer(_store, Settings(preset.Alignment), _headParameters);
             _checkpoints = new CheckpointDirectory(Path.Combine(options.Folder, RunHarness.CheckpointsFolder), keep: 2);
@@ -176,7 +177,7 @@ public sealed class AtuRun : IDisposable
             long chunkEnd = every > 0 ? Math.Min(phase.Steps, (_phaseStep / every + 1) * every) : phase.Steps;
             using var dropout = unlearn ? null : new TrainSession(_options.Device,
                 TrainGraphs.WithDropoutSeed((hidden is null ? _alignment : _headAlignment!).Training, (ulong)Seed(1000 + phase.Number * 100_003 + (int)(_phaseStep / Math.Max(every, 1)))),
-                _store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine]);
+                _store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine], allowAccumulation: _preset.MicroBatch > 0);
             var session = unlearn ? _unlearnSession : dropout!;
             var clock = Stopwatch.StartNew();
             long first = _phaseStep;
@@ -188,8 +189,13 @@ public sealed class AtuRun : IDisposable
                     [UnlearningGraphs.Tau] = HostTensor.Of([(float)phase.Tau]),
                     [EmbeddingHead.DropoutRatio] = HostTensor.Of([(float)_preset.Head.Dropout]),
                 };
-                using var hiddenStates = hidden?.Read(_alignData.LastPieces, (int)batch[DecoderGraph.InputIds].Shape[1]);
-                var result = session.Run(batch, onDevice: hiddenStates?.Tensors);
+                int positions = (int)batch[DecoderGraph.InputIds].Shape[1];
+                var pieces = _alignData.LastPieces;
+                var result = session.Run(batch, _preset.MicroBatch, pairedHalves: false, onDevice: hidden is null ? null : rows =>
+                {
+                    var states = hidden.Read([.. rows.Select(r => pieces[r])], positions);
+                    return (states.Tensors, states);
+                });
                 double cosine = result.Metrics[UnlearningGraphs.MeanCosine][0];
                 if (!double.IsFinite(result.Loss)) throw new TrainingDivergedException(_phaseStep + 1, $"{phase.Name}: the loss is {result.Loss}", _checkpoints.Latest);
                 double norm = optimizer.Step(session.Gradients, settings.LearningRate);

@@ -1,4 +1,5 @@
 using AlignThenUnlearn.Onnx;
+using AlignThenUnlearn.Runtime;
 using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace AlignThenUnlearn.Unlearning;
@@ -34,24 +35,37 @@ public static class Losses
 
     /// <summary>mean_i relu(cos(p_i, t) - tau) over every position i of p's leading axes (the last axis holds the
     /// vectors). <paramref name="tau"/> is a scalar value, normally a graph input, so a schedule changes it
-    /// without rebuilding. With <paramref name="weights"/> (broadcastable to the positions, e.g. an attention mask
-    /// [batch, seq]) the mean is weighted: sum_i w_i relu(...) / sum_i w_i.</summary>
+    /// without rebuilding. With <paramref name="weights"/> (a mask [batch, seq] the batch feeds, e.g. the attention mask)
+    /// the mean is weighted: sum_i w_i relu(...) / sum_i w_i, the sum of the weights counted over the whole batch when
+    /// micro-batching (<see cref="BatchCount.Positions"/>).</summary>
     public static string MarginLoss(GraphBuilder b, string p, string t, string tau, string? weights = null)
     {
         var cos = CosineSimilarity(b, p, t);
         var type = TypeOf(b, cos);
         var hinge = b.Relu(b.Sub(cos, As(b, tau, type)));
-        return weights is null ? b.ReduceMean(hinge, [], keepDims: false) : WeightedMean(b, hinge, weights);
+        return weights is null ? b.ReduceMean(hinge, [], keepDims: false)
+            : WeightedMean(b, hinge, weights, MicroBatching.TotalInput(b, BatchCount.Positions, weights));
     }
 
-    /// <summary>sum(values * weights) / sum(weights) over all elements; 0 when every weight is 0.</summary>
-    public static string WeightedMean(GraphBuilder b, string values, string weights)
+    /// <summary>sum(values * weights) / sum(weights) over all elements; 0 when every weight is 0. With
+    /// <paramref name="batchTotal"/> (a <see cref="MicroBatching.TotalInput"/>) the divisor is max(sum(weights), that
+    /// input): a micro-batch fed the whole batch's sum of weights gives its share of the batch's mean.</summary>
+    public static string WeightedMean(GraphBuilder b, string values, string weights, string? batchTotal = null)
     {
         var type = TypeOf(b, values);
         var w = b.Expand(As(b, weights, type), b.Shape(values));
         var total = b.ReduceSum(b.Mul(values, w), [], keepDims: false);
-        var count = b.ReduceSum(w, [], keepDims: false);
-        return b.Div(total, b.Op("Clip", count, b.Scalar(1e-12, type)));
+        var count = b.Op("Clip", b.ReduceSum(w, [], keepDims: false), b.Scalar(1e-12, type));
+        return b.Div(total, batchTotal is null ? count : b.Op("Max", count, As(b, batchTotal, type)));
+    }
+
+    /// <summary>The mean of every element of <paramref name="values"/> (rows of the batch, or pairs), whose count over the
+    /// whole batch, when micro-batching, is <paramref name="count"/> of <paramref name="tensor"/>.</summary>
+    public static string Mean(GraphBuilder b, string values, BatchCount count, string tensor)
+    {
+        var type = TypeOf(b, values);
+        // A weighted mean with unit weights: the count comes from the values' shape without a host round trip.
+        return WeightedMean(b, values, b.Scalar(1, type), MicroBatching.TotalInput(b, count, tensor));
     }
 
     internal static DataType TypeOf(GraphBuilder b, string value) =>

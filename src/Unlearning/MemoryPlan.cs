@@ -12,7 +12,8 @@ namespace AlignThenUnlearn.Unlearning;
 public sealed record MemoryItem(string Name, long Bytes);
 
 /// <summary>What is in the device's memory at once during one phase of a run. A training step also says its batch
-/// (rows) and the largest micro-batch whose step fits the device (0: not even one row; null: not a training step).</summary>
+/// (rows; examples for a token-level method) and the largest micro-batch (a divisor of the batch) whose step fits the
+/// device (0: not even one row; null: not a training step).</summary>
 public sealed record MemoryPhase(string Name, IReadOnlyList<MemoryItem> Items, int? Batch = null, int? LargestMicroBatch = null)
 {
     public long Bytes => Items.Sum(i => i.Bytes);
@@ -88,9 +89,11 @@ public sealed record MemoryPlanOptions
 
 /// <summary>The bytes of each phase of a run on one device (issue 23): parameters as stored and as trained, gradients,
 /// optimizer state (as <see cref="MemoryLayout"/> says the runtime keeps them), activations of the real training graphs
-/// at the preset's batch and length (<see cref="GraphMemory"/>: liveness of every value in topological order, sizes
-/// from shape inference), the hidden-state cache, the head, the encoder, and the KV cache and logits of scoring; the
-/// peak phase, and per training step the largest micro-batch that fits.</summary>
+/// at the preset's batch and length (<see cref="GraphMemory"/>: liveness of every value in ONNX Runtime's node order,
+/// sizes from shape inference, and what ONNX Runtime's arena keeps for those allocations, <see cref="ArenaModel"/>;
+/// a session's arena is held while the session lives, so the arenas of the sessions a run keeps open count in every
+/// later phase), the hidden-state cache, the head, the encoder, and the KV cache and logits of scoring; the peak phase,
+/// and per training step the largest micro-batch that fits.</summary>
 public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> Layers, long DeviceBytes, IReadOnlyList<MemoryPhase> Phases)
 {
     public MemoryPhase Peak => Phases.MaxBy(p => p.Bytes)!;
@@ -103,6 +106,7 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
     /// holds them) and its optimizer, the heads and their optimizer.</summary>
     public static MemoryPlan ForAtu(MemoryPlanModel model, AtuPreset preset, MemoryPlanOptions options)
     {
+        options = WithPresetMicroBatch(options, preset.MicroBatch);
         var config = model.Config;
         int dim = model.EncoderDimension;
         var heads = preset.Layers.Select(layer => new UnlearningGraphs.HeadAt(layer, new EmbeddingHead(
@@ -139,13 +143,23 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
             new("alignment: caching hidden states", [.. resident, cache,
                 Activations("LLM forward activations", forward.Model, preset.Alignment.BatchSize, alignRow, [], llmInputs)]),
         };
-        phases.Add(Step("alignment step", preset.Alignment.BatchSize, options, m => [.. resident, cache,
+        // A session's arena keeps what it took while the session lives: the unlearning session and both optimizers live
+        // through the whole run, so from the first unlearning step on their arenas are held in every later phase
+        // (realignment, scoring); the (re)alignment session is opened per phase and its arena goes with it.
+        var headOptimizerArena = OptimizerActivations(unlearning.HeadParameters, headOptimizer, "arena of the head optimizer's session");
+        var llmOptimizerArena = OptimizerActivations(unlearning.LlmParameters, llmOptimizer, "arena of the LLM optimizer's session");
+        MemoryItem UnlearningArena(int m) => Activations("LLM + head activations (the unlearning session's arena)", unlearning.Training.Model, m,
+            preset.Unlearning.SequenceLength, unlearning.Training.Gradients.Values, llmInputs);
+        List<MemoryItem> AlignmentStep(int m) => [.. Resident(m < preset.Unlearning.BatchSize), cache,
             new("head gradients", head * MemoryLayout.GradientCopies(m < preset.Alignment.BatchSize)),
-            Activations("head activations", headAlignment.Training.Model, m, alignRow, headAlignment.Training.Gradients.Values, llmInputs)]));
+            Activations("head activations", headAlignment.Training.Model, m, alignRow, headAlignment.Training.Gradients.Values, llmInputs), headOptimizerArena];
+        phases.Add(Step("alignment step", preset.Alignment.BatchSize, options, AlignmentStep));
         phases.Add(Step("unlearning step", preset.Unlearning.BatchSize, options, m => [.. Resident(m < preset.Unlearning.BatchSize),
-            Activations("LLM + head activations", unlearning.Training.Model, m, preset.Unlearning.SequenceLength, unlearning.Training.Gradients.Values, llmInputs)]));
-        phases.Add(new("unlearning optimizer step", [.. resident, OptimizerActivations(unlearning.LlmParameters, llmOptimizer)]));
-        phases.Add(Scoring(model, options, resident));
+            UnlearningArena(m), llmOptimizerArena, headOptimizerArena]));
+        phases.Add(Step("realignment step", preset.Alignment.BatchSize, options, m => [.. AlignmentStep(m), UnlearningArena(Math.Min(m, preset.Unlearning.BatchSize)), llmOptimizerArena]));
+        // Scoring between stages holds the unlearning session's arena too, which is smaller at a smaller micro-batch.
+        phases.Add(Step("scoring (between stages)", preset.Unlearning.BatchSize, options, m => [.. Resident(m < preset.Unlearning.BatchSize),
+            UnlearningArena(m), llmOptimizerArena, headOptimizerArena, .. Scoring(model, options)]));
         return new MemoryPlan(model.Name, preset.Name, [.. preset.Layers], options.DeviceBytes, phases);
     }
 
@@ -154,6 +168,7 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
     /// DPO's reference pass first.</summary>
     public static MemoryPlan ForMethod(MemoryPlanModel model, MethodPreset preset, MemoryPlanOptions options)
     {
+        options = WithPresetMicroBatch(options, preset.MicroBatch);
         var config = model.Config;
         if (preset.TrainedMethod is not TokenLossMethod method)
             throw new ArgumentException($"atu plan: method '{preset.Method}' of preset '{preset.Name}' is not a token-level method; the memory plan covers Align-then-Unlearn and the token-level methods");
@@ -169,14 +184,14 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
         long trained = F32 * trainable.Sum(n => byName[n].ElementCount);
         var optimizer = new AdamWSettings(preset.LearningRate, WeightDecay: preset.WeightDecay, MaxGradNorm: preset.MaxGradNorm);
         // Two sequences per example: DPO's chosen and rejected answers, GradDiff's (and SimNPO's) forget and retain texts.
-        int rows = preset.BatchSize * (method.HasRetainRows || method is DirectPreferenceOptimization ? 2 : 1);
+        int arity = method.HasRetainRows || method is DirectPreferenceOptimization ? 2 : 1, rows = preset.BatchSize * arity;
         List<MemoryItem> Resident(bool accumulating) =>
         [
             new("parameters (f32, whole model)", all),
             new($"gradients ({trainable.Count} trained tensors)", trained * MemoryLayout.GradientCopies(accumulating)),
             new("optimizer (adamw: spare + state)", trained * MemoryLayout.OptimizerCopies(optimizer)),
         ];
-        var resident = Resident(preset.GradientAccumulation > 1 || (options.MicroBatch is { } mb && mb < rows));
+        var resident = Resident(preset.GradientAccumulation > 1 || (options.MicroBatch is { } mb && mb < preset.BatchSize));
         var phases = new List<MemoryPhase>();
         if (method.NeedsReferenceLogProbs)
         {
@@ -184,10 +199,14 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
             phases.Add(new("reference log-probs", [new(resident[0].Name, all),
                 Activations("forward activations", reference.Model, rows, preset.Cutoff, [], parameterNames)]));
         }
-        phases.Add(Step("training step", rows, options, m => [.. Resident(preset.GradientAccumulation > 1 || m < rows),
-            Activations("activations", graph.Training.Model, m, preset.Cutoff, graph.Training.Gradients.Values, parameterNames)]));
-        phases.Add(new("optimizer step", [.. resident, OptimizerActivations([.. trainable.Select(n => byName[n])], optimizer)]));
-        phases.Add(Scoring(model, options, resident));
+        // Micro-batches (micro_batch) count examples, as batch_size does.
+        // The train session's and the optimizer's arenas are both held from the first step to the end of the run.
+        var optimizerArena = OptimizerActivations([.. trainable.Select(n => byName[n])], optimizer, "arena of the optimizer's session");
+        MemoryItem TrainArena(int m) => Activations("activations (the train session's arena)", graph.Training.Model, m * arity, preset.Cutoff, graph.Training.Gradients.Values, parameterNames);
+        phases.Add(Step("training step", preset.BatchSize, options, m => [.. Resident(preset.GradientAccumulation > 1 || m < preset.BatchSize),
+            TrainArena(m), optimizerArena]));
+        phases.Add(Step("scoring (between evaluations)", preset.BatchSize, options, m => [.. Resident(preset.GradientAccumulation > 1 || m < preset.BatchSize),
+            TrainArena(m), optimizerArena, .. Scoring(model, options)]));
         return new MemoryPlan(model.Name, preset.Name, preset.TrainLayers ?? [], options.DeviceBytes, phases);
     }
 
@@ -205,27 +224,30 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
             new($"optimizer ({optimizer.Kind}: spare + state)", bytes * MemoryLayout.OptimizerCopies(optimizer)),
         };
         var names = parameters.Select(p => p.Name).ToHashSet();
+        // Each session's arena keeps what it took for the session's life: from the second step on, the train session's
+        // and the optimizer's arenas are both held, whichever runs.
+        var arenas = new[] { Activations("activations (the train session's arena)", graph.Model, rows, sequence, graph.Gradients.Values, names), OptimizerActivations(trained, optimizer) };
         return
         [
-            new("training step", [.. resident, Activations("activations", graph.Model, rows, sequence, graph.Gradients.Values, names)], rows),
-            new("optimizer step", [.. resident, OptimizerActivations(trained, optimizer)]),
+            new("training step", [.. resident, .. arenas], rows),
+            new("optimizer step", [.. resident, .. arenas]),
         ];
     }
 
-    /// <summary>A training step at the whole batch, and the largest micro-batch whose step fits (binary search: the
-    /// activations grow with the rows).</summary>
+    /// <summary>A training step at the run's micro-batch (the whole batch by default), and the largest micro-batch whose
+    /// step fits: the largest divisor of the batch (what a preset's micro_batch may be) that fits, 0 when one row does not.</summary>
     static MemoryPhase Step(string name, int batch, MemoryPlanOptions options, Func<int, List<MemoryItem>> items)
     {
         int rows = Math.Min(options.MicroBatch ?? batch, batch);
         var at = items(rows);
-        int lo = 0, hi = batch;
-        while (lo < hi)
-        {
-            int mid = (lo + hi + 1) / 2;
-            if (items(mid).Sum(i => i.Bytes) <= options.DeviceBytes) lo = mid; else hi = mid - 1;
-        }
-        return new MemoryPhase(rows == batch ? name : $"{name} (micro-batch {rows})", at, batch, lo);
+        int largest = Enumerable.Range(1, batch).Where(d => batch % d == 0).Reverse()
+            .FirstOrDefault(d => (d == rows ? at : items(d)).Sum(i => i.Bytes) <= options.DeviceBytes);
+        return new MemoryPhase(rows == batch ? name : $"{name} (micro-batch {rows})", at, batch, largest);
     }
+
+    /// <summary>The preset's micro_batch unless the options name one (`atu plan --micro-batch`).</summary>
+    static MemoryPlanOptions WithPresetMicroBatch(MemoryPlanOptions options, int presetMicroBatch) =>
+        options.MicroBatch is null && presetMicroBatch > 0 ? options with { MicroBatch = presetMicroBatch } : options;
 
     /// <summary>The intermediates of a graph at (rows, sequence) plus its batch inputs (everything but the parameters).</summary>
     public static MemoryItem Activations(string name, ModelProto graph, int rows, int sequence, IEnumerable<string> boundOutputs, ISet<string> parameters)
@@ -233,17 +255,17 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
         var dims = new Dictionary<string, long> { [DecoderGraph.Batch.Symbol!] = rows, [DecoderGraph.Sequence.Symbol!] = sequence };
         var estimate = GraphMemory.PeakOfIntermediates(graph, dims, boundOutputs);
         var guessed = estimate.UnknownValues == 0 ? "" : $"; {estimate.UnknownValues} values of unknown shape sized as their largest input";
-        return new MemoryItem($"{name} ({rows} x {sequence}{guessed})", estimate.PeakBytes + GraphMemory.InputBytes(graph, dims, parameters));
+        return new MemoryItem($"{name} ({rows} x {sequence}{guessed}; arena)", estimate.ArenaBytes + GraphMemory.InputBytes(graph, dims, parameters));
     }
 
     /// <summary>The optimizer graph's intermediates: its outputs go into the spare buffers, so what is left is the work of
     /// one parameter at a time, largest first.</summary>
-    static MemoryItem OptimizerActivations(IReadOnlyList<ParameterSpec> parameters, OptimizerSettings settings)
+    static MemoryItem OptimizerActivations(IReadOnlyList<ParameterSpec> parameters, OptimizerSettings settings, string name = "arena of the optimizer's session")
     {
         var specs = parameters.Select(p => new OptimizerParameter(p.Name, p.Shape)).ToList();
         var graph = settings is AdamWSettings ? OptimizerGraphs.AdamW(specs) : OptimizerGraphs.Sgd(specs, ((SgdSettings)settings).Momentum != 0);
         var bound = graph.Graph.Output.Select(o => o.Name).Where(n => n != OptimizerGraphs.GradNorm);
-        return new MemoryItem("optimizer step intermediates", GraphMemory.PeakOfIntermediates(graph, new Dictionary<string, long>(), bound).PeakBytes);
+        return new MemoryItem(name, GraphMemory.PeakOfIntermediates(graph, new Dictionary<string, long>(), bound).ArenaBytes);
     }
 
     static OptimizerSettings OptimizerOf(PhaseSettings phase) => phase.Optimizer switch
@@ -272,7 +294,8 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
     /// <summary>Scoring the probes between stages: the inference model in its stored dtype beside the training state,
     /// its KV cache for the prompt and the new tokens, the prefill's logits (every position, as the generator reads
     /// them) and one layer's prefill intermediates.</summary>
-    static MemoryPhase Scoring(MemoryPlanModel model, MemoryPlanOptions options, IEnumerable<MemoryItem> resident)
+    /// <summary>What scoring the probes adds: the inference session's weights, KV cache, logits and one layer's work.</summary>
+    static List<MemoryItem> Scoring(MemoryPlanModel model, MemoryPlanOptions options)
     {
         var c = model.Config;
         long element = model.StoredDtype is "f32" or "float32" ? 4 : 2;
@@ -281,11 +304,11 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
         long logits = batch * options.PromptTokens * c.VocabSize * element;
         long layer = batch * options.PromptTokens * element * (4L * c.HiddenSize + 3L * c.IntermediateSize)
             + batch * c.NumAttentionHeads * (long)options.PromptTokens * options.PromptTokens * element;
-        return new MemoryPhase("scoring (between stages)", [.. resident,
+        return [
             new($"inference weights as stored ({model.StoredDtype})", model.StoredWeightBytes),
             new($"KV cache ({batch} x {positions})", kv),
             new($"prefill logits ({batch} x {options.PromptTokens} x {c.VocabSize})", logits),
-            new("prefill intermediates (one layer)", layer)]);
+            new("prefill intermediates (one layer)", layer)];
     }
 
     public JsonObject ToJson() => new()

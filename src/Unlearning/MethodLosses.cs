@@ -52,7 +52,7 @@ public static class MethodLosses
         var type = Losses.TypeOf(b, policy);
         var negLogRatio = b.Sub(Losses.As(b, referenceLogProbs, type), policy);   // NLL(theta) - NLL(ref)
         var logSigmoid = LogSigmoid(b, b.Mul(b.Scalar(beta, type), negLogRatio));
-        return b.Mul(b.Scalar(-2 / beta, type), b.ReduceMean(logSigmoid, [], keepDims: false));
+        return b.Mul(b.Scalar(-2 / beta, type), Losses.Mean(b, logSigmoid, Runtime.BatchCount.Rows, inputIds));
     }
 
     /// <summary>DPO's sigmoid loss (trl, label smoothing 0, no SFT term): <c>-mean_i logsigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r)))</c>.
@@ -67,7 +67,7 @@ public static class MethodLosses
         var halves = b.Node("Split", [ratios, b.Ints(1, 1)], 2, [Attr.Int("axis", 0)]);
         var margin = b.Squeeze(b.Sub(halves[0], halves[1]), 0);
         var logSigmoid = LogSigmoid(b, b.Mul(b.Scalar(beta, type), margin));
-        return b.Neg(b.ReduceMean(logSigmoid, [], keepDims: false));
+        return b.Neg(Losses.Mean(b, logSigmoid, Runtime.BatchCount.Pairs, inputIds));
     }
 
     /// <summary>RT: supervised fine-tuning on refusals, the mean cross-entropy over the answer tokens (the mask holds the

@@ -17,6 +17,12 @@ public sealed record MethodPreset
     public int BatchSize { get; init; } = 8;
     /// <summary>Micro-batches whose gradients are averaged into one optimizer step.</summary>
     public int GradientAccumulation { get; init; } = 1;
+    /// <summary>Each batch of <see cref="BatchSize"/> examples runs as pieces of this many examples whose gradients add up
+    /// to the batch's (<see cref="Runtime.MicroBatching"/>: the same step within float rounding, less activation memory);
+    /// must divide the batch size; 0: the whole batch at once. Left out of the JSON when 0, so runs started before the key
+    /// existed resume.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int MicroBatch { get; init; }
     public int WarmupSteps { get; init; } = 20;
     public double WeightDecay { get; init; }
     /// <summary>Gradient clipping (Hugging Face's Trainer default 1.0; 0: none).</summary>
@@ -92,6 +98,14 @@ public sealed record MethodPreset
 
     public string ToJson() => JsonSerializer.Serialize(this, PresetJson.Options);
 
+    /// <summary>The preset with <see cref="MicroBatch"/> <paramref name="microBatch"/> (`--micro-batch`), checked.</summary>
+    public MethodPreset WithMicroBatch(int microBatch, string source)
+    {
+        var preset = this with { MicroBatch = microBatch };
+        preset.Validate(source);
+        return preset;
+    }
+
     public void Validate(string source)
     {
         void Require(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
@@ -101,6 +115,8 @@ public sealed record MethodPreset
         Require(unknown.Count == 0, $"options {string.Join(", ", unknown)} are not options of {Method} (its options: {(TrainedMethod.Options.Count == 0 ? "none" : string.Join(", ", TrainedMethod.Options.Keys))})");
         Require(LearningRate > 0, "learning_rate must be positive");
         Require(Epochs > 0 && BatchSize > 0 && GradientAccumulation > 0, "epochs, batch_size and gradient_accumulation must be positive");
+        var microBatch = Runtime.MicroBatching.Refusal("micro_batch", MicroBatch, "batch_size", BatchSize);
+        Require(microBatch is null, microBatch!);
         Require(WarmupSteps >= 0 && WeightDecay >= 0 && MaxGradNorm >= 0, "warmup_steps, weight_decay and max_grad_norm must not be negative");
         Require(Cutoff > 1, "cutoff must leave at least two tokens");
         Require(Beta is null or > 0, "beta must be positive");

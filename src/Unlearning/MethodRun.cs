@@ -88,6 +88,8 @@ public sealed class MethodRun : IDisposable
             new TrainerOptions
             {
                 Steps = Steps, MicroBatches = _preset.GradientAccumulation, Schedule = schedule,
+                // Examples of two sequences are batched as every first sequence, then every second (LabelledBatches, RMU's batches).
+                MicroBatchRows = _preset.MicroBatch, PairedHalves = _inputs.Examples[0].Length == 2,
                 CheckpointFolder = Path.Combine(_options.Folder, RunHarness.CheckpointsFolder), CheckpointEvery = every, KeepCheckpoints = 2,
                 Resume = resumed, RandomSeed = (ulong)Seed(3),
             });

@@ -22,12 +22,14 @@ public static class TokenLosses
     }
 
     /// <summary>Mean next-token cross-entropy over the positions t whose <paramref name="lossMask"/> [batch, seq] is 1
-    /// (the label of position t is token t+1; the last position has none and never counts); 0 when no position counts.</summary>
+    /// (the label of position t is token t+1; the last position has none and never counts); 0 when no position counts.
+    /// Micro-batches divide by the whole batch's label count (<see cref="Runtime.BatchCount.Labels"/>).</summary>
     public static string NextTokenCrossEntropy(GraphBuilder b, string logits, string inputIds, string lossMask)
     {
         var logProbs = NextTokenLogProbabilities(b, logits, inputIds);
         var type = Losses.TypeOf(b, logProbs);
-        return b.Neg(Losses.WeightedMean(b, logProbs, SliceSeq(b, Losses.As(b, lossMask, type), 0, -1)));
+        return b.Neg(Losses.WeightedMean(b, logProbs, SliceSeq(b, Losses.As(b, lossMask, type), 0, -1),
+            Runtime.MicroBatching.TotalInput(b, Runtime.BatchCount.Labels, lossMask)));
     }
 
     /// <summary>x[:, start:end] along the sequence axis (1).</summary>

@@ -1,6 +1,7 @@
 using AlignThenUnlearn.Autodiff;
 using AlignThenUnlearn.Models;
 using AlignThenUnlearn.Onnx;
+using AlignThenUnlearn.Runtime;
 using Onnx;
 using DataType = Onnx.TensorProto.Types.DataType;
 
@@ -41,7 +42,8 @@ public static class UnlearningGraphs
         var reference = b.Input(WindowEmbeddings, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence, encoderDim);
         var full = b.Input(WindowFull, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
         var mask = b.Input(TokenMask, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
-        var cosines = heads.Select((h, i) => Losses.WeightedMean(b, Losses.CosineSimilarity(b, h.Head.Emit(b, hidden[i], training: true, mask), reference), full)).ToArray();
+        var cosines = heads.Select((h, i) => Losses.WeightedMean(b, Losses.CosineSimilarity(b, h.Head.Emit(b, hidden[i], training: true, mask), reference), full,
+            MicroBatching.TotalInput(b, BatchCount.Positions, WindowFull))).ToArray();
         Output(b, MeanOf(b, cosines), MeanCosine);
         var loss = Output(b, b.Neg(b.Sum(cosines)), Loss);
         return new Graph(Gradients.Build(model, loss, heads.SelectMany(h => h.Head.Parameters).Select(p => p.Name)), decoder.Parameters,
@@ -60,7 +62,8 @@ public static class UnlearningGraphs
         var tau = b.Input(Tau, DataType.Float);
         var mask = b.Input(TokenMask, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
         var predictions = heads.Select((h, i) => h.Head.Emit(b, hidden[i], training: false, mask)).ToArray();
-        Output(b, MeanOf(b, predictions.Select(p => Losses.WeightedMean(b, Losses.CosineSimilarity(b, p, target), mask)).ToArray()), MeanCosine);
+        Output(b, MeanOf(b, predictions.Select(p => Losses.WeightedMean(b, Losses.CosineSimilarity(b, p, target), mask,
+            MicroBatching.TotalInput(b, BatchCount.Positions, TokenMask))).ToArray()), MeanCosine);
         var loss = Output(b, b.Sum(predictions.Select(p => Losses.MarginLoss(b, p, target, tau, mask)).ToArray()), Loss);
         var wrt = trainable ?? decoder.Parameters.Select(p => p.Name);
         return new Graph(Gradients.Build(model, loss, wrt), decoder.Parameters, heads.SelectMany(h => h.Head.Parameters).ToList());

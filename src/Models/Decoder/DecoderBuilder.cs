@@ -60,7 +60,7 @@ public class DecoderBuilder
         {
             h = RmsNorm(h, "model.norm.weight");
             Lowering.HiddenState(Config.NumHiddenLayers, h);
-            if (logits) Lowering.Logits(LmHead(h));
+            if (logits) Lowering.Logits(LmHead(Lowering.LogitPositions(h)));
         }
         return Lowering.Finish([.. _parameters], layers);
     }

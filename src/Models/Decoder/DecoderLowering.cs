@@ -36,6 +36,8 @@ public abstract class DecoderLowering
     public virtual string Adapt(string x, string y, string module, int layer, long outFeatures, long inFeatures) => y;
 
     public virtual void HiddenState(int index, string value) { }
+    /// <summary>The positions of the final hidden states [batch, seq, hidden] whose logits are computed: all of them by default.</summary>
+    public virtual string LogitPositions(string h) => h;
     public abstract void Logits(string value);
     public abstract DecoderGraph Finish(IReadOnlyList<ParameterSpec> parameters, int layers);
 

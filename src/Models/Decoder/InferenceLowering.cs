@@ -36,6 +36,13 @@ public sealed record InferenceGraphOptions
 public sealed class InferenceLowering(InferenceGraphOptions options, Func<ParameterSpec, TensorProto> weights) : DecoderLowering
 {
     public const string AttentionMask = "attention_mask", PositionIds = "position_ids";
+    /// <summary>Optional int64 input [1]: the logits are those of positions <c>logits_from</c>.. of the pass, as a Python
+    /// slice start (-1: the last position only; 0, its initializer's value when not fed: every position). Generation feeds
+    /// -1, so a prompt's pass computes and returns [batch, 1, vocab] instead of [batch, seq, vocab]; scoring leaves it. It
+    /// feeds Slice's starts as it is: arithmetic on it would run on the device and be copied back for the Slice.</summary>
+    public const string LogitsFrom = "logits_from";
+    /// <summary>The logits' second dimension: <see cref="Sequence"/> or the kept positions.</summary>
+    public static readonly Dim LogitsSequence = "logits_sequence_length";
     public static string PastKey(int layer) => $"past_key_values.{layer}.key";
     public static string PastValue(int layer) => $"past_key_values.{layer}.value";
     public static string PresentKey(int layer) => $"present.{layer}.key";
@@ -106,10 +113,18 @@ public sealed class InferenceLowering(InferenceGraphOptions options, Func<Parame
         return outputs[0];
     }
 
+    public override string LogitPositions(string h)
+    {
+        var from = B.Input(LogitsFrom, DataType.Int64, 1);
+        B.Graph.Initializer.Add(Tensors.FromInt64(LogitsFrom, [0], 1));
+        // h[:, from:] (lm_head is per position, so the kept logits are those of the whole pass).
+        return B.Op("Slice", h, from, B.Ints(long.MaxValue), B.Ints(1));
+    }
+
     public override void Logits(string value)
     {
         _logits = B.Node("Identity", [value], 1, name: "Logits", outputNames: [DecoderGraph.LogitsName])[0];
-        B.Output(_logits, ElementType, Batch, Sequence, Config.VocabSize);
+        B.Output(_logits, ElementType, Batch, LogitsSequence, Config.VocabSize);
     }
 
     public override void HiddenState(int index, string value)

@@ -117,8 +117,8 @@ public sealed class Rmu : TrainedMethod
             var d = b.Sub(h, Losses.As(b, target, type));
             return b.ReduceMean(b.Mul(d, d), [-1], keepDims: false);                   // [batch, seq]
         }
-        var forget = Losses.WeightedMean(b, MeanSquare(control), forgetTokens);
-        var retain = Losses.WeightedMean(b, MeanSquare(frozen), retainTokens);
+        var forget = Losses.WeightedMean(b, MeanSquare(control), forgetTokens, MicroBatching.TotalInput(b, BatchCount.Positions, forgetTokens));
+        var retain = Losses.WeightedMean(b, MeanSquare(frozen), retainTokens, MicroBatching.TotalInput(b, BatchCount.Positions, retainTokens));
         return b.Add(forget, b.Mul(b.Scalar(alpha, type), retain));
     }
 

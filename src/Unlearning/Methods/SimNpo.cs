@@ -66,6 +66,7 @@ public sealed class SimNpo : TokenLossMethod
         var meanNll = b.Div(b.Neg(logProbs), b.Op("Clip", counts, one));
         var logSigmoid = MethodLosses.LogSigmoid(b, b.Mul(b.Scalar(beta, type), b.Sub(meanNll, b.Scalar(gamma, type))));
         var rows = b.Op("Clip", counts, b.Scalar(0, type), one);                                     // 1 for a row with labels
-        return b.Mul(b.Scalar(-2 / beta, type), Losses.WeightedMean(b, logSigmoid, rows));
+        return b.Mul(b.Scalar(-2 / beta, type), Losses.WeightedMean(b, logSigmoid, rows,
+            Runtime.MicroBatching.TotalInput(b, Runtime.BatchCount.LabelledRows, forgetMask)));
     }
 }

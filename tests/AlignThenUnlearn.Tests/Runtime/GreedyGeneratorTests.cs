@@ -45,6 +45,42 @@ public sealed class GreedyGeneratorTests(TinyChatModel tiny) : IClassFixture<Tin
     InferenceSession OpenForward() => Cpu.Open(tiny.Model.PathOf(ArtifactExporter.ForwardGraphFile));
     Dictionary<string, HostTensor> ArtifactWeights() => tiny.Model.ReadWeights(DecoderBuilder.Parameters(tiny.Config));
 
+    /// <summary>The artifact's graph fed logits_from -1 returns [batch, 1, vocab], bit for bit the last column of the
+    /// pass that returns every position (its default); generation through it (the default) chooses the same tokens as
+    /// generation that reads the last column of every position's logits (what it did before), with the cache and without.</summary>
+    [Fact]
+    public void Generation_keeps_only_the_last_positions_logits_and_chooses_the_same_tokens()
+    {
+        using var session = Cpu.Open(tiny.Model.PathOf(ArtifactExporter.InferenceGraphFile));
+        int batch = 2, seq = 5, vocab = tiny.Config.VocabSize;
+        var feeds = new Dictionary<string, HostTensor>
+        {
+            [DecoderGraph.InputIds] = HostTensor.Of([1L, 270, 17, 42, 260, 0, 0, 44, 45, 46], batch, seq),
+            [InferenceLowering.AttentionMask] = HostTensor.Of([1L, 1, 1, 1, 1, 0, 0, 1, 1, 1], batch, seq),
+            [InferenceLowering.PositionIds] = HostTensor.Of([0L, 1, 2, 3, 4, 0, 0, 0, 1, 2], batch, seq),
+        };
+        for (int layer = 0; layer < tiny.Config.NumHiddenLayers; layer++)
+            foreach (var name in new[] { InferenceLowering.PastKey(layer), InferenceLowering.PastValue(layer) })
+                feeds[name] = HostTensor.Of(Array.Empty<float>(), batch, tiny.Config.NumKeyValueHeads, 0, tiny.Config.HeadDimension);
+        var every = ExecutionDevice.Run(session, feeds, [DecoderGraph.LogitsName])[DecoderGraph.LogitsName];
+        var last = ExecutionDevice.Run(session, new Dictionary<string, HostTensor>(feeds) { [InferenceLowering.LogitsFrom] = HostTensor.Of([-1L], 1) },
+            [DecoderGraph.LogitsName])[DecoderGraph.LogitsName];
+        Assert.Equal([batch, seq, vocab], every.Shape);
+        Assert.Equal([batch, 1, vocab], last.Shape);
+        for (int b = 0; b < batch; b++)
+            Assert.Equal(every.Floats.AsSpan((b * seq + seq - 1) * vocab, vocab).ToArray(), last.Floats.AsSpan(b * vocab, vocab).ToArray());
+
+        using var generator = GreedyGenerator.Open(tiny.Model, Cpu);
+        using var everyPosition = new GreedyGenerator(InferenceModel.Open(tiny.Model, Cpu), Cpu, ownsModel: true) { LastLogitsOnly = false };
+        foreach (var mode in new[] { DecodingMode.KvCache, DecodingMode.Recompute })
+        {
+            var kept = generator.Generate(Prompts, 12, [], mode);
+            Assert.Equal(everyPosition.Generate(Prompts, 12, [], mode).Select(c => c.Tokens), kept.Select(c => c.Tokens));
+            Assert.All(kept, c => Assert.Equal(12, c.Tokens.Length));
+        }
+        Assert.Equal(everyPosition.NextTokenLogits(Prompts), generator.NextTokenLogits(Prompts));
+    }
+
     [Fact]
     public void Batched_cached_generation_equals_each_prompt_alone_recomputation_and_the_forward_graph_reference()
     {

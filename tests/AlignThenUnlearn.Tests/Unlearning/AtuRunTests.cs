@@ -123,6 +123,45 @@ public sealed class AtuRunTests : IDisposable
         Assert.Contains("resumed from", File.ReadAllText(Path.Combine(cut, RunHarness.LogFile)));
     }
 
+    /// <summary>Micro-batching in every phase: alignment (on cached hidden states, read per piece), unlearning and
+    /// realignment with batches of 4 run as pieces of 2 and of 1 end at the whole batch's LLM and head. Without dropout
+    /// the gradients are the same up to float32 summation order (relative ~1e-6). Every phase uses SGD here, whose move is
+    /// lr x gradient, so the parameters agree within 1e-5; Adam would not do for the comparison: the key bias of the
+    /// head's attention has an exactly zero gradient (softmax ignores a shift common to all keys) that float32 leaves as
+    /// rounding noise, and Adam's first step moves by lr x noise / |noise|, different noise in each run.</summary>
+    [Fact]
+    public void Micro_batches_end_at_the_whole_batch_run()
+    {
+        using var encoder = SentenceEncoder.Open(EncoderFolder.FromMiniLmPackage(_temp.File("minilm")), GradCheck.Cpu);
+        var inputs = Inputs(encoder, 4);
+        var preset = Preset(0) with { Stages = [new(-0.2, 3, 2)] };
+        preset = preset with
+        {
+            Head = preset.Head with { Dropout = 0 },
+            Alignment = preset.Alignment with { Optimizer = "sgd", LearningRate = 0.05, BatchSize = 4, Steps = 3 },
+            Realignment = preset.Realignment with { Optimizer = "sgd", LearningRate = 0.05 },
+            Unlearning = preset.Unlearning with { BatchSize = 4 },
+        };
+        var whole = Run(preset, inputs, _temp.File("whole"))!.Final!;
+        foreach (int micro in new[] { 2, 1 })
+        {
+            var pieces = Run(preset with { MicroBatch = micro }, inputs, _temp.File($"micro{micro}"))!.Final!;
+            foreach (var file in new[] { RunHarness.ModelFile, AtuRun.HeadFile })
+            {
+                using var a = SafetensorsCheckpoint.Open(Path.Combine(whole, file));
+                using var b = SafetensorsCheckpoint.Open(Path.Combine(pieces, file));
+                foreach (var name in a.Names)
+                {
+                    double worst = a.ReadSingles(name).Zip(b.ReadSingles(name)).Max(p => Math.Abs(p.First - p.Second));
+                    Assert.True(worst <= 1e-5, $"micro-batch {micro}: '{name}' of {file} differs by {worst} from the whole batch's");
+                }
+            }
+        }
+        using var original = SafetensorsCheckpoint.Open(inputs.LlmWeights);
+        using var final = SafetensorsCheckpoint.Open(Path.Combine(whole, RunHarness.ModelFile));
+        Assert.NotEqual(original.ReadSingles("model.layers.0.mlp.down_proj.weight"), final.ReadSingles("model.layers.0.mlp.down_proj.weight"));
+    }
+
     [Fact]
     public void A_second_process_cannot_run_in_a_folder_that_a_run_holds()
     {

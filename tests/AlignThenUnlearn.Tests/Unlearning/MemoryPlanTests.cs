@@ -42,12 +42,17 @@ public class MemoryPlanTests
         var model = TinyPhi3();
         var preset = AtuPreset.Load("toy");
         var whole = MemoryPlan.ForAtu(model, preset, new MemoryPlanOptions { DeviceBytes = 1L << 40 });
-        // A device between the step at micro-batch 3 and at 4 (both with the spare gradient buffers of accumulation).
+        // A device just below the step at micro-batch 4 (with the spare gradient buffers of accumulation): 3 rows would fit,
+        // but a micro-batch must divide the batch of 8, so the largest is 2.
         long At(int rows) => MemoryPlan.ForAtu(model, preset, new MemoryPlanOptions { DeviceBytes = 1L << 40, MicroBatch = rows })
             .Phases.Single(p => p.Name.StartsWith("unlearning step")).Bytes;
+        Assert.Equal(8, preset.Unlearning.BatchSize);
         Assert.True(At(3) < At(4));
-        var tight = MemoryPlan.ForAtu(model, preset, new MemoryPlanOptions { DeviceBytes = At(3) });
-        Assert.Equal(3, tight.Phases.Single(p => p.Name == "unlearning step").LargestMicroBatch);
+        var tight = MemoryPlan.ForAtu(model, preset, new MemoryPlanOptions { DeviceBytes = At(4) - 1 });
+        Assert.Equal(2, tight.Phases.Single(p => p.Name == "unlearning step").LargestMicroBatch);
+        // The preset's micro_batch is the step the plan sizes, unless --micro-batch names another.
+        var micro = MemoryPlan.ForAtu(model, preset.WithMicroBatch(2, "test"), new MemoryPlanOptions { DeviceBytes = 1L << 40 });
+        Assert.Equal(At(2), micro.Phases.Single(p => p.Name == "unlearning step (micro-batch 2)").Bytes);
         Assert.False(tight.Fits);
         Assert.True(whole.Fits);
     }

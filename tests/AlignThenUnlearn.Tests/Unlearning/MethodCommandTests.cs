@@ -73,6 +73,14 @@ public sealed class MethodCommandTests : IDisposable
         Assert.Equal("rwku-llama3-ga", MethodCommand.PresetOf(Parse()).Name);
         Assert.Equal("toy-ga", MethodCommand.PresetOf(Parse("--preset", "toy-ga")).Name);
         Assert.True(MethodCommand.PresetOf(Parse("--lora")).Lora);
+        // --micro-batch overrides the preset's micro_batch, checked against its batch size (rwku-llama3-ga: 8).
+        Assert.Equal(4, MethodCommand.PresetOf(Parse("--micro-batch", "4")).MicroBatch);
+        Assert.Contains("--micro-batch: micro_batch 3 does not divide batch_size 8",
+            Assert.Throws<InvalidDataException>(() => MethodCommand.PresetOf(Parse("--micro-batch", "3"))).Message);
+        // Align-then-Unlearn's run refuses it before any work (toy: batches of 8).
+        var atu = new RunOptions { Artifacts = "a", Rwku = "r", Target = 1, Out = _temp.File("atu"), Preset = "toy", MicroBatch = 3 };
+        Assert.Contains("micro_batch 3 does not divide alignment.batch_size 8", Assert.Throws<InvalidDataException>(() => AtuCommand.Run(atu)).Message);
+        Assert.False(Directory.Exists(_temp.File("atu")));
     }
 
     [Fact]

@@ -29,7 +29,7 @@ public sealed class MethodRunTests : IDisposable
 
     List<LabelledSequence[]> Examples(string method) => method switch
     {
-        GradientDifference.Id => [.. Forget.Select((t, i) => new[] { Text(t), Text(Retain[i % Retain.Length]) })],
+        GradientDifference.Id or SimNpo.Id or Rmu.Id => [.. Forget.Select((t, i) => new[] { Text(t), Text(Retain[i % Retain.Length]) })],
         DirectPreferenceOptimization.Id => [.. Forget.Select(t => new[] { Answer("who is the cat", "the heron stood in the reeds"), Answer("who is the cat", t) })],
         RejectionTuning.Id => [.. Forget.Select(t => new[] { Answer(t, "i do not know") })],
         _ => [.. Forget.Select(t => new[] { Text(t) })],
@@ -123,6 +123,38 @@ public sealed class MethodRunTests : IDisposable
         Assert.All(result.Stages, s => Assert.True(double.IsFinite(s.UnlearnLoss)));
         if (method == DirectPreferenceOptimization.Id)   // the DPO loss starts at -log sigmoid(0) = log 2 = 0.693 (policy = reference) and falls
             Assert.True(result.Stages[^1].UnlearnLoss < Math.Log(2), $"DPO loss {result.Stages[^1].UnlearnLoss}");
+    }
+
+    /// <summary>Micro-batching: a batch of 4 examples run as pieces of 2 and of 1 (2 AdamW steps, gradient clipping at 1)
+    /// ends at the whole batch's parameters. The pieces divide by the whole batch's label tokens, rows or pairs, so the
+    /// gradients differ only by float32 rounding of a different summation order (relative 1e-6); AdamW's first steps
+    /// divide by sqrt(v) ~ |g|, which can turn a rounding difference in a near-zero gradient entry into up to a few
+    /// percent of lr, so parameters agree within 1e-4 (lr 1e-2: a hundredth of one step's move), and an error in the
+    /// weighting (a piece's own mean) moves them by about lr.</summary>
+    [Theory]
+    [InlineData(GradientAscent.Id)]
+    [InlineData(NegativePreferenceOptimization.Id)]
+    [InlineData(GradientDifference.Id)]
+    [InlineData(DirectPreferenceOptimization.Id)]
+    [InlineData(RejectionTuning.Id)]
+    [InlineData(SimNpo.Id)]
+    [InlineData(Rmu.Id)]
+    public void Micro_batches_end_at_the_whole_batch_parameters(string method)
+    {
+        var preset = Preset(method) with { BatchSize = 4, GradientAccumulation = 1, WarmupSteps = 0 };
+        if (method == Rmu.Id) preset = preset with { Options = new() { [Rmu.LayerOption] = 0 } };   // the tiny model has 2 layers
+        var before = Read(Weights);
+        var whole = Read(Path.Combine(Run(preset, _temp.File($"{method}-whole"))!.Final!, RunHarness.ModelFile));
+        Assert.Contains(before.Keys, n => before[n].Zip(whole[n]).Any(p => Math.Abs(p.First - p.Second) > 1e-3));
+        foreach (int micro in new[] { 2, 1 })
+        {
+            var pieces = Read(Path.Combine(Run(preset with { MicroBatch = micro }, _temp.File($"{method}-micro{micro}"))!.Final!, RunHarness.ModelFile));
+            foreach (var name in whole.Keys)
+            {
+                double worst = whole[name].Zip(pieces[name]).Max(p => Math.Abs(p.First - p.Second));
+                Assert.True(worst <= 1e-4, $"{method}, micro-batch {micro}: '{name}' differs by {worst} from the whole batch's");
+            }
+        }
     }
 
     [Fact]
