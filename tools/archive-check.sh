@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The archive of tools/package.sh, unpacked in an empty folder and run with no .NET SDK on the PATH (env -i: only
 # /usr/bin and /bin, a fresh HOME): --version, info, then the operator's path on a pre-trained toy world: one short
-# Align-then-Unlearn run on one person, eval of its final weights, ship as f16 and as int4, eval of the int4 folder.
+# Align-then-Unlearn run on one person, eval of its final weights, ship as f16 and as int4, eval of the int4 folder,
+# and a short toy job (its own world and pre-training).
 #   tools/archive-check.sh TOYDIR [ARCHIVE]
 # TOYDIR: the folder of `atu toy --out TOYDIR` (its world/ and model/ are read, nothing is written there).
 # ARCHIVE: an archive made before (default: tools/package.sh builds one into a temporary folder).
@@ -30,8 +31,11 @@ atu eval --artifacts "$toy/model" --weights "$run/final/model.safetensors" --rwk
 atu ship --artifacts "$toy/model" --weights "$run/final/model.safetensors" --out "$work/shipped-f16" --format onnx --dtype f16 --target "person 1"
 atu ship --artifacts "$toy/model" --weights "$run/final/model.safetensors" --out "$work/shipped-int4" --format onnx --quantize int4 --target "person 1"
 atu eval --artifacts "$work/shipped-int4" --rwku "$toy/world" --targets 1 --device cpu --out "$work/eval-int4"
-for f in "$run/stages.md" "$run/final/model.safetensors" "$work/eval-final/results.md" "$work/shipped-f16/genai_config.json" \
+# The toy job itself from the archive, short (30 pre-training steps, one person, two methods): CI's main job checks
+# the figures, this that the archive alone runs it.
+atu toy --seed 1 --people 1 --methods atu,ga --steps 30 --device cpu --out "$work/toy"
+for f in "$work/toy/report/table.md" "$run/stages.md" "$run/final/model.safetensors" "$work/eval-final/results.md" "$work/shipped-f16/genai_config.json" \
          "$work/shipped-int4/model.onnx" "$work/eval-int4/results.md"; do
   [ -s "$f" ] || { echo "archive-check: $f was not written" >&2; exit 1; }
 done
-echo "archive-check: $(basename "$archive") ($(du -m "$archive" | cut -f1) MiB) ran --version, info, run, eval, ship f16 and int4 with no SDK on the PATH"
+echo "archive-check: $(basename "$archive") ($(du -m "$archive" | cut -f1) MiB) ran --version, info, run, eval, ship f16 and int4, eval of int4 and a short toy job with no SDK on the PATH"
