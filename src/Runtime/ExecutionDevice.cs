@@ -224,6 +224,10 @@ public sealed class ExecutionDevice : IDisposable
         // training step holds its activations twice (measured on the CPU: 1,155 MiB instead of 679 MiB for a
         // phi3-shaped unlearning step, issue 23). Without them the arena reuses its chunks.
         options.EnableMemoryPattern = false;
+        // ONNX Runtime warns at every load about inputs that carry a default (logits_from, batch_total.*: intended, so
+        // that callers may leave them out). On the CPU its warnings say nothing else an operator needs; on CUDA they are
+        // kept, since they also report nodes that fall back to the CPU.
+        if (Settings.CudaProviderOptions is null) options.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
         if (Settings.IntraOpThreads > 0) { options.IntraOpNumThreads = Settings.IntraOpThreads; options.InterOpNumThreads = 1; }
         if (optimizedModelPath is not null) options.OptimizedModelFilePath = optimizedModelPath;
         if (Settings.CudaProviderOptions is { } cudaSettings)

@@ -84,7 +84,8 @@ public sealed class ShippedModel : IModelFolder
         var decoder = GenAiConfig.Read(folder);
         try
         {
-            using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
+            // Errors only: the load itself is the check (its warning about logits_from's default is intended).
+            using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
             using var session = new InferenceSession(decoder.ModelPath, options);
         }
         catch (OnnxRuntimeException e)
