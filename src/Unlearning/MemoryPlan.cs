@@ -183,8 +183,7 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
         var byName = specs.Concat(adapters).ToDictionary(s => s.Name);
         long trained = F32 * trainable.Sum(n => byName[n].ElementCount);
         var optimizer = new AdamWSettings(preset.LearningRate, WeightDecay: preset.WeightDecay, MaxGradNorm: preset.MaxGradNorm);
-        // Two sequences per example: DPO's chosen and rejected answers, GradDiff's (and SimNPO's) forget and retain texts.
-        int arity = method.HasRetainRows || method is DirectPreferenceOptimization ? 2 : 1, rows = preset.BatchSize * arity;
+        int rows = preset.BatchSize * method.SequencesPerExample;
         List<MemoryItem> Resident(bool accumulating) =>
         [
             new("parameters (f32, whole model)", all),
@@ -202,7 +201,7 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
         // Micro-batches (micro_batch) count examples, as batch_size does.
         // The train session's and the optimizer's arenas are both held from the first step to the end of the run.
         var optimizerArena = OptimizerActivations([.. trainable.Select(n => byName[n])], optimizer, "arena of the optimizer's session");
-        MemoryItem TrainArena(int m) => Activations("activations (the train session's arena)", graph.Training.Model, m * arity, preset.Cutoff, graph.Training.Gradients.Values, parameterNames);
+        MemoryItem TrainArena(int m) => Activations("activations (the train session's arena)", graph.Training.Model, m * method.SequencesPerExample, preset.Cutoff, graph.Training.Gradients.Values, parameterNames);
         phases.Add(Step("training step", preset.BatchSize, options, m => [.. Resident(preset.GradientAccumulation > 1 || m < preset.BatchSize),
             TrainArena(m), optimizerArena]));
         phases.Add(Step("scoring (between evaluations)", preset.BatchSize, options, m => [.. Resident(preset.GradientAccumulation > 1 || m < preset.BatchSize),

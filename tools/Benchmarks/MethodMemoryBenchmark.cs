@@ -43,7 +43,7 @@ public static class MethodMemoryBenchmark
         var options = new DecoderGraphOptions { Lora = lora };
         if (lora is not null) LoraAdapters.AddTo(store, lora.Adapters(Small));
         var random = new Random(2);
-        int arity = method is DirectPreferenceOptimization ? 2 : 1;
+        int arity = method.SequencesPerExample;
         var examples = Enumerable.Range(0, o.Batch * o.Steps).Select(_ => Enumerable.Range(0, arity)
             .Select(_ => new LabelledSequence([.. Enumerable.Range(0, o.Seq).Select(_ => random.Next(Small.VocabSize))])).ToArray()).ToList();
 

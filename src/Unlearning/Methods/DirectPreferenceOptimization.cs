@@ -9,6 +9,8 @@ public sealed class DirectPreferenceOptimization : TokenLossMethod
     public override string DisplayName => "DPO";
     public override string Summary => "direct preference optimization towards invented answers";
     public override bool NeedsReferenceLogProbs => true;
+    /// <summary>The chosen and the rejected answer.</summary>
+    public override int SequencesPerExample => 2;
 
     public override List<LabelledSequence[]> Examples(MethodPreset preset, ITargetTexts texts, ExampleTokenizer tokens) =>
         [.. texts.Pairs(preset.PairCorpus).Select(p => { var prompt = tokens.Prompt(p.Prompt); return new[] { tokens.Answer(prompt, p.Chosen), tokens.Answer(prompt, p.Rejected) }; })];

@@ -82,6 +82,8 @@ public abstract class TokenLossMethod : TrainedMethod
     public virtual bool NeedsReferenceLogProbs => false;
     /// <summary>The second sequence of every example is a retain row whose labels go into <see cref="TokenLossGraph.RetainMask"/>.</summary>
     public virtual bool HasRetainRows => false;
+    /// <summary>Sequences in one example: two for a retain row (or DPO's chosen and rejected answers), else one.</summary>
+    public virtual int SequencesPerExample => HasRetainRows ? 2 : 1;
 
     /// <summary>The loss, built into the joint graph from the inputs it asks for.</summary>
     public abstract string Loss(TokenLossInputs inputs, MethodPreset preset);
