@@ -135,8 +135,9 @@ public static class ToyRun
         var table = ToyReport.Markdown(seed, before, runs);
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TableFile), Encoding.UTF8.GetBytes(table));
         AtomicFile.WriteAllBytes(Path.Combine(report, CheckpointPlotFile), TradeoffPlot.RenderPng(ToyReport.PlotRuns(runs)));
-        ToyTrajectories.Write(Path.Combine(report, ToyTrajectories.FileName), ToyTrajectories.Of(seed, runs));
-        AtomicFile.WriteAllBytes(Path.Combine(report, EqualForgettingPlot.FileName), EqualForgettingPlot.RenderPng(ToyTrajectories.Of(seed, runs)));
+        var trajectories = ToyTrajectories.Of(seed, runs);
+        ToyTrajectories.Write(Path.Combine(report, ToyTrajectories.FileName), trajectories);
+        AtomicFile.WriteAllBytes(Path.Combine(report, EqualForgettingPlot.FileName), EqualForgettingPlot.RenderPng(trajectories));
         if (attacks)
             Timed("attacks on every method's strongest checkpoint", false, () => ToyAttacks.Run(root, artifact, device, dataset, runs, reporter));
         var cpu = Process.GetCurrentProcess().UserProcessorTime - cpuAtStart;
