@@ -16,7 +16,8 @@ public sealed record OptimizerParameter(string Name, long[] Shape);
 /// computed in double and rounded to float once.
 /// Gradients are first multiplied by <c>grad_scale</c> (1 / micro-batches averages accumulated gradients), then
 /// clipped by their global norm as torch.nn.utils.clip_grad_norm_ does (<c>max_grad_norm</c> &lt;= 0 disables it);
-/// the norm of the scaled gradients before clipping is the output <c>grad_norm</c>.</summary>
+/// the norm of the scaled gradients before clipping is the output <c>grad_norm</c>. Small parameters are updated in
+/// packs (<see cref="Packs"/>: flattened and joined, one set of element-wise nodes per pack), which gives the same bits.</summary>
 public static class OptimizerGraphs
 {
     public const string LearningRate = "lr", Beta1 = "beta1", Beta2 = "beta2", Epsilon = "eps", WeightDecay = "weight_decay",
@@ -30,29 +31,29 @@ public static class OptimizerGraphs
 
     /// <summary>AdamW as in torch.optim.AdamW (decoupled weight decay, bias correction; Adam is weight decay 0).
     /// <c>step</c> is the 1-based step number of this update.</summary>
-    public static ModelProto AdamW(IReadOnlyList<OptimizerParameter> parameters)
+    public static ModelProto AdamW(IReadOnlyList<OptimizerParameter> parameters, long packedParameterElements = PackedParameterElements)
     {
         var b = new GraphBuilder("adamw");
         var (lr, beta1, beta2, eps, wd, step) = (Scalar(b, LearningRate), Scalar(b, Beta1), Scalar(b, Beta2), Scalar(b, Epsilon), Scalar(b, WeightDecay), Scalar(b, Step));
         var one = b.Scalar(1, DataType.Double);
-        var grads = ClippedGradients(b, parameters);
+        var grads = ClippedGradients(b, parameters, packedParameterElements);
         string F(string d) => b.Cast(d, DataType.Float);
         var stepSize = F(b.Div(lr, b.Sub(one, b.Op("Pow", beta1, step))));
         var sqrtCorrection2 = F(b.Sqrt(b.Sub(one, b.Op("Pow", beta2, step))));
         var decay = F(b.Sub(one, b.Mul(lr, wd)));
         var (b1, oneMinusB1, b2, oneMinusB2, epsF) = (F(beta1), F(b.Sub(one, beta1)), F(beta2), F(b.Sub(one, beta2)), F(eps));
-        foreach (var (p, g) in parameters.Zip(grads))
+        foreach (var (pack, g) in Packs(parameters, packedParameterElements).Zip(grads))
         {
-            var param = Tensor(b, p.Name, p.Shape);
-            var m = Tensor(b, ExpAvg(p.Name), p.Shape);
-            var v = Tensor(b, ExpAvgSq(p.Name), p.Shape);
+            var param = Flat(b, pack, n => n);
+            var m = Flat(b, pack, ExpAvg);
+            var v = Flat(b, pack, ExpAvgSq);
             var mNext = b.Add(b.Mul(b1, m), b.Mul(oneMinusB1, g));
             var vNext = b.Add(b.Mul(b2, v), b.Mul(oneMinusB2, b.Mul(g, g)));
             var denom = b.Add(b.Div(b.Sqrt(vNext), sqrtCorrection2), epsF);
             var pNext = b.Sub(b.Mul(param, decay), b.Mul(stepSize, b.Div(mNext, denom)));
-            Output(b, pNext, Next(p.Name), p.Shape);
-            Output(b, mNext, Next(ExpAvg(p.Name)), p.Shape);
-            Output(b, vNext, Next(ExpAvgSq(p.Name)), p.Shape);
+            Outputs(b, pack, pNext, Next);
+            Outputs(b, pack, mNext, n => Next(ExpAvg(n)));
+            Outputs(b, pack, vNext, n => Next(ExpAvgSq(n)));
         }
         return b.ToModel();
     }
@@ -60,42 +61,92 @@ public static class OptimizerGraphs
     /// <summary>SGD as in torch.optim.SGD (dampening 0, no Nesterov): with momentum, buf = momentum * buf + g
     /// and p -= lr * buf; the momentum buffer starts at zero, which equals torch's first-step buf = g.
     /// Without momentum the graph has no state.</summary>
-    public static ModelProto Sgd(IReadOnlyList<OptimizerParameter> parameters, bool momentum)
+    public static ModelProto Sgd(IReadOnlyList<OptimizerParameter> parameters, bool momentum, long packedParameterElements = PackedParameterElements)
     {
         var b = new GraphBuilder("sgd");
         var (lr, wd) = (b.Cast(Scalar(b, LearningRate), DataType.Float), b.Cast(Scalar(b, WeightDecay), DataType.Float));
         var mu = momentum ? b.Cast(Scalar(b, Momentum), DataType.Float) : null;
-        var grads = ClippedGradients(b, parameters);
-        foreach (var (p, clipped) in parameters.Zip(grads))
+        var grads = ClippedGradients(b, parameters, packedParameterElements);
+        foreach (var (pack, clipped) in Packs(parameters, packedParameterElements).Zip(grads))
         {
-            var param = Tensor(b, p.Name, p.Shape);
+            var param = Flat(b, pack, n => n);
             var g = b.Add(clipped, b.Mul(wd, param));
             if (mu is not null)
             {
-                var buf = Tensor(b, MomentumBuffer(p.Name), p.Shape);
-                g = b.Add(b.Mul(mu, buf), g);
-                Output(b, g, Next(MomentumBuffer(p.Name)), p.Shape);
+                g = b.Add(b.Mul(mu, Flat(b, pack, MomentumBuffer)), g);
+                Outputs(b, pack, g, n => Next(MomentumBuffer(n)));
             }
-            Output(b, b.Sub(param, b.Mul(lr, g)), Next(p.Name), p.Shape);
+            Outputs(b, pack, b.Sub(param, b.Mul(lr, g)), Next);
         }
         return b.ToModel();
     }
 
     /// <summary>g * s * min(1, max_norm / (‖g * s‖ + 1e-6)) when max_norm &gt; 0, as clip_grad_norm_ does after
-    /// scaling by s = grad_scale. The norm of the scaled gradients is |s| ‖g‖, so each gradient is read by one
-    /// ReduceSumSquare and multiplied once, by the combined factor.</summary>
-    static List<string> ClippedGradients(GraphBuilder b, IReadOnlyList<OptimizerParameter> parameters)
+    /// scaling by s = grad_scale, for each pack of <see cref="Packs"/>. The norm of the scaled gradients is |s| ‖g‖, so
+    /// each gradient is read by one ReduceSumSquare (per parameter, summed in parameter order whatever the packing, so the
+    /// norm does not depend on it) and each pack is multiplied once, by the combined factor.</summary>
+    static List<string> ClippedGradients(GraphBuilder b, IReadOnlyList<OptimizerParameter> parameters, long packedParameterElements)
     {
         var maxNorm = b.Cast(Scalar(b, MaxGradNorm), DataType.Float);
         var gradScale = b.Cast(Scalar(b, GradScale), DataType.Float);
-        var grads = parameters.Select(p => Tensor(b, Grad(p.Name), p.Shape)).ToList();
-        var squares = grads.Select(g => b.Op("ReduceSumSquare", [g], Attr.Int("keepdims", 0))).ToArray();
+        var grads = parameters.ToDictionary(p => p.Name, p => Tensor(b, Grad(p.Name), p.Shape));
+        var squares = parameters.Select(p => b.Op("ReduceSumSquare", [grads[p.Name]], Attr.Int("keepdims", 0))).ToArray();
         var norm = b.Mul(b.Sqrt(b.Sum(squares)), b.Op("Abs", gradScale));
         Output(b, norm, GradNorm, []);
         var coefficient = b.Op("Min", b.Div(maxNorm, b.Add(norm, b.Scalar(1e-6, DataType.Float))), b.Scalar(1, DataType.Float));
         var clip = b.Where(b.Op("Greater", maxNorm, b.Scalar(0, DataType.Float)), coefficient, b.Scalar(1, DataType.Float));
         var factor = b.Mul(gradScale, clip);
-        return grads.Select(g => b.Mul(g, factor)).ToList();
+        return Packs(parameters, packedParameterElements).Select(pack => b.Mul(Joined(b, pack, p => grads[p.Name]), factor)).ToList();
+    }
+
+    /// <summary>Parameters of at most this many elements are updated together: flattened and joined into one vector per
+    /// pack, so a step runs a dozen element-wise nodes per pack instead of per parameter (a small model's step was mostly
+    /// per-node overhead: 427 nodes for the toy head's AdamW). Larger parameters stay alone, so no large tensor is copied.</summary>
+    public const long PackedParameterElements = 1 << 20;
+
+    /// <summary>The most elements of one pack: bounds the copies a pack adds to the optimizer's memory.</summary>
+    public const long PackElements = 1 << 24;
+
+    /// <summary>Consecutive runs of parameters of at most <paramref name="packedParameterElements"/> elements (each run a pack
+    /// of up to <see cref="PackElements"/>), and every larger parameter as a pack of its own, in parameter order (0: every
+    /// parameter alone). The update is element-wise, so packing changes no value.</summary>
+    public static List<IReadOnlyList<OptimizerParameter>> Packs(IReadOnlyList<OptimizerParameter> parameters, long packedParameterElements = PackedParameterElements)
+    {
+        var packs = new List<IReadOnlyList<OptimizerParameter>>();
+        List<OptimizerParameter>? open = null;
+        long openElements = 0;
+        foreach (var p in parameters)
+        {
+            long elements = p.Shape.Aggregate(1L, (x, d) => x * d);
+            if (elements > packedParameterElements) { packs.Add([p]); open = null; continue; }
+            if (open is null || openElements + elements > PackElements) { packs.Add(open = []); openElements = 0; }
+            open.Add(p);
+            openElements += elements;
+        }
+        return packs;
+    }
+
+    /// <summary>A pack's tensors of one kind (<paramref name="nameOf"/> the parameter's name) as graph inputs, joined.</summary>
+    static string Flat(GraphBuilder b, IReadOnlyList<OptimizerParameter> pack, Func<string, string> nameOf) =>
+        Joined(b, pack, p => Tensor(b, nameOf(p.Name), p.Shape));
+
+    /// <summary>One parameter's value as it is; several flattened and concatenated.</summary>
+    static string Joined(GraphBuilder b, IReadOnlyList<OptimizerParameter> pack, Func<OptimizerParameter, string> valueOf) =>
+        pack.Count == 1 ? valueOf(pack[0]) : b.Concat(0, [.. pack.Select(p => b.Reshape(valueOf(p), -1))]);
+
+    /// <summary>A pack's updated values as the graph outputs <paramref name="outputOf"/> the parameter's name: split back
+    /// into the parameters' shapes when the pack joined several.</summary>
+    static void Outputs(GraphBuilder b, IReadOnlyList<OptimizerParameter> pack, string value, Func<string, string> outputOf)
+    {
+        if (pack.Count == 1) { Output(b, value, outputOf(pack[0].Name), pack[0].Shape); return; }
+        var sizes = pack.Select(p => p.Shape.Aggregate(1L, (x, d) => x * d)).ToArray();
+        var parts = b.Node("Split", [value, b.Ints(sizes)], pack.Count, [Attr.Int("axis", 0)]);
+        foreach (var (p, part) in pack.Zip(parts))
+        {
+            var name = outputOf(p.Name);
+            b.Node("Reshape", [part, b.Ints(p.Shape)], 1, name: "Output", outputNames: [name]);
+            b.Output(name, DataType.Float, p.Shape.Select(d => (Dim)d).ToArray());
+        }
     }
 
     static string Scalar(GraphBuilder b, string name) => b.Input(name, DataType.Double);

@@ -110,4 +110,58 @@ public class OptimizerGraphTests
         }
         foreach (var p in Parameters) R.AssertClose(reference.Parameters[p.Name], graph[p.Name], p.Name);
     }
+    [Fact]
+    public void Packs_join_runs_of_small_parameters_in_order_and_leave_large_ones_alone()
+    {
+        const long big = O.PackedParameterElements + 1, small = O.PackedParameterElements;
+        OptimizerParameter P(string name, long elements) => new(name, [elements]);
+        var packs = O.Packs([P("a", 10), P("b", 3), P("big", big), P("c", 5), P("d", small)]);
+        Assert.Equal(["a,b", "big", "c,d"], packs.Select(pack => string.Join(",", pack.Select(p => p.Name))));
+        // A pack stops at PackElements: sixteen parameters of 2^20 elements fill one, the seventeenth opens the next.
+        var full = Enumerable.Range(0, 17).Select(i => P($"p{i}", small)).ToList();
+        Assert.Equal([16, 1], O.Packs(full).Select(pack => pack.Count));
+        Assert.All(O.Packs(full, packedParameterElements: 0), pack => Assert.Single(pack));
+    }
+
+    /// <summary>The update is element-wise and the norm sums per-parameter squares in parameter order either way, so a
+    /// packed graph gives the unpacked one's values bit for bit, with far fewer nodes.</summary>
+    [Theory]
+    [InlineData("adamw")]
+    [InlineData("sgd")]
+    public void Packed_and_unpacked_graphs_give_the_same_bits(string kind)
+    {
+        OptimizerParameter[] parameters = [new("w", [3, 4]), new("b", [5]), new("s", []), new("t", [2, 1, 3])];
+        var random = new Random(5);
+        var feeds = new Dictionary<string, HostTensor>
+        {
+            [O.LearningRate] = S(0.05), [O.WeightDecay] = S(0.01), [O.MaxGradNorm] = S(1.0), [O.GradScale] = S(0.5),
+            [O.Beta1] = S(0.9), [O.Beta2] = S(0.999), [O.Epsilon] = S(1e-8), [O.Step] = S(3), [O.Momentum] = S(0.9),
+        };
+        foreach (var p in parameters)
+            foreach (var name in new[] { p.Name, O.Grad(p.Name), O.ExpAvg(p.Name), O.ExpAvgSq(p.Name), O.MomentumBuffer(p.Name) })
+                feeds[name] = F(Rand(random, p, name == O.Grad(p.Name) ? 5 : 1).Select(Math.Abs).ToArray(), p.Shape);
+        var packed = kind == "adamw" ? O.AdamW(parameters) : O.Sgd(parameters, momentum: true);
+        var alone = kind == "adamw" ? O.AdamW(parameters, packedParameterElements: 0) : O.Sgd(parameters, momentum: true, packedParameterElements: 0);
+        Assert.Equal(parameters.Length, O.Packs(parameters, 0).Count);
+        Assert.Single(O.Packs(parameters));
+        int Arithmetic(global::Onnx.ModelProto m) => m.Graph.Node.Count(n => n.OpType is "Add" or "Sub" or "Mul" or "Div" or "Sqrt");
+        // Per pack, counted by hand from the update rules: AdamW 15 (clip 1, m 3, v 4, denominator 3, parameter 4), SGD
+        // with momentum and weight decay 7 (clip 1, decay 2, momentum 2, parameter 2); four packs become one.
+        int perPack = kind == "adamw" ? 15 : 7;
+        Assert.Equal((parameters.Length - 1) * perPack, Arithmetic(alone) - Arithmetic(packed));
+        Dictionary<string, HostTensor> Run(global::Onnx.ModelProto model)
+        {
+            using var session = GradCheck.Cpu.Open(model);
+            var inputs = model.Graph.Input.Select(i => i.Name).ToHashSet();
+            return ExecutionDevice.Run(session, feeds.Where(kv => inputs.Contains(kv.Key)).ToDictionary());
+        }
+        var (a, b) = (Run(packed), Run(alone));
+        Assert.Equal(b.Keys.Order(), a.Keys.Order());
+        foreach (var (name, value) in b)
+        {
+            Assert.Equal(value.Shape, a[name].Shape);
+            Assert.Equal(value.Floats, a[name].Floats);
+        }
+        Assert.NotEqual(feeds["w"].Floats, a[O.Next("w")].Floats);
+    }
 }
