@@ -18,7 +18,7 @@ public sealed class Optimizer : IDisposable
     /// <summary>State input name (e.g. <c>w.exp_avg</c>) to its current buffer and the one the next step writes.</summary>
     readonly Dictionary<string, (DeviceTensor Current, DeviceTensor Next)> _state = [];
 
-    public OptimizerSettings Settings { get; }
+    public OptimizerSettings Settings { get; private set; }
     /// <summary>The parameters it updates: the store's trainable ones when it was created.</summary>
     public IReadOnlyList<string> Parameters { get; }
     /// <summary>Updates applied so far (AdamW's bias correction uses the next one's number).</summary>
@@ -61,6 +61,17 @@ public sealed class Optimizer : IDisposable
     {
         foreach (var (current, _) in _state.Values) _device.Fill<float>(current, values => values.Clear());
         StepsTaken = 0;
+    }
+
+    /// <summary>Starts afresh with <paramref name="settings"/> (as a new optimizer of the same parameters would) when they
+    /// run the same graph as the current ones (the same kind; for SGD, momentum on or off alike), keeping the session and
+    /// buffers: opening a session costs more than many small steps. False, and nothing changed, when they do not.</summary>
+    public bool TryRestart(OptimizerSettings settings)
+    {
+        if (settings.GetType() != Settings.GetType() || settings.StateOf("p").Count != Settings.StateOf("p").Count) return false;
+        Settings = settings;
+        Reset();
+        return true;
     }
 
     /// <summary>The current state tensors, named as the graph names them (<c>w.exp_avg</c>, ...).</summary>

@@ -226,8 +226,12 @@ public sealed class AtuRun : IDisposable
     /// <summary>The reference restarts the head's Adam at every realignment: a fresh optimizer with the realignment's settings.</summary>
     void UseRealignmentOptimizer()
     {
-        _headOptimizer.Dispose();
-        _headOptimizer = new Optimizer(_store, Settings(_preset.Realignment), _headParameters);
+        var settings = Settings(_preset.Realignment);
+        if (!_headOptimizer.TryRestart(settings))
+        {
+            _headOptimizer.Dispose();
+            _headOptimizer = new Optimizer(_store, settings, _headParameters);
+        }
         _headOptimizerIsRealignment = true;
     }
 

@@ -107,4 +107,43 @@ public class OptimizerTests
         var e = Assert.Throws<ArgumentException>(() => optimizer.Step(new Dictionary<string, DeviceTensor> { ["w"] = w }, 0.1));
         Assert.Contains("'b'", e.Message);
     }
+    /// <summary>A restarted optimizer steps as a new one with the new settings does: its state back at zero, its step
+    /// count (AdamW's bias correction) at 1 again, the new weight decay in force; settings of another graph are refused.</summary>
+    [Fact]
+    public void A_restarted_optimizer_steps_as_a_new_one_with_its_settings()
+    {
+        var device = TestDevice.Current;
+        var random = new Random(13);
+        var start = RandomFloats(random, 1);
+        var grads = Enumerable.Range(0, 4).Select(_ => RandomFloats(random, 1)).ToList();
+        var (first, second) = (new AdamWSettings(LearningRate: 0.1), new AdamWSettings(LearningRate: 0.05, WeightDecay: 0.1, MaxGradNorm: 0.5));
+        void Steps(Optimizer optimizer, IEnumerable<Dictionary<string, double[]>> gradients)
+        {
+            foreach (var g in gradients)
+            {
+                var uploaded = Upload(device, g);
+                optimizer.Step(uploaded, optimizer.Settings.LearningRate);
+                foreach (var t in uploaded.Values) t.Dispose();
+            }
+        }
+        using var restartedStore = Store(device, start);
+        using var restarted = new Optimizer(restartedStore, first);
+        Steps(restarted, grads.Take(2));
+        var middle = Trainable.ToDictionary(p => p.Name, p => restartedStore.Read(p.Name).Select(x => (double)x).ToArray());
+        Assert.True(restarted.TryRestart(second));
+        Assert.Equal(0, restarted.StepsTaken);
+        Steps(restarted, grads.Skip(2));
+
+        using var freshStore = Store(device, middle);
+        using var fresh = new Optimizer(freshStore, second);
+        Steps(fresh, grads.Skip(2));
+        foreach (var (name, _) in Trainable) Assert.Equal(freshStore.Read(name), restartedStore.Read(name));
+        Assert.Equal(fresh.State.Select(s => device.Download<float>(s.Tensor)), restarted.State.Select(s => device.Download<float>(s.Tensor)));
+
+        Assert.False(restarted.TryRestart(new SgdSettings(LearningRate: 0.1)));
+        Assert.Same(second, restarted.Settings);
+        using var sgd = new Optimizer(freshStore, new SgdSettings(LearningRate: 0.1));
+        Assert.False(sgd.TryRestart(new SgdSettings(LearningRate: 0.1, Momentum: 0.9)));
+        Assert.True(sgd.TryRestart(new SgdSettings(LearningRate: 0.2, WeightDecay: 0.01)));
+    }
 }
