@@ -87,6 +87,8 @@ public sealed class AtuRun : IDisposable
     long _phaseStep;
     double _lossSum, _cosineSum;
     bool _headOptimizerIsRealignment;
+    /// <summary>The LLM's run to the heads' layers for the hidden-state cache: opened at the first (re)alignment, kept.</summary>
+    HiddenStateSession? _hiddenStates;
 
     public AtuRun(AtuPreset preset, AtuInputs inputs, UnlearningRunOptions options, AtuRunOptions? atu = null)
     {
@@ -215,8 +217,8 @@ public sealed class AtuRun : IDisposable
     HiddenStateCache CacheHiddenStates(Phase phase)
     {
         var clock = Stopwatch.StartNew();
-        var cache = HiddenStateCache.Compute(_options.Device, _store, _inputs.Config, _preset.Layers, _alignData, _atu.HiddenStates, _options.Folder,
-            _preset.Alignment.BatchSize);
+        _hiddenStates ??= new HiddenStateSession(_options.Device, _inputs.Config, _preset.Layers);
+        var cache = HiddenStateCache.Compute(_hiddenStates, _store, _alignData, _atu.HiddenStates, _options.Folder, _preset.Alignment.BatchSize);
         Log(string.Create(CultureInfo.InvariantCulture, $"{phase.Name}: hidden states of {_alignData.Pieces} pieces cached {(cache.InMemory ? "in memory" : "in a memory-mapped file")} ({cache.Bytes / 1048576.0:0.0} MiB, {clock.Elapsed.TotalSeconds:0.0} s)"));
         return cache;
     }
@@ -341,6 +343,7 @@ public sealed class AtuRun : IDisposable
         _unlearnSession?.Dispose();
         _llmOptimizer?.Dispose();
         _headOptimizer?.Dispose();
+        _hiddenStates?.Dispose();
         _store?.Dispose();
         _run?.Dispose();
     }

@@ -38,7 +38,16 @@ public sealed class HiddenStateCache : IDisposable
     public static HiddenStateCache Compute(ExecutionDevice device, ParameterStore store, DecoderConfig config, IReadOnlyList<int> layers,
         WindowBatcher data, HiddenStateCacheSettings settings, string defaultFolder, int batchSize)
     {
-        var decoder = DecoderBuilder.Build(config, new DecoderGraphOptions { HiddenStates = layers.ToArray(), Logits = false });
+        using var llm = new HiddenStateSession(device, config, layers);
+        return Compute(llm, store, data, settings, defaultFolder, batchSize);
+    }
+
+    /// <summary>The cache, computed with a session the caller keeps across phases (opening one costs more than a phase's
+    /// few batches at small sizes).</summary>
+    public static HiddenStateCache Compute(HiddenStateSession llm, ParameterStore store, WindowBatcher data, HiddenStateCacheSettings settings,
+        string defaultFolder, int batchSize)
+    {
+        var (device, config, layers, decoder, session) = (llm.Device, llm.Config, llm.Layers, llm.Decoder, llm.Session);
         int length = data.RowLength;
         long limitPerLayer = settings.MemoryLimitBytes / layers.Count;
         var tables = new Dictionary<int, RowTable>();
@@ -46,7 +55,6 @@ public sealed class HiddenStateCache : IDisposable
         {
             foreach (var layer in layers)
                 tables[layer] = new RowTable(device, data.Pieces, length, config.HiddenSize, limitPerLayer, settings.Folder ?? defaultFolder);
-            using var session = device.Open(decoder.Model);
             var inputs = decoder.Model.Graph.Input.Select(i => i.Name).ToList();
             var host = new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
             for (int first = 0; first < data.Pieces; first += batchSize)
@@ -90,4 +98,23 @@ public sealed class HiddenStateCache : IDisposable
     }
 
     public void Dispose() { foreach (var table in _tables.Values) table.Dispose(); }
+}
+
+/// <summary>The LLM run up to the heads' layers (the training lowering, hidden states out, no logits) and its session.</summary>
+public sealed class HiddenStateSession : IDisposable
+{
+    public ExecutionDevice Device { get; }
+    public DecoderConfig Config { get; }
+    public IReadOnlyList<int> Layers { get; }
+    internal DecoderGraph Decoder { get; }
+    internal InferenceSession Session { get; }
+
+    public HiddenStateSession(ExecutionDevice device, DecoderConfig config, IReadOnlyList<int> layers)
+    {
+        (Device, Config, Layers) = (device, config, [.. layers]);
+        Decoder = DecoderBuilder.Build(config, new DecoderGraphOptions { HiddenStates = layers.ToArray(), Logits = false });
+        Session = device.Open(Decoder.Model);
+    }
+
+    public void Dispose() => Session.Dispose();
 }
