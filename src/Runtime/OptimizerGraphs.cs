@@ -47,13 +47,10 @@ public static class OptimizerGraphs
             var param = Flat(b, pack, n => n);
             var m = Flat(b, pack, ExpAvg);
             var v = Flat(b, pack, ExpAvgSq);
-            var mNext = b.Add(b.Mul(b1, m), b.Mul(oneMinusB1, g));
-            var vNext = b.Add(b.Mul(b2, v), b.Mul(oneMinusB2, b.Mul(g, g)));
+            var mNext = Result(b, pack, "Add", [b.Mul(b1, m), b.Mul(oneMinusB1, g)], ExpAvg);
+            var vNext = Result(b, pack, "Add", [b.Mul(b2, v), b.Mul(oneMinusB2, b.Mul(g, g))], ExpAvgSq);
             var denom = b.Add(b.Div(b.Sqrt(vNext), sqrtCorrection2), epsF);
-            var pNext = b.Sub(b.Mul(param, decay), b.Mul(stepSize, b.Div(mNext, denom)));
-            Outputs(b, pack, pNext, Next);
-            Outputs(b, pack, mNext, n => Next(ExpAvg(n)));
-            Outputs(b, pack, vNext, n => Next(ExpAvgSq(n)));
+            Result(b, pack, "Sub", [b.Mul(param, decay), b.Mul(stepSize, b.Div(mNext, denom))], n => n);
         }
         return b.ToModel();
     }
@@ -71,12 +68,8 @@ public static class OptimizerGraphs
         {
             var param = Flat(b, pack, n => n);
             var g = b.Add(clipped, b.Mul(wd, param));
-            if (mu is not null)
-            {
-                g = b.Add(b.Mul(mu, Flat(b, pack, MomentumBuffer)), g);
-                Outputs(b, pack, g, n => Next(MomentumBuffer(n)));
-            }
-            Outputs(b, pack, b.Sub(param, b.Mul(lr, g)), Next);
+            if (mu is not null) g = Result(b, pack, "Add", [b.Mul(mu, Flat(b, pack, MomentumBuffer)), g], MomentumBuffer);
+            Result(b, pack, "Sub", [param, b.Mul(lr, g)], n => n);
         }
         return b.ToModel();
     }
@@ -101,11 +94,12 @@ public static class OptimizerGraphs
 
     /// <summary>Parameters of at most this many elements are updated together: flattened and joined into one vector per
     /// pack, so a step runs a dozen element-wise nodes per pack instead of per parameter (a small model's step was mostly
-    /// per-node overhead: 427 nodes for the toy head's AdamW). Larger parameters stay alone, so no large tensor is copied.</summary>
-    public const long PackedParameterElements = 1 << 20;
+    /// per-node overhead: 427 nodes for the toy head's AdamW). Joining and splitting copies each value once more, which
+    /// costs more than a node's overhead above about this size, so larger parameters stay alone.</summary>
+    public const long PackedParameterElements = 1 << 16;
 
-    /// <summary>The most elements of one pack: bounds the copies a pack adds to the optimizer's memory.</summary>
-    public const long PackElements = 1 << 24;
+    /// <summary>The most elements of one pack: bounds the memory a pack's copies add to the optimizer's arena.</summary>
+    public const long PackElements = 1 << 20;
 
     /// <summary>Consecutive runs of parameters of at most <paramref name="packedParameterElements"/> elements (each run a pack
     /// of up to <see cref="PackElements"/>), and every larger parameter as a pack of its own, in parameter order (0: every
@@ -134,19 +128,28 @@ public static class OptimizerGraphs
     static string Joined(GraphBuilder b, IReadOnlyList<OptimizerParameter> pack, Func<OptimizerParameter, string> valueOf) =>
         pack.Count == 1 ? valueOf(pack[0]) : b.Concat(0, [.. pack.Select(p => b.Reshape(valueOf(p), -1))]);
 
-    /// <summary>A pack's updated values as the graph outputs <paramref name="outputOf"/> the parameter's name: split back
-    /// into the parameters' shapes when the pack joined several.</summary>
-    static void Outputs(GraphBuilder b, IReadOnlyList<OptimizerParameter> pack, string value, Func<string, string> outputOf)
+    /// <summary>The node computing a pack's next values of one kind (<paramref name="kindOf"/> the parameter's name: the
+    /// parameter itself or a state tensor), returned for later nodes and written to the graph outputs <c>KIND.next</c>. A
+    /// single parameter's node writes its graph output directly (an Identity to name it would copy the whole tensor into
+    /// the bound buffer); a pack's is split back into the parameters' shapes.</summary>
+    static string Result(GraphBuilder b, IReadOnlyList<OptimizerParameter> pack, string opType, string[] inputs, Func<string, string> kindOf)
     {
-        if (pack.Count == 1) { Output(b, value, outputOf(pack[0].Name), pack[0].Shape); return; }
+        if (pack.Count == 1)
+        {
+            var name = b.Node(opType, inputs, 1, outputNames: [Next(kindOf(pack[0].Name))])[0];
+            b.Output(name, DataType.Float, pack[0].Shape.Select(d => (Dim)d).ToArray());
+            return name;
+        }
+        var value = b.Op(opType, inputs);
         var sizes = pack.Select(p => p.Shape.Aggregate(1L, (x, d) => x * d)).ToArray();
         var parts = b.Node("Split", [value, b.Ints(sizes)], pack.Count, [Attr.Int("axis", 0)]);
         foreach (var (p, part) in pack.Zip(parts))
         {
-            var name = outputOf(p.Name);
+            var name = Next(kindOf(p.Name));
             b.Node("Reshape", [part, b.Ints(p.Shape)], 1, name: "Output", outputNames: [name]);
             b.Output(name, DataType.Float, p.Shape.Select(d => (Dim)d).ToArray());
         }
+        return value;
     }
 
     static string Scalar(GraphBuilder b, string name) => b.Input(name, DataType.Double);
