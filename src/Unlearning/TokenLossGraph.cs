@@ -44,6 +44,9 @@ public sealed record TokenLossGraph(DecoderGraph Decoder, GradientGraph Training
     {
         var decoder = DecoderBuilder.Build(config, (decoderOptions ?? new DecoderGraphOptions()) with { Logits = true });
         var forward = decoder.Model.Clone();
+        // The decoder's own outputs (the logits) are no outputs of a training step: ONNX Runtime would copy them out and
+        // keep them (a [batch, seq, vocab] copy per step).
+        forward.Graph.Output.Clear();
         var b = new GraphBuilder(forward.Graph);
         string Row(string name, DataType type) => b.Input(name, type, DecoderGraph.Batch);
         string Mask(string name) => b.Input(name, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);

@@ -75,6 +75,7 @@ public static class UnlearningGraphs
         CheckLayers(config, heads);
         var decoder = DecoderBuilder.Build(config, new DecoderGraphOptions { HiddenStates = heads.Select(h => h.Layer).ToArray(), Logits = false });
         var model = decoder.Model.Clone();
+        model.Graph.Output.Clear();   // the hidden states feed the heads; as outputs ONNX Runtime would copy them out each step
         var b = new GraphBuilder(model.Graph, Opset.DefaultDomainVersion(model));
         return (model, b, heads.Select(h => decoder.HiddenStates[h.Layer]).ToArray(), decoder);
     }

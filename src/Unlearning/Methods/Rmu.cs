@@ -133,6 +133,7 @@ public sealed class Rmu : TrainedMethod
         CheckLayer(config, layer);
         var decoder = DecoderBuilder.Build(config, DecoderGraphOptions.UpToHiddenState(layer + 1, elementType));
         var model = decoder.Model.Clone();
+        model.Graph.Output.Clear();   // the hidden state feeds the loss; as an output ONNX Runtime would copy it out each step
         var b = new GraphBuilder(model.Graph, Opset.DefaultDomainVersion(model));
         string Mask(string name) => b.Input(name, DataType.Float, DecoderGraph.Batch, DecoderGraph.Sequence);
         var forget = Mask(ForgetTokens);
