@@ -2,7 +2,8 @@
 """PyTorch eager reference for `tools/Benchmarks steps` (issue 27): the same shapes and step kinds, timed the same way.
 
 A development tool, never needed by the product or CI: run it with Debian's python3-torch (`apt-get install -y
-python3-torch`). Random weights and inputs (timing only), but the same FLOPs as the project's graphs:
+python3-torch`) and Debian's interpreter, /usr/bin/python3 (a python3 earlier on PATH, such as pyenv's, lacks the
+package). Random weights and inputs (timing only), but the same FLOPs as the project's graphs:
 
 - the LLM is the project's Llama (src/Models/Decoder: RMSNorm, rotate-half rotary embeddings, grouped-query attention
   with full [seq, seq] scores masked causally, SiLU-gated MLP, untied lm_head, no biases);
@@ -318,6 +319,20 @@ def median_seconds(full_step, steps):
     return statistics.median(times)
 
 
+def gemm_rate(n=1024, runs=8):
+    """FLOP/s of the fastest of `runs` n x n x n float32 matrix products (after 2 warm-up runs): which BLAS torch
+    runs on decides its eager speed (Debian's torch calls the libblas.so.3 alternative, the reference BLAS unless an
+    optimised one such as libopenblas0 is installed)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    times = []
+    for i in range(2 + runs):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / min(times)
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -341,6 +356,12 @@ def main():
     chosen = ["toy", "small"] if a.shape == "both" else [a.shape]
     print(f"PyTorch {torch.__version__} eager, {cpu_name()}, {os.cpu_count()} logical processors; "
           f"median of {a.steps} steps after {WARMUP} warm-up steps, threads {', '.join(map(str, threads))}")
+    blas = next((part.split("=", 1)[1] for part in torch.__config__.show().replace(",", " ").split() if part.startswith("BLAS_INFO=")), "unknown")
+    rates = []
+    for t in threads:
+        torch.set_num_threads(t)
+        rates.append(f"{gemm_rate() / 1e9:.1f} GFLOP/s at {t} thread{'s' if t > 1 else ''}")
+    print(f"float32 GEMM 1024^3 (BLAS {blas}): {', '.join(rates)}")
     for shape_name, shape in shapes().items():
         if shape_name not in chosen:
             continue
