@@ -28,10 +28,10 @@ public sealed class ExecutionDevice : IDisposable
     /// <summary>What every session of this device is opened with.</summary>
     public SessionSettings Settings { get; }
 
-    ExecutionDevice(DeviceKind kind, int threads, bool fastCuda)
+    ExecutionDevice(DeviceKind kind, int threads, bool fastCuda, string? profilePrefix)
     {
         (Kind, Threads) = (kind, threads);
-        Settings = SessionSettings.For(kind, threads, fastCuda);
+        Settings = SessionSettings.For(kind, threads, fastCuda) with { ProfilePrefix = profilePrefix };
         Description = kind == DeviceKind.Cpu ? "CPU" : Deterministic ? "CUDA:0 (deterministic, TF32 off)" : "CUDA:0 (--fast-cuda: TF32, non-deterministic kernels)";
     }
 
@@ -39,25 +39,26 @@ public sealed class ExecutionDevice : IDisposable
     /// the number of logical processors. <c>auto</c> falls back to the CPU and
     /// reports why through <paramref name="notice"/>; <c>cuda</c> fails if CUDA cannot be loaded.
     /// <paramref name="fastCuda"/> lets CUDA sessions use TF32 and ONNX Runtime's non-deterministic kernels (atomic
-    /// reductions, the scatter-add embedding gradient); it changes nothing on the CPU.</summary>
-    public static ExecutionDevice Create(string device = "cpu", int threads = 0, Action<string>? notice = null, bool fastCuda = false)
+    /// reductions, the scatter-add embedding gradient); it changes nothing on the CPU. With <paramref name="profilePrefix"/>
+    /// every session it opens writes ONNX Runtime's profile (<see cref="SessionSettings.ProfilePrefix"/>).</summary>
+    public static ExecutionDevice Create(string device = "cpu", int threads = 0, Action<string>? notice = null, bool fastCuda = false, string? profilePrefix = null)
     {
         // More intra-op threads than logical processors only costs memory (ONNX Runtime creates every one of them).
         if (threads < 0 || threads > Environment.ProcessorCount)
             throw new ArgumentException($"--threads {threads}: expected 0 (ONNX Runtime's default) to {Environment.ProcessorCount} (the logical processors of this machine)");
         switch (device.ToLowerInvariant())
         {
-            case "cpu": return new ExecutionDevice(DeviceKind.Cpu, threads, fastCuda);
+            case "cpu": return new ExecutionDevice(DeviceKind.Cpu, threads, fastCuda, profilePrefix);
             case "cuda":
                 if (CudaProblem() is { } why) throw new InvalidOperationException($"--device cuda: the CUDA execution provider cannot be used: {why}");
-                return new ExecutionDevice(DeviceKind.Cuda, threads, fastCuda);
+                return new ExecutionDevice(DeviceKind.Cuda, threads, fastCuda, profilePrefix);
             case "auto":
                 if (CudaProblem() is { } reason)
                 {
                     notice?.Invoke($"device auto: using the CPU ({reason})");
-                    return new ExecutionDevice(DeviceKind.Cpu, threads, fastCuda);
+                    return new ExecutionDevice(DeviceKind.Cpu, threads, fastCuda, profilePrefix);
                 }
-                return new ExecutionDevice(DeviceKind.Cuda, threads, fastCuda);
+                return new ExecutionDevice(DeviceKind.Cuda, threads, fastCuda, profilePrefix);
             default: throw new ArgumentException($"unknown device '{device}': expected cpu, cuda or auto");
         }
     }
@@ -194,6 +195,7 @@ public sealed class ExecutionDevice : IDisposable
         b.Graph.Output.Add(GraphBuilder.ValueInfo("y", onnxType, null));
         using var options = Options();
         options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL;
+        options.EnableProfiling = false;   // a copy is not what a profile is asked for
         session = new InferenceSession(b.ToModel().ToByteArray(), options);
         _copySessions[type] = session;
         return session;
@@ -230,6 +232,11 @@ public sealed class ExecutionDevice : IDisposable
         if (Settings.CudaProviderOptions is null) options.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
         if (Settings.IntraOpThreads > 0) { options.IntraOpNumThreads = Settings.IntraOpThreads; options.InterOpNumThreads = 1; }
         if (optimizedModelPath is not null) options.OptimizedModelFilePath = optimizedModelPath;
+        if (Settings.ProfilePrefix is { } prefix)
+        {
+            options.ProfileOutputPathPrefix = prefix;   // read when profiling is switched on, so set first
+            options.EnableProfiling = true;
+        }
         if (Settings.CudaProviderOptions is { } cudaSettings)
         {
             // The provider copies these values when it is appended (ONNX Runtime's provider bridge parses them, which

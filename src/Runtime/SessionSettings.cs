@@ -23,6 +23,10 @@ public sealed record SessionSettings(
     /// <summary>Whether sessions give the same results run to run.</summary>
     public bool Deterministic => ConfigEntries.GetValueOrDefault(DeterministicCompute) == "1";
 
+    /// <summary>Null, or ONNX Runtime profiles every session (benchmarks): each opens PREFIX_TIME.json when it is opened
+    /// and writes its events there when it is disposed (<see cref="OnnxRuntimeProfile"/> reads them).</summary>
+    public string? ProfilePrefix { get; init; }
+
     /// <summary>The settings of a device of <paramref name="kind"/>; deterministic unless <paramref name="fastCuda"/> on CUDA
     /// (the CPU ignores it).
     /// <list type="bullet">

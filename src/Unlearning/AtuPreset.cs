@@ -27,6 +27,13 @@ public sealed record PhaseSettings
     public int SequenceLength { get; init; } = 256;
     /// <summary>Alignment steps; unlearning and realignment take their step counts from the stages.</summary>
     public int Steps { get; init; }
+
+    /// <summary>The phase's optimizer: adam is AdamW without weight decay (the preset refuses adam with weight decay).</summary>
+    public Runtime.OptimizerSettings ToOptimizerSettings() => Optimizer switch
+    {
+        "adam" or "adamw" => new Runtime.AdamWSettings(LearningRate, WeightDecay: WeightDecay, MaxGradNorm: MaxGradNorm),
+        _ => new Runtime.SgdSettings(LearningRate, Momentum, WeightDecay, MaxGradNorm),
+    };
 }
 
 /// <summary>The values of <see cref="AtuPreset.Sequences"/>.</summary>

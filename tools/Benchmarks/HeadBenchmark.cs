@@ -36,13 +36,7 @@ public static class HeadBenchmark
         if (o.Model is "toy" or "both")
         {
             var toy = AtuPreset.Load("toy");
-            var pretraining = new AlignThenUnlearn.ToyWorld.ToyPretrainingSettings();
-            var config = new DecoderConfig
-            {
-                Family = ModelFamily.Llama, HiddenSize = pretraining.HiddenSize, NumHiddenLayers = pretraining.Layers, NumAttentionHeads = pretraining.Heads,
-                NumKeyValueHeads = pretraining.KeyValueHeads, IntermediateSize = pretraining.IntermediateSize, VocabSize = o.ToyVocab, MaxPositionEmbeddings = pretraining.MaxPositions,
-            };
-            setups.Add(new Setup("toy", config, toy.Layers[0], toy, 384, toy.Alignment.BatchSize, toy.Alignment.SequenceLength));
+            setups.Add(new Setup("toy", ToyConfig(o.ToyVocab), toy.Layers[0], toy, 384, toy.Alignment.BatchSize, toy.Alignment.SequenceLength));
         }
         if (o.Model is "phi3" or "both")
         {
@@ -69,7 +63,7 @@ public static class HeadBenchmark
         foreach (var spec in joint.LlmParameters)   // one tensor at a time: a Phi-3-shaped model is gigabytes
             foreach (var (name, value) in RandomInit.Create([spec], seed: 1)) store.Add(name, (float[])value.Data, value.Shape, trainable: false);
         foreach (var (name, values) in head.InitialValues(seed: 1)) store.Add(name, values, head.Parameters.Single(p => p.Name == name).Shape, trainable: false);
-        var corpus = RandomCorpus(s.Config.VocabSize, s.EncoderDim, o.Pieces * s.Batch, s.Seq);
+        var corpus = RandomCorpus(s.Config.VocabSize, s.EncoderDim, o.Pieces * s.Batch, s.Seq / 2, s.Seq);
         Console.WriteLine();
         Console.WriteLine($"{s.Name}: hidden {s.Config.HiddenSize}, {s.Config.NumHiddenLayers} layers, {s.Config.NumAttentionHeads} heads, head reads hidden_states[{s.Layer}]; " +
             $"head {h.Layers} layers d_model {h.DModel}; batch {s.Batch} x seq {s.Seq}, {corpus.TokenIds.Count} corpus rows; weights and graphs in {clock.Elapsed.TotalSeconds:F1} s");
@@ -121,12 +115,23 @@ public static class HeadBenchmark
         public void Dispose() { _session.Dispose(); cache?.Dispose(); }
     }
 
-    /// <summary>Texts of random tokens between half and all of <paramref name="seq"/> long (so batches are padded),
-    /// with random window embeddings, every window full.</summary>
-    static CorpusWindows RandomCorpus(int vocab, int dim, int texts, int seq)
+    /// <summary>The toy world's model shape (<see cref="AlignThenUnlearn.ToyWorld.ToyPretrainingSettings"/>'s defaults) for a vocabulary.</summary>
+    internal static DecoderConfig ToyConfig(int vocab)
+    {
+        var pretraining = new AlignThenUnlearn.ToyWorld.ToyPretrainingSettings();
+        return new DecoderConfig
+        {
+            Family = ModelFamily.Llama, HiddenSize = pretraining.HiddenSize, NumHiddenLayers = pretraining.Layers, NumAttentionHeads = pretraining.Heads,
+            NumKeyValueHeads = pretraining.KeyValueHeads, IntermediateSize = pretraining.IntermediateSize, VocabSize = vocab, MaxPositionEmbeddings = pretraining.MaxPositions,
+        };
+    }
+
+    /// <summary>Texts of random tokens <paramref name="minLength"/> to <paramref name="maxLength"/> long (shorter ones are
+    /// padded in a batch), with random window embeddings, every window full.</summary>
+    internal static CorpusWindows RandomCorpus(int vocab, int dim, int texts, int minLength, int maxLength)
     {
         var random = new Random(7);
-        var ids = Enumerable.Range(0, texts).Select(_ => Enumerable.Range(0, random.Next(seq / 2, seq + 1)).Select(_ => random.Next(vocab)).ToArray()).ToList();
+        var ids = Enumerable.Range(0, texts).Select(_ => Enumerable.Range(0, random.Next(minLength, maxLength + 1)).Select(_ => random.Next(vocab)).ToArray()).ToList();
         var embeddings = ids.Select(t => Enumerable.Range(0, t.Length * dim).Select(_ => (float)(2 * random.NextDouble() - 1)).ToArray()).ToArray();
         return new CorpusWindows(ids, embeddings, ids.Select(t => Enumerable.Repeat(true, t.Length).ToArray()).ToArray(), dim, FromCache: false);
     }

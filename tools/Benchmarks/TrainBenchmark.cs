@@ -38,7 +38,14 @@ public static class TrainBenchmark
         if (o.Model is "tiny" or "both") models.Add(("tiny " + o.TinyConfig, HfConfig.Load(o.TinyConfig)));
         if (o.Model is "small" or "both") models.Add(("small", Small));
         if (models.Count == 0) throw new ArgumentException($"--model {o.Model}: expected tiny, small or both");
+        Report(device, models, o);
+        return 0;
+    }
 
+    /// <summary>Times training steps of each model (<paramref name="o"/>'s batch, seq and steps) and prints them with their
+    /// MFU against the GEMM rate of the same device and threads (also the `steps` benchmark's training line).</summary>
+    internal static void Report(ExecutionDevice device, IReadOnlyList<(string Name, DecoderConfig Config)> models, TrainOptions o)
+    {
         // The GEMM rate is the machine's attainable peak: the fastest of many runs, measured before and after the
         // training steps so that both see the same conditions (other processes share the CPU).
         var gemmRates = new List<double> { GemmRate(device, o.Gemm) };
@@ -52,26 +59,31 @@ public static class TrainBenchmark
             $"{string.Join(", ", gemmRates.Select(r => $"{r / 1e9:F1}"))})");
         Console.WriteLine($"batch {o.Batch} x seq {o.Seq} = {o.Batch * o.Seq} tokens per step; {o.Steps} timed steps after {WarmupSteps} warm-up steps; AdamW with clipping");
         foreach (var r in results) r.Print(gemm);
-        return 0;
     }
 
-    static readonly DecoderConfig Small = new()
+    /// <summary>The "small" Llama of the issue 4 and 27 measurements.</summary>
+    internal static readonly DecoderConfig Small = new()
     {
         Family = ModelFamily.Llama, HiddenSize = 512, NumHiddenLayers = 4, NumAttentionHeads = 8, NumKeyValueHeads = 8,
         IntermediateSize = 1408, VocabSize = 32000, MaxPositionEmbeddings = 256,
     };
 
-    sealed record Result(string Name, DecoderConfig Config, long Parameters, long Embedding, double SetupSeconds, double[] StepSeconds, double Loss, int Tokens)
+    sealed record Result(string Name, DecoderConfig Config, long Parameters, long Embedding, double SetupSeconds, double[] StepSeconds, double Loss, int Tokens, int Seq)
     {
         public void Print(double gemm)
         {
             double median = StepSeconds[StepSeconds.Length / 2], tokensPerSecond = Tokens / median;
-            double Mfu(long n) => 100 * 6.0 * n * tokensPerSecond / gemm;
+            double Mfu(long n, double extraPerToken = 0) => 100 * (6.0 * n + extraPerToken) * tokensPerSecond / gemm;
+            // The attention's two products (scores and context) over every key, as the graph computes them (the causal
+            // mask is applied to full [seq, seq] scores): 2 x 2 x seq x heads x head_dim per token and layer forward,
+            // three times that with the backward pass.
+            double attention = 12.0 * Config.NumHiddenLayers * Seq * Config.NumAttentionHeads * Config.HeadDimension;
             Console.WriteLine();
             Console.WriteLine($"{Name}: {Config.ModelType}, hidden {Config.HiddenSize}, {Config.NumHiddenLayers} layers, vocab {Config.VocabSize}, " +
                 $"{Parameters:N0} parameters ({Parameters - Embedding:N0} without the embedding table); graphs and sessions built in {SetupSeconds:F1} s");
             Console.WriteLine($"  step {median * 1000:F1} ms median (fastest {StepSeconds[0] * 1000:F1} ms): {tokensPerSecond:N0} tokens/s, loss {Loss:F3}");
-            Console.WriteLine($"  MFU {Mfu(Parameters):F1}% (6 x all parameters), {Mfu(Parameters - Embedding):F1}% (without the embedding table, a lookup)");
+            Console.WriteLine($"  MFU {Mfu(Parameters):F1}% (6 x all parameters), {Mfu(Parameters - Embedding):F1}% (without the embedding table, a lookup), " +
+                $"{Mfu(Parameters - Embedding, attention):F1}% (without the embedding table, with the attention's products)");
         }
     }
 
@@ -90,7 +102,7 @@ public static class TrainBenchmark
         trainer.Train(new RandomTokens(config.VocabSize, o.Batch, o.Seq), p => { ends.Add(p.Elapsed); loss = p.Loss; });
         // Step k's time runs from the end of step k-1 to its own end; the warm-up steps are left out.
         var stepSeconds = ends.Zip(ends.Skip(1)).Skip(WarmupSteps - 1).Select(e => (e.Second - e.First).TotalSeconds).Order().ToArray();
-        return new Result(name, config, parameters, embedding, setupSeconds, stepSeconds, loss, o.Batch * o.Seq);
+        return new Result(name, config, parameters, embedding, setupSeconds, stepSeconds, loss, o.Batch * o.Seq, o.Seq);
     }
 
     const int GemmRuns = 8;
