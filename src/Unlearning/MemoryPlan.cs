@@ -89,8 +89,9 @@ public sealed record MemoryPlanOptions
 
 /// <summary>The bytes of each phase of a run on one device (issue 23): parameters as stored and as trained, gradients,
 /// optimizer state (as <see cref="MemoryLayout"/> says the runtime keeps them), activations of the real training graphs
-/// at the preset's batch and length (<see cref="GraphMemory"/>: liveness of every value in ONNX Runtime's node order,
-/// sizes from shape inference, and what ONNX Runtime's arena keeps for those allocations, <see cref="ArenaModel"/>;
+/// at the preset's batch and length (<see cref="GraphMemory"/> on the graph ONNX Runtime runs, <see cref="OnnxRuntimeGraphs"/>:
+/// liveness of every value in its execution order, sizes from shape inference, what its arena keeps for those
+/// allocations, <see cref="ArenaModel"/>, and the constants its optimiser folded;
 /// a session's arena is held while the session lives, so the arenas of the sessions a run keeps open count in every
 /// later phase), the hidden-state cache, the head, the encoder, and the KV cache and logits of scoring; the peak phase,
 /// and per training step the largest micro-batch that fits.</summary>
