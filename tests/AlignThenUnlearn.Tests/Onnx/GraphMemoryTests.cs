@@ -119,4 +119,17 @@ public class GraphMemoryTests
         s.Output(s.Add(sumA, sumC), DataType.Float);
         Assert.Equal(S + 8, GraphMemory.PeakOfIntermediates(s.ToModel(), Batch8).PeakBytes);
     }
+
+    [Fact]
+    public void A_transpose_of_the_last_two_axes_read_by_a_matmul_is_fused_away()
+    {
+        // a = Exp(x) [8, 1000]; y = MatMul(x, Transpose(a)) [8, 8]; loss = ReduceSum(y). ONNX Runtime fuses the
+        // Transpose into the MatMul (FusedMatMul with transB), so a is read directly: at most a (S) and y (256 bytes).
+        // A materialised transpose would hold a and its copy at once (2S).
+        var b = new GraphBuilder("g");
+        var x = b.Input("x", DataType.Float, "batch", 1000);
+        var y = b.MatMul(x, b.Transpose(b.Op("Exp", x), 1, 0));
+        b.Output(b.ReduceSum(y, [], keepDims: false), DataType.Float);
+        Assert.Equal(S + 8 * 8 * 4, GraphMemory.PeakOfIntermediates(b.ToModel(), Batch8).PeakBytes);
+    }
 }
