@@ -4,11 +4,22 @@ using DataType = Onnx.TensorProto.Types.DataType;
 namespace AlignThenUnlearn.Onnx;
 
 /// <summary>The most bytes a graph's intermediate values hold at once when it runs with concrete sizes for its
-/// symbolic dimensions: the nodes run in the graph's (topological) order, each output is allocated when its node runs
-/// and freed after its last consumer, which is what ONNX Runtime's allocation planner does for a graph of fixed shapes.
-/// Shape-only ops (Reshape, Squeeze, Unsqueeze, Flatten, Identity) alias their input, and an element-wise op reuses an
-/// input buffer of its output's size that dies with it (ONNX Runtime's in-place reuse). Graph inputs (parameters, the
-/// batch) and the outputs bound to buffers of their own are not intermediates and are left out.</summary>
+/// symbolic dimensions: the nodes run in ONNX Runtime's order, each output is allocated when its node runs and freed
+/// after its last consumer, which is what ONNX Runtime's allocation planner does for a graph of fixed shapes
+/// (onnxruntime/core/framework/allocation_planner.cc). What it does besides, modelled here:
+/// <list type="bullet">
+/// <item>Shape-only ops (Reshape, Squeeze, Unsqueeze, Flatten, Identity) alias their input (their kernels declare
+/// Alias(0, 0)), except where the output is a graph output: a graph output gets a buffer of its own (kAllocateOutput),
+/// the caller's where the output is bound.</item>
+/// <item>An Identity whose output is a graph output is removed by the graph optimiser when its input is a node's
+/// output read by nothing else (EliminateIdentity's graph-output case): that node then writes the graph output itself,
+/// so a gradient or an optimizer update bound to the caller's buffer takes no intermediate at all.</item>
+/// <item>In place: the output of a kernel that declares MayInplace(0, 0) takes over its first input's buffer when this
+/// node is that buffer's last reader and the sizes agree (FindReusableInput). In the CPU provider these are the
+/// activations (Relu, Sigmoid, Tanh, ...), Clip and Cast; Add, Mul, Sub, Div, Exp, Where ... always allocate.</item>
+/// </list>
+/// Graph inputs (parameters, the batch) and the outputs bound to buffers of their own are not intermediates and are
+/// left out.</summary>
 public static class GraphMemory
 {
     /// <summary>The peak, the node at which it happens, and how many values had a size that could not be inferred
@@ -18,22 +29,29 @@ public static class GraphMemory
     public sealed record Estimate(long PeakBytes, string PeakNode, int UnknownValues, long UnknownBytes, long ArenaBytes = 0);
 
     static readonly HashSet<string> Aliasing = ["Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"];
+    /// <summary>Ops whose CPU kernels declare MayInplace(0, 0) (onnxruntime/core/providers/cpu/activation/activations.cc,
+    /// math/clip.cc, tensor/cast_op.cc).</summary>
     static readonly HashSet<string> InPlace =
     [
-        "Add", "Sub", "Mul", "Div", "Neg", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Erf", "Cos", "Sin",
-        "Where", "Clip", "Pow", "Cast", "Softmax", "Abs",
+        "Relu", "Sigmoid", "Tanh", "Elu", "LeakyRelu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid", "ThresholdedRelu",
+        "Clip", "Cast",
     ];
 
     /// <param name="dims">A size for each symbolic dimension of the graph's inputs (e.g. batch 16, seq 256).</param>
     /// <param name="boundOutputs">Graph outputs written into buffers the caller owns (gradients): not counted.</param>
-    public static Estimate PeakOfIntermediates(ModelProto model, IReadOnlyDictionary<string, long> dims, IEnumerable<string>? boundOutputs = null)
+    /// <param name="inGivenOrder">The nodes run in the order the model lists them (a graph ONNX Runtime saved after
+    /// optimising it lists them in its execution order); otherwise in the order ONNX Runtime derives for a graph as
+    /// built (<see cref="ExecutionOrder"/>).</param>
+    public static Estimate PeakOfIntermediates(ModelProto model, IReadOnlyDictionary<string, long> dims, IEnumerable<string>? boundOutputs = null, bool inGivenOrder = false)
     {
         var graph = Concrete(model.Graph, dims);
+        EliminateOutputIdentities(graph);
         var shapes = ShapeInference.Run(graph);
         var bound = (boundOutputs ?? []).ToHashSet();
         var inputs = graph.Input.Select(i => i.Name).Concat(graph.Initializer.Select(i => i.Name)).ToHashSet();
         var outputs = graph.Output.Select(o => o.Name).ToHashSet();
-        var nodes = ExecutionOrder(graph);
+        FuseTransposesIntoMatMul(graph, outputs);   // after shape inference: the MatMuls keep their outputs' shapes
+        var nodes = inGivenOrder ? graph.Node.ToList() : ExecutionOrder(graph);
 
         // The bytes of every node output; an unknown size takes its largest input's (element-wise ops dominate).
         var bytes = new Dictionary<string, long>();
@@ -70,7 +88,7 @@ public static class GraphMemory
             {
                 var o = n.Output[j];
                 if (o == "") continue;
-                buffer[o] = j == 0 && Aliasing.Contains(n.OpType) && n.Input.Count > 0 ? BufferOf(n.Input[0]) : o;
+                buffer[o] = j == 0 && Aliasing.Contains(n.OpType) && n.Input.Count > 0 && !outputs.Contains(o) ? BufferOf(n.Input[0]) : o;
             }
         }
         foreach (var (value, buf) in buffer)
@@ -87,8 +105,10 @@ public static class GraphMemory
         for (int k = 0; k < nodes.Count; k++)
         {
             var n = nodes[k];
-            var reusable = InPlace.Contains(n.OpType)
-                ? n.Input.Where(i => i != "" && !pinned.Contains(BufferOf(i)) && bufferEnd.GetValueOrDefault(BufferOf(i)) == k && bufferBytes.ContainsKey(BufferOf(i))).Select(BufferOf).Distinct().ToList()
+            // Only the first input, and only where this node is the last to read its buffer.
+            var reusable = InPlace.Contains(n.OpType) && n.Input.Count > 0 && n.Input[0] is { Length: > 0 } first
+                && !pinned.Contains(BufferOf(first)) && bufferEnd.GetValueOrDefault(BufferOf(first)) == k && bufferBytes.ContainsKey(BufferOf(first))
+                ? new List<string> { BufferOf(first) }
                 : [];
             foreach (var o in n.Output.Where(o => o != "" && n.OpType != "Constant"))   // constants are initializers in ONNX Runtime
             {
@@ -124,6 +144,66 @@ public static class GraphMemory
                     }
         }
         return new Estimate(peak, peakNode, unknown, unknownBytes, arena.TouchedBytes);
+    }
+
+    /// <summary>ONNX Runtime's EliminateIdentity for an Identity that writes a graph output (onnxruntime/core/optimizer/
+    /// identity_elimination.cc): when its input is the output of a node (not a graph input, not a constant, which ONNX
+    /// Runtime makes an initializer), is not itself a graph output and is read by the Identity alone, the producer is
+    /// made to write the graph output and the Identity goes.</summary>
+    static void EliminateOutputIdentities(GraphProto graph)
+    {
+        var outputs = graph.Output.Select(o => o.Name).ToHashSet();
+        var readers = new Dictionary<string, int>();
+        foreach (var n in graph.Node)
+            foreach (var i in n.Input.Where(i => i != "")) readers[i] = readers.GetValueOrDefault(i) + 1;
+        var producer = new Dictionary<string, NodeProto>();
+        foreach (var n in graph.Node)
+            foreach (var o in n.Output.Where(o => o != "")) producer[o] = n;
+        var removed = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
+        foreach (var n in graph.Node)
+        {
+            if (n.OpType != "Identity" || n.Domain is not ("" or "ai.onnx") || n.Input.Count != 1 || n.Output.Count != 1 || !outputs.Contains(n.Output[0])) continue;
+            var input = n.Input[0];
+            if (!producer.TryGetValue(input, out var source) || source.OpType == "Constant" || outputs.Contains(input) || readers.GetValueOrDefault(input) != 1) continue;
+            int at = source.Output.IndexOf(input);
+            source.Output[at] = n.Output[0];
+            producer[n.Output[0]] = source;
+            removed.Add(n);
+        }
+        if (removed.Count == 0) return;
+        var kept = graph.Node.Where(n => !removed.Contains(n)).ToList();
+        graph.Node.Clear();
+        graph.Node.AddRange(kept);
+    }
+
+    /// <summary>ONNX Runtime's MatmulTransposeFusion (onnxruntime/core/optimizer/matmul_transpose_fusion.cc): a MatMul that
+    /// reads a Transpose of the last two axes (not a graph output) becomes a FusedMatMul that reads the Transpose's input
+    /// with transA/transB, and the Transpose goes once no reader is left. Its output is never materialised, while its input
+    /// lives until the fused product.</summary>
+    static void FuseTransposesIntoMatMul(GraphProto graph, HashSet<string> outputs)
+    {
+        var transposeOf = new Dictionary<string, NodeProto>();
+        foreach (var n in graph.Node)
+        {
+            if (n.OpType != "Transpose" || n.Domain is not ("" or "ai.onnx") || n.Output.Count != 1 || outputs.Contains(n.Output[0])) continue;
+            var perm = n.Find("perm")?.Ints;
+            if (perm is null || perm.Count < 2) continue;
+            int rank = perm.Count;
+            bool lastTwo = perm[rank - 2] == rank - 1 && perm[rank - 1] == rank - 2 && Enumerable.Range(0, rank - 2).All(i => perm[i] == i);
+            if (lastTwo) transposeOf[n.Output[0]] = n;
+        }
+        if (transposeOf.Count == 0) return;
+        foreach (var n in graph.Node)
+        {
+            if (n.OpType != "MatMul" || n.Domain is not ("" or "ai.onnx") || n.Input.Count != 2) continue;
+            for (int i = 0; i < 2; i++)
+                if (transposeOf.TryGetValue(n.Input[i], out var t)) n.Input[i] = t.Input[0];
+        }
+        var read = graph.Node.SelectMany(n => n.Input).ToHashSet();
+        var kept = graph.Node.Where(n => !(transposeOf.ContainsKey(n.Output.FirstOrDefault() ?? "") && !read.Contains(n.Output[0]))).ToList();
+        if (kept.Count == graph.Node.Count) return;
+        graph.Node.Clear();
+        graph.Node.AddRange(kept);
     }
 
     /// <summary>The order ONNX Runtime runs a graph's nodes in (its GraphViewer's default order): a depth-first walk
@@ -299,6 +379,10 @@ public static class GraphMemory
             }
         }
     }
+
+    /// <summary>Bytes of a graph's initializers (a session holds them while it lives).</summary>
+    public static long InitializerBytes(ModelProto model) =>
+        model.Graph.Initializer.Sum(t => Tensors.ElementCount(t) * Tensors.ElementSize((DataType)t.DataType));
 
     /// <summary>Bytes of the values of a graph's inputs at the given sizes (the batch a step binds), skipping <paramref name="except"/>.</summary>
     public static long InputBytes(ModelProto model, IReadOnlyDictionary<string, long> dims, ISet<string> except)

@@ -49,6 +49,21 @@ public sealed class ShapeInference
 
     void Visit(NodeProto n)
     {
+        if (n.Domain == "com.microsoft" && n.OpType == "FusedMatMul")
+        {
+            // ONNX Runtime's MatMul with transposed operands (what its optimiser makes of Transpose + MatMul).
+            TensorInfo? T(TensorInfo? t, string attribute) => n.GetInt(attribute, 0) == 1 && t?.Shape is { Length: >= 2 } d
+                ? t with { Shape = [.. d[..^2], d[^1], d[^2]] } : t;
+            if (n.GetInt("transBatchA", 0) == 0 && n.GetInt("transBatchB", 0) == 0) Set(n, 0, MatMul(T(In(n, 0), "transA"), T(In(n, 1), "transB")));
+            return;
+        }
+        if (n.OpType is "SimplifiedLayerNormalization" or "SkipSimplifiedLayerNormalization" or "SkipLayerNormalization"
+            or "Gelu" or "FastGelu" or "BiasGelu" or "QuickGelu" && n.Domain is "" or "com.microsoft")
+        {
+            // ONNX Runtime's fused normalisations and activations: the first output has the first input's shape.
+            Set(n, 0, In(n, 0));
+            return;
+        }
         if (n.Domain is not ("" or "ai.onnx")) return;
         var x = In(n, 0);
         switch (n.OpType)

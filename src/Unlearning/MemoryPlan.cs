@@ -89,8 +89,9 @@ public sealed record MemoryPlanOptions
 
 /// <summary>The bytes of each phase of a run on one device (issue 23): parameters as stored and as trained, gradients,
 /// optimizer state (as <see cref="MemoryLayout"/> says the runtime keeps them), activations of the real training graphs
-/// at the preset's batch and length (<see cref="GraphMemory"/>: liveness of every value in ONNX Runtime's node order,
-/// sizes from shape inference, and what ONNX Runtime's arena keeps for those allocations, <see cref="ArenaModel"/>;
+/// at the preset's batch and length (<see cref="GraphMemory"/> on the graph ONNX Runtime runs, <see cref="OnnxRuntimeGraphs"/>:
+/// liveness of every value in its execution order, sizes from shape inference, what its arena keeps for those
+/// allocations, <see cref="ArenaModel"/>, and the constants its optimiser folded;
 /// a session's arena is held while the session lives, so the arenas of the sessions a run keeps open count in every
 /// later phase), the hidden-state cache, the head, the encoder, and the KV cache and logits of scoring; the peak phase,
 /// and per training step the largest micro-batch that fits.</summary>
@@ -249,22 +250,36 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
         options.MicroBatch is null && presetMicroBatch > 0 ? options with { MicroBatch = presetMicroBatch } : options;
 
     /// <summary>The intermediates of a graph at (rows, sequence) plus its batch inputs (everything but the parameters).</summary>
+    /// <summary>What a session of <paramref name="graph"/> holds at (rows, sequence): the arena of its intermediates, walked
+    /// in ONNX Runtime's optimised graph and order (<see cref="OnnxRuntimeGraphs"/>), the constants its optimiser folded
+    /// (held as initializers while the session lives), and its batch inputs (everything but the parameters).</summary>
     public static MemoryItem Activations(string name, ModelProto graph, int rows, int sequence, IEnumerable<string> boundOutputs, ISet<string> parameters)
     {
         var dims = new Dictionary<string, long> { [DecoderGraph.Batch.Symbol!] = rows, [DecoderGraph.Sequence.Symbol!] = sequence };
-        var estimate = GraphMemory.PeakOfIntermediates(graph, dims, boundOutputs);
-        var guessed = estimate.UnknownValues == 0 ? "" : $"; {estimate.UnknownValues} values of unknown shape sized as their largest input";
-        return new MemoryItem($"{name} ({rows} x {sequence}{guessed}; arena)", estimate.ArenaBytes + GraphMemory.InputBytes(graph, dims, parameters));
+        var (arena, constants, unknown) = SessionBytes(graph, dims, boundOutputs);
+        var guessed = unknown == 0 ? "" : $"; {unknown} values of unknown shape sized as their largest input";
+        return new MemoryItem($"{name} ({rows} x {sequence}{guessed}; arena + {constants / 1048576.0:F1} MiB of folded constants)",
+            arena + constants + GraphMemory.InputBytes(graph, dims, parameters));
     }
 
-    /// <summary>The optimizer graph's intermediates: its outputs go into the spare buffers, so what is left is the work of
-    /// one parameter at a time, largest first.</summary>
+    /// <summary>The optimizer session: its outputs go into the spare buffers, so what is left is the work of one parameter
+    /// at a time, largest first.</summary>
     static MemoryItem OptimizerActivations(IReadOnlyList<ParameterSpec> parameters, OptimizerSettings settings, string name = "arena of the optimizer's session")
     {
         var specs = parameters.Select(p => new OptimizerParameter(p.Name, p.Shape)).ToList();
         var graph = settings is AdamWSettings ? OptimizerGraphs.AdamW(specs) : OptimizerGraphs.Sgd(specs, ((SgdSettings)settings).Momentum != 0);
         var bound = graph.Graph.Output.Select(o => o.Name).Where(n => n != OptimizerGraphs.GradNorm);
-        return new MemoryItem(name, GraphMemory.PeakOfIntermediates(graph, new Dictionary<string, long>(), bound).ArenaBytes);
+        var (arena, constants, _) = SessionBytes(graph, new Dictionary<string, long>(), bound);
+        return new MemoryItem(name, arena + constants);
+    }
+
+    /// <summary>The arena a session's intermediates take (ONNX Runtime's optimised graph walked in its order), the bytes of
+    /// its initializers, and how many values had to be sized by a guess.</summary>
+    static (long Arena, long Constants, int Unknown) SessionBytes(ModelProto graph, IReadOnlyDictionary<string, long> dims, IEnumerable<string> boundOutputs)
+    {
+        var optimized = OnnxRuntimeGraphs.Optimized(graph);
+        var estimate = GraphMemory.PeakOfIntermediates(optimized, dims, boundOutputs, inGivenOrder: true);
+        return (estimate.ArenaBytes, GraphMemory.InitializerBytes(optimized), estimate.UnknownValues);
     }
 
     static OptimizerSettings OptimizerOf(PhaseSettings phase) => phase.Optimizer switch

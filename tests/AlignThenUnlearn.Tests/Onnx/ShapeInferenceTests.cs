@@ -368,10 +368,23 @@ public class ShapeInferenceTests
     }
 
     [Fact]
+    public void Onnx_runtimes_fused_matmul_and_fused_normalisations_are_sized()
+    {
+        // FusedMatMul(a [batch, 3, 4], w [5, 4], transB=1) = a @ w^T: [batch, 3, 5]; the fused normalisations and
+        // activations ONNX Runtime's optimiser makes keep their first input's shape.
+        var b = new GraphBuilder("g");
+        var a = b.Input("a", DataType.Float, "batch", 3, 4);
+        var w = b.Input("w", DataType.Float, 5, 4);
+        AssertInferred(b, b.Node("FusedMatMul", [a, w], attributes: [Attr.Int("transB", 1)], domain: "com.microsoft")[0], DataType.Float, "batch", 3, 5);
+        AssertInferred(b, b.Node("SimplifiedLayerNormalization", [a, b.Input("g", DataType.Float, 4)])[0], DataType.Float, "batch", 3, 4);
+        AssertInferred(b, b.Node("Gelu", [a], domain: "com.microsoft")[0], DataType.Float, "batch", 3, 4);
+    }
+
+    [Fact]
     public void Operators_it_does_not_know_give_no_information_and_no_error()
     {
         var (b, x) = One("batch", 4);
-        var custom = b.Node("Gelu", [x], domain: "com.microsoft")[0];
+        var custom = b.Node("Attention", [x], domain: "com.microsoft")[0];
         var unknown = b.Op("NoSuchOperator", x);
         var after = b.Add(x, custom);
         var shapes = ShapeInference.Run(b.Graph);
