@@ -320,9 +320,8 @@ def median_seconds(full_step, steps):
 
 
 def gemm_rate(n=1024, runs=8):
-    """FLOP/s of the fastest of `runs` n x n x n float32 matrix products (after 2 warm-up runs): which BLAS torch
-    runs on decides its eager speed (Debian's torch calls the libblas.so.3 alternative, the reference BLAS unless an
-    optimised one such as libopenblas0 is installed)."""
+    """FLOP/s of the fastest of `runs` n x n x n float32 matrix products (after 2 warm-up runs): what torch's matrix
+    products reach on this machine, to read its step times against."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     times = []
     for i in range(2 + runs):
