@@ -36,14 +36,15 @@ public static class OptimizerGraphs
         var b = new GraphBuilder("adamw");
         var (lr, beta1, beta2, eps, wd, step) = (Scalar(b, LearningRate), Scalar(b, Beta1), Scalar(b, Beta2), Scalar(b, Epsilon), Scalar(b, WeightDecay), Scalar(b, Step));
         var one = b.Scalar(1, DataType.Double);
-        var grads = ClippedGradients(b, parameters, packedParameterElements);
+        var clipped = ClippedGradients(b, parameters);
         string F(string d) => b.Cast(d, DataType.Float);
         var stepSize = F(b.Div(lr, b.Sub(one, b.Op("Pow", beta1, step))));
         var sqrtCorrection2 = F(b.Sqrt(b.Sub(one, b.Op("Pow", beta2, step))));
         var decay = F(b.Sub(one, b.Mul(lr, wd)));
         var (b1, oneMinusB1, b2, oneMinusB2, epsF) = (F(beta1), F(b.Sub(one, beta1)), F(beta2), F(b.Sub(one, beta2)), F(eps));
-        foreach (var (pack, g) in Packs(parameters, packedParameterElements).Zip(grads))
+        foreach (var pack in Packs(parameters, packedParameterElements))
         {
+            var g = clipped(pack);
             var param = Flat(b, pack, n => n);
             var m = Flat(b, pack, ExpAvg);
             var v = Flat(b, pack, ExpAvgSq);
@@ -63,11 +64,11 @@ public static class OptimizerGraphs
         var b = new GraphBuilder("sgd");
         var (lr, wd) = (b.Cast(Scalar(b, LearningRate), DataType.Float), b.Cast(Scalar(b, WeightDecay), DataType.Float));
         var mu = momentum ? b.Cast(Scalar(b, Momentum), DataType.Float) : null;
-        var grads = ClippedGradients(b, parameters, packedParameterElements);
-        foreach (var (pack, clipped) in Packs(parameters, packedParameterElements).Zip(grads))
+        var clipped = ClippedGradients(b, parameters);
+        foreach (var pack in Packs(parameters, packedParameterElements))
         {
             var param = Flat(b, pack, n => n);
-            var g = b.Add(clipped, b.Mul(wd, param));
+            var g = b.Add(clipped(pack), b.Mul(wd, param));
             if (mu is not null) g = Result(b, pack, "Add", [b.Mul(mu, Flat(b, pack, MomentumBuffer)), g], MomentumBuffer);
             Result(b, pack, "Sub", [param, b.Mul(lr, g)], n => n);
         }
@@ -78,7 +79,7 @@ public static class OptimizerGraphs
     /// scaling by s = grad_scale, for each pack of <see cref="Packs"/>. The norm of the scaled gradients is |s| ‖g‖, so
     /// each gradient is read by one ReduceSumSquare (per parameter, summed in parameter order whatever the packing, so the
     /// norm does not depend on it) and each pack is multiplied once, by the combined factor.</summary>
-    static List<string> ClippedGradients(GraphBuilder b, IReadOnlyList<OptimizerParameter> parameters, long packedParameterElements)
+    static Func<IReadOnlyList<OptimizerParameter>, string> ClippedGradients(GraphBuilder b, IReadOnlyList<OptimizerParameter> parameters)
     {
         var maxNorm = b.Cast(Scalar(b, MaxGradNorm), DataType.Float);
         var gradScale = b.Cast(Scalar(b, GradScale), DataType.Float);
@@ -89,7 +90,9 @@ public static class OptimizerGraphs
         var coefficient = b.Op("Min", b.Div(maxNorm, b.Add(norm, b.Scalar(1e-6, DataType.Float))), b.Scalar(1, DataType.Float));
         var clip = b.Where(b.Op("Greater", maxNorm, b.Scalar(0, DataType.Float)), coefficient, b.Scalar(1, DataType.Float));
         var factor = b.Mul(gradScale, clip);
-        return Packs(parameters, packedParameterElements).Select(pack => b.Mul(Joined(b, pack, p => grads[p.Name]), factor)).ToList();
+        // Made where a pack's update is built, so that the nodes of one pack are numbered together: ONNX Runtime orders
+        // nodes by number among those ready, and clipping every gradient first would hold a clipped copy of all of them.
+        return pack => b.Mul(Joined(b, pack, p => grads[p.Name]), factor);
     }
 
     /// <summary>Parameters of at most this many elements are updated together: flattened and joined into one vector per
