@@ -129,8 +129,8 @@ public sealed class AtuRun : IDisposable
             _forgetData = new WindowBatcher(inputs.ForgetCorpus, preset.Unlearning.BatchSize, preset.Unlearning.SequenceLength, Seed(2), padId, preset.Sequences);
             _unlearnSession = new TrainSession(options.Device, _unlearning.Training, _store, UnlearningGraphs.Loss, [UnlearningGraphs.MeanCosine],
                 allowAccumulation: preset.MicroBatch > 0);
-            _llmOptimizer = new Optimizer(_store, Settings(preset.Unlearning), _llmParameters);
-            _headOptimizer = new Optimizer(_store, Settings(preset.Alignment), _headParameters);
+            _llmOptimizer = new Optimizer(_store, preset.Unlearning.ToOptimizerSettings(), _llmParameters);
+            _headOptimizer = new Optimizer(_store, preset.Alignment.ToOptimizerSettings(), _headParameters);
             _checkpoints = new CheckpointDirectory(Path.Combine(options.Folder, RunHarness.CheckpointsFolder), keep: 2);
         }
         catch { Dispose(); throw; }
@@ -228,7 +228,7 @@ public sealed class AtuRun : IDisposable
     /// <summary>The reference restarts the head's Adam at every realignment: a fresh optimizer with the realignment's settings.</summary>
     void UseRealignmentOptimizer()
     {
-        var settings = Settings(_preset.Realignment);
+        var settings = _preset.Realignment.ToOptimizerSettings();
         if (!_headOptimizer.TryRestart(settings))
         {
             _headOptimizer.Dispose();
@@ -331,12 +331,6 @@ public sealed class AtuRun : IDisposable
 
     void Log(string line) => _run.Log(line);
 
-    /// <summary>The optimizer of a phase: adam is AdamW without weight decay (the preset refuses adam with weight decay).</summary>
-    static OptimizerSettings Settings(PhaseSettings phase) => phase.Optimizer switch
-    {
-        "adam" or "adamw" => new AdamWSettings(phase.LearningRate, WeightDecay: phase.WeightDecay, MaxGradNorm: phase.MaxGradNorm),
-        _ => new SgdSettings(phase.LearningRate, phase.Momentum, phase.WeightDecay, phase.MaxGradNorm),
-    };
 
     public void Dispose()
     {

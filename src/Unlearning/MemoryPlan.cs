@@ -120,8 +120,8 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
 
         long llm = F32 * unlearning.LlmParameters.Sum(p => p.ElementCount);
         long head = F32 * unlearning.HeadParameters.Sum(p => p.ElementCount);
-        var llmOptimizer = OptimizerOf(preset.Unlearning);
-        var headOptimizer = OptimizerOf(preset.Alignment);
+        var llmOptimizer = preset.Unlearning.ToOptimizerSettings();
+        var headOptimizer = preset.Alignment.ToOptimizerSettings();
         List<MemoryItem> Resident(bool accumulating) =>
         [
             new("LLM parameters as trained (f32, layers 0.." + (preset.Layers.Max() - 1) + ")", llm),
@@ -282,11 +282,6 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
         return (estimate.ArenaBytes, GraphMemory.InitializerBytes(optimized), estimate.UnknownValues);
     }
 
-    static OptimizerSettings OptimizerOf(PhaseSettings phase) => phase.Optimizer switch
-    {
-        "adam" or "adamw" => new AdamWSettings(phase.LearningRate, WeightDecay: phase.WeightDecay, MaxGradNorm: phase.MaxGradNorm),
-        _ => new SgdSettings(phase.LearningRate, phase.Momentum, phase.WeightDecay, phase.MaxGradNorm),
-    };
 
     /// <summary>The window embeddings are computed before training: the encoder alone.</summary>
     static MemoryPhase Encoder(MemoryPlanModel model, MemoryPlanOptions options)
