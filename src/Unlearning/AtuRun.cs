@@ -331,7 +331,6 @@ public sealed class AtuRun : IDisposable
 
     void Log(string line) => _run.Log(line);
 
-
     public void Dispose()
     {
         _unlearnSession?.Dispose();

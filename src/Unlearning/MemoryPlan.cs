@@ -249,7 +249,6 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
     static MemoryPlanOptions WithPresetMicroBatch(MemoryPlanOptions options, int presetMicroBatch) =>
         options.MicroBatch is null && presetMicroBatch > 0 ? options with { MicroBatch = presetMicroBatch } : options;
 
-    /// <summary>The intermediates of a graph at (rows, sequence) plus its batch inputs (everything but the parameters).</summary>
     /// <summary>What a session of <paramref name="graph"/> holds at (rows, sequence): the arena of its intermediates, walked
     /// in ONNX Runtime's optimised graph and order (<see cref="OnnxRuntimeGraphs"/>), the constants its optimiser folded
     /// (held as initializers while the session lives), and its batch inputs (everything but the parameters).</summary>
@@ -262,8 +261,8 @@ public sealed record MemoryPlan(string Model, string Preset, IReadOnlyList<int> 
             arena + constants + GraphMemory.InputBytes(graph, dims, parameters));
     }
 
-    /// <summary>The optimizer session: its outputs go into the spare buffers, so what is left is the work of one parameter
-    /// at a time, largest first.</summary>
+    /// <summary>The optimizer session: its outputs go into the spare buffers, so what is left is the work of one pack of
+    /// parameters at a time (<see cref="OptimizerGraphs.Packs"/>), the largest deciding.</summary>
     static MemoryItem OptimizerActivations(IReadOnlyList<ParameterSpec> parameters, OptimizerSettings settings, string name = "arena of the optimizer's session")
     {
         var specs = parameters.Select(p => new OptimizerParameter(p.Name, p.Shape)).ToList();
