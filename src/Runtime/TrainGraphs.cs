@@ -33,6 +33,30 @@ public static class TrainGraphs
         return model;
     }
 
+    /// <summary>The input of <see cref="PieceSum"/> that holds piece <paramref name="piece"/>'s gradient <paramref name="gradName"/>.</summary>
+    public static string PieceInput(string gradName, int piece) => $"{gradName}.piece{piece}";
+
+    /// <summary>A graph that adds the gradients of <paramref name="pieces"/> pieces of a batch: per gradient (name to shape,
+    /// float32), output <c>p.grad = ((piece0 + piece1) + piece2) ...</c>, the order in which <see cref="WithAccumulation"/>
+    /// adds pieces run one after the other (float addition commutes), so pieces run at once sum to the same bits.</summary>
+    public static ModelProto PieceSum(IReadOnlyDictionary<string, long[]> gradients, int pieces)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(pieces, 2);
+        var b = new GraphBuilder("piece_sum");
+        foreach (var (gradName, shape) in gradients)
+        {
+            var dims = shape.Select(d => (Dim)d).ToArray();
+            var sum = b.Input(PieceInput(gradName, 0), TensorProto.Types.DataType.Float, dims);
+            for (int k = 1; k < pieces; k++)
+            {
+                var term = b.Input(PieceInput(gradName, k), TensorProto.Types.DataType.Float, dims);
+                sum = k == pieces - 1 ? b.Node("Add", [sum, term], 1, outputNames: [gradName])[0] : b.Add(sum, term);
+            }
+            b.Output(sum, TensorProto.Types.DataType.Float, dims);
+        }
+        return b.ToModel();
+    }
+
     /// <summary>The graph with every Dropout node's <c>seed</c> attribute derived from <paramref name="seed"/> and the
     /// node's position. ONNX Runtime seeds a Dropout kernel's generator once, when the session is created, and advances
     /// it with every run, so a session continued after a restart would draw other masks than the one that was

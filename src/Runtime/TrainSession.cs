@@ -20,6 +20,9 @@ public sealed class TrainSession : IDisposable
     readonly string[] _accumulatingInputs = [];
     readonly HashSet<string> _defaulted;   // inputs with an initializer: left unbound, they keep its value
     readonly global::Onnx.ModelProto _model;
+    /// <summary>Each concurrent piece's gradients, and the sessions that add them up (by number of pieces).</summary>
+    readonly List<Dictionary<string, DeviceTensor>> _pieceGrads = [];
+    readonly Dictionary<int, InferenceSession> _pieceSums = [];
 
     public const string AccumulatedSuffix = ".accumulated";
 
@@ -27,9 +30,19 @@ public sealed class TrainSession : IDisposable
     public IReadOnlyDictionary<string, DeviceTensor> Gradients => _grads;
     public string Loss { get; }
 
-    public TrainSession(ExecutionDevice device, GradientGraph graph, ParameterStore store, string loss, IEnumerable<string>? metrics = null, bool allowAccumulation = false)
+    /// <summary>How many pieces <see cref="RunAtOnce"/> splits a batch into (1: the session runs batches whole or one piece after another).</summary>
+    public int ConcurrentPieces { get; }
+
+    /// <param name="concurrentPieces">Pieces of a batch that <see cref="RunAtOnce"/> runs at once, each with gradient buffers of its own.</param>
+    public TrainSession(ExecutionDevice device, GradientGraph graph, ParameterStore store, string loss, IEnumerable<string>? metrics = null, bool allowAccumulation = false,
+        int concurrentPieces = 1)
     {
-        (_device, _store, Loss) = (device, store, loss);
+        ArgumentOutOfRangeException.ThrowIfLessThan(concurrentPieces, 1);
+        // ONNX Runtime's Dropout kernel advances one generator per node at every run: runs at once would take its masks in
+        // whichever order the threads reach it.
+        if (concurrentPieces > 1 && graph.Model.Graph.Node.Any(n => n.OpType == "Dropout"))
+            throw new ArgumentException($"the training graph has Dropout nodes, whose random masks would depend on the order in which {concurrentPieces} pieces run at once; run its batches whole or one piece after another");
+        (_device, _store, Loss, ConcurrentPieces) = (device, store, loss, concurrentPieces);
         _hostOutputs = [loss, .. metrics ?? []];
         _firstInputs = graph.Model.Graph.Input.Select(i => i.Name).ToArray();
         _defaulted = graph.Model.Graph.Initializer.Select(t => t.Name).ToHashSet();
@@ -39,6 +52,8 @@ public sealed class TrainSession : IDisposable
             _grads[p] = store.AllocateLike(p);
             if (allowAccumulation) _spare[p] = store.AllocateLike(p);
         }
+        for (int k = 0; k < (concurrentPieces > 1 ? concurrentPieces : 0); k++)
+            _pieceGrads.Add(graph.Gradients.Keys.ToDictionary(p => p, store.AllocateLike));
         _first = device.Open(graph.Model);
         if (allowAccumulation)
         {
@@ -54,12 +69,20 @@ public sealed class TrainSession : IDisposable
     public Result Run(IReadOnlyDictionary<string, HostTensor> batch, bool accumulate = false, IReadOnlyDictionary<string, DeviceTensor>? onDevice = null)
     {
         if (accumulate && _accumulating is null) throw new InvalidOperationException("this train session was created without gradient accumulation");
-        var session = accumulate ? _accumulating! : _first;
+        var result = accumulate ? RunGraph(_accumulating!, _accumulatingInputs, batch, _spare, accumulate, onDevice) : RunGraph(_first, _firstInputs, batch, _grads, accumulate, onDevice);
+        if (accumulate) foreach (var p in _grads.Keys.ToList()) (_grads[p], _spare[p]) = (_spare[p], _grads[p]);
+        return result;
+    }
+
+    /// <summary>One run of <paramref name="session"/> that writes its gradients to <paramref name="gradients"/>.</summary>
+    Result RunGraph(InferenceSession session, string[] inputNames, IReadOnlyDictionary<string, HostTensor> batch, Dictionary<string, DeviceTensor> gradients,
+        bool accumulate, IReadOnlyDictionary<string, DeviceTensor>? onDevice)
+    {
         using var binding = session.CreateIoBinding();
         var inputs = new List<OrtValue>();
         try
         {
-            foreach (var name in accumulate ? _accumulatingInputs : _firstInputs)
+            foreach (var name in inputNames)
             {
                 if (_store.Contains(name)) binding.BindInput(name, _store[name].Value);
                 else if (onDevice is not null && onDevice.TryGetValue(name, out var tensor)) binding.BindInput(name, tensor.Value);
@@ -68,14 +91,13 @@ public sealed class TrainSession : IDisposable
                 else if (_defaulted.Contains(name)) continue;
                 else throw new ArgumentException($"the training graph needs input '{name}', which is neither a parameter nor in the batch");
             }
-            foreach (var (p, _) in _grads)
-                binding.BindOutput(global::AlignThenUnlearn.Autodiff.Gradients.GradientName(p), (accumulate ? _spare[p] : _grads[p]).Value);
+            foreach (var (p, tensor) in gradients)
+                binding.BindOutput(global::AlignThenUnlearn.Autodiff.Gradients.GradientName(p), tensor.Value);
             var cpu = new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
             foreach (var o in _hostOutputs) binding.BindOutputToDevice(o, cpu);
             using var run = new RunOptions();
             session.RunWithBinding(run, binding);
             binding.SynchronizeBoundOutputs();
-            if (accumulate) foreach (var p in _grads.Keys.ToList()) (_grads[p], _spare[p]) = (_spare[p], _grads[p]);
 
             using var values = binding.GetOutputValues();
             var names = binding.GetOutputNames();
@@ -98,10 +120,7 @@ public sealed class TrainSession : IDisposable
     public Result Run(IReadOnlyDictionary<string, HostTensor> batch, int rowsPerPiece, bool pairedHalves, bool accumulate = false,
         Func<int[], (IReadOnlyDictionary<string, DeviceTensor> Tensors, IDisposable Owner)>? onDevice = null)
     {
-        var batched = MicroBatching.BatchedInputs(_model);
-        var rowCounts = batched.Where(batch.ContainsKey).Select(n => batch[n].Shape[0]).Distinct().ToList();
-        if (rowCounts.Count != 1) throw new ArgumentException($"the batch's tensors {string.Join(", ", batched.Where(batch.ContainsKey))} do not agree on one number of rows");
-        int rows = (int)rowCounts[0];
+        int rows = Rows(batch);
         var pieces = rowsPerPiece == 0 ? [Enumerable.Range(0, rows).ToArray()] : MicroBatching.PieceRows(rows, rowsPerPiece, pairedHalves);
         var totals = pieces.Count > 1 ? MicroBatching.Totals(_model, batch) : [];
         double loss = 0;
@@ -126,6 +145,70 @@ public sealed class TrainSession : IDisposable
         return new Result(loss, metrics);
     }
 
+    /// <summary>Runs <paramref name="batch"/> as <see cref="ConcurrentPieces"/> pieces of near-equal rows (examples, with
+    /// <paramref name="pairedHalves"/>) at once, each on a thread of its own (with one intra-op thread, one core each) and
+    /// into gradient buffers of its own, then adds the pieces' gradients in piece order on the device
+    /// (<see cref="TrainGraphs.PieceSum"/>). Each piece divides by the whole batch's counts (<see cref="MicroBatching"/>),
+    /// so the result is the batch's gradient, loss and metrics, the same bits as the same pieces run one after the other
+    /// by <see cref="Run(IReadOnlyDictionary{string, HostTensor}, int, bool, bool, Func{int[], ValueTuple{IReadOnlyDictionary{string, DeviceTensor}, IDisposable}}?)"/>,
+    /// whatever the order in which the threads finish.</summary>
+    public Result RunAtOnce(IReadOnlyDictionary<string, HostTensor> batch, bool pairedHalves)
+    {
+        if (ConcurrentPieces == 1) throw new InvalidOperationException("this train session was created for one piece at a time (concurrentPieces 1)");
+        int rows = Rows(batch), examples = pairedHalves ? rows / 2 : rows;
+        var pieces = MicroBatching.PieceRows(rows, (examples + ConcurrentPieces - 1) / ConcurrentPieces, pairedHalves);
+        if (pieces.Count == 1) return Run(batch);
+        var totals = MicroBatching.Totals(_model, batch);
+        var results = new Result[pieces.Count];
+        try
+        {
+            Parallel.For(0, pieces.Count, new ParallelOptions { MaxDegreeOfParallelism = pieces.Count }, k =>
+            {
+                var piece = MicroBatching.Piece(_model, batch, pieces[k]);
+                foreach (var (name, total) in totals) piece[name] = total;
+                results[k] = RunGraph(_first, _firstInputs, piece, _pieceGrads[k], accumulate: false, onDevice: null);
+            });
+        }
+        catch (AggregateException e) { System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]); }
+
+        using (var binding = PieceSum(pieces.Count).CreateIoBinding())
+        {
+            foreach (var (p, tensor) in _grads)
+            {
+                var gradName = global::AlignThenUnlearn.Autodiff.Gradients.GradientName(p);
+                for (int k = 0; k < pieces.Count; k++) binding.BindInput(TrainGraphs.PieceInput(gradName, k), _pieceGrads[k][p].Value);
+                binding.BindOutput(gradName, tensor.Value);
+            }
+            using var run = new RunOptions();
+            PieceSum(pieces.Count).RunWithBinding(run, binding);
+            binding.SynchronizeBoundOutputs();
+        }
+        var metrics = new Dictionary<string, double[]>();
+        foreach (var (name, values) in results.SelectMany(r => r.Metrics))
+        {
+            var sum = metrics.TryGetValue(name, out var s) ? s : metrics[name] = new double[values.Length];
+            for (int i = 0; i < values.Length; i++) sum[i] += values[i];
+        }
+        return new Result(results.Sum(r => r.Loss), metrics);
+    }
+
+    InferenceSession PieceSum(int pieces)
+    {
+        if (!_pieceSums.TryGetValue(pieces, out var session))
+            _pieceSums[pieces] = session = _device.Open(TrainGraphs.PieceSum(
+                _grads.ToDictionary(kv => global::AlignThenUnlearn.Autodiff.Gradients.GradientName(kv.Key), kv => kv.Value.Shape), pieces));
+        return session;
+    }
+
+    /// <summary>The number of rows the batch's batched inputs agree on.</summary>
+    int Rows(IReadOnlyDictionary<string, HostTensor> batch)
+    {
+        var batched = MicroBatching.BatchedInputs(_model);
+        var rowCounts = batched.Where(batch.ContainsKey).Select(n => batch[n].Shape[0]).Distinct().ToList();
+        if (rowCounts.Count != 1) throw new ArgumentException($"the batch's tensors {string.Join(", ", batched.Where(batch.ContainsKey))} do not agree on one number of rows");
+        return (int)rowCounts[0];
+    }
+
     static string GradientOwner(string accumulatedInput) =>
         accumulatedInput[..^(AccumulatedSuffix.Length + ".grad".Length)];
 
@@ -133,6 +216,7 @@ public sealed class TrainSession : IDisposable
     {
         _first.Dispose();
         _accumulating?.Dispose();
-        foreach (var t in _grads.Values.Concat(_spare.Values)) t.Dispose();
+        foreach (var session in _pieceSums.Values) session.Dispose();
+        foreach (var t in _grads.Values.Concat(_spare.Values).Concat(_pieceGrads.SelectMany(g => g.Values))) t.Dispose();
     }
 }

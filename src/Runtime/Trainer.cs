@@ -17,6 +17,11 @@ public sealed record TrainerOptions
     public int MicroBatchRows { get; init; }
     /// <summary>Batches hold every example's first sequence, then every second one (DPO, GradDiff, RMU).</summary>
     public bool PairedHalves { get; init; }
+    /// <summary>Each batch runs as this many pieces of near-equal rows at once, each on a thread of its own
+    /// (<see cref="TrainSession.RunAtOnce"/>: on a CPU device with one intra-op thread, one core per piece), their
+    /// gradients added in piece order: deterministic, unlike more intra-op threads, but a float sum other than the whole
+    /// batch's. 1: the whole batch (or <see cref="MicroBatchRows"/>) on the calling thread.</summary>
+    public int ConcurrentPieces { get; init; } = 1;
     public LearningRateSchedule Schedule { get; init; } = new ConstantSchedule();
     /// <summary>Where checkpoints go (a <see cref="CheckpointDirectory"/>); none are written when null.</summary>
     public string? CheckpointFolder { get; init; }
@@ -67,12 +72,16 @@ public sealed class Trainer : IDisposable
     {
         if (options.MicroBatches < 1) throw new ArgumentOutOfRangeException(nameof(options), options.MicroBatches, "at least one micro-batch per step");
         if (options.MicroBatchRows < 0) throw new ArgumentOutOfRangeException(nameof(options), options.MicroBatchRows, "a micro-batch size is 0 (the whole batch) or positive");
+        if (options.ConcurrentPieces < 1) throw new ArgumentOutOfRangeException(nameof(options), options.ConcurrentPieces, "at least one piece per batch");
+        if (options.ConcurrentPieces > 1 && (options.MicroBatches > 1 || options.MicroBatchRows > 0))
+            throw new ArgumentException($"a batch runs either as {options.ConcurrentPieces} pieces at once or as micro-batches one after another, not both", nameof(options));
         if (options.CheckpointEvery < 0) throw new ArgumentOutOfRangeException(nameof(options), options.CheckpointEvery, "checkpoint interval cannot be negative");
         var missing = store.Trainable.Where(p => !graph.Gradients.ContainsKey(p)).ToList();
         if (missing.Count > 0) throw new ArgumentException($"the training graph has no gradient for trainable parameter '{missing[0]}'");
         (Parameters, _options, _validateBatch) = (store, options, validateBatch);
         Random = new SplitMix64(options.RandomSeed);
-        Session = new TrainSession(store.Device, graph, store, loss, metrics, allowAccumulation: options.MicroBatches > 1 || options.MicroBatchRows > 0);
+        Session = new TrainSession(store.Device, graph, store, loss, metrics, allowAccumulation: options.MicroBatches > 1 || options.MicroBatchRows > 0,
+            concurrentPieces: options.ConcurrentPieces);
         Optimizer = new Optimizer(store, optimizer);
     }
 
@@ -95,7 +104,8 @@ public sealed class Trainer : IDisposable
                 var batch = data.Next();
                 try { _validateBatch?.Invoke(batch); }
                 catch (ArgumentException e) { throw new ArgumentException($"step {step}, micro-batch {k + 1}: {e.Message}", e); }
-                var result = Session.Run(batch, _options.MicroBatchRows, _options.PairedHalves, accumulate: k > 0);
+                var result = _options.ConcurrentPieces > 1 ? Session.RunAtOnce(batch, _options.PairedHalves)
+                    : Session.Run(batch, _options.MicroBatchRows, _options.PairedHalves, accumulate: k > 0);
                 loss += result.Loss / micro;
                 foreach (var (name, values) in result.Metrics)
                 {
@@ -146,6 +156,7 @@ public sealed class Trainer : IDisposable
         ["schedule"] = _options.Schedule.ToJson(),
         ["learning_rate"] = lr,
         ["micro_batches"] = _options.MicroBatches,
+        ["concurrent_pieces"] = _options.ConcurrentPieces,
         ["extra"] = Extra.DeepClone(),
     };
 

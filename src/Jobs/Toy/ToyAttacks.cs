@@ -61,15 +61,18 @@ public static class ToyAttacks
     /// <summary>Runs every attack on every run (those finished by an earlier run are read back), writes the report and
     /// returns the table averaged over the people.</summary>
     /// <param name="root">The toy run's folder: attacks/ and report/ are written under it.</param>
+    /// <param name="parallelJobs">How many runs are attacked at once (each run's attacks one after the other); every attack
+    /// is independent of the others, so the reports are the same for any number.</param>
     public static RobustnessTable Run(string root, ArtifactModel artifact, ExecutionDevice device, RwkuDataset dataset, IReadOnlyList<ToyMethodRun> runs,
-        IJobReporter reporter, ToyAttackSettings? settings = null)
+        IJobReporter reporter, ToyAttackSettings? settings = null, int parallelJobs = 1)
     {
         settings ??= new ToyAttackSettings();
         var attacks = Attacks(settings);
-        var results = new List<ToyAttackResult>();
-        var timings = new List<(ToyMethodRun Run, IReadOnlyList<TimeSpan?> Seconds)>();
-        foreach (var run in runs)
+        var perRun = new (List<ToyAttackResult> Results, IReadOnlyList<TimeSpan?> Seconds)[runs.Count];
+        void AttackRun(int index, IJobReporter reporter)
         {
+            var run = runs[index];
+            var results = new List<ToyAttackResult>();
             var strongest = run.Strongest;
             var icu = run.Method == IcuMethod;
             var name = $"{run.Method} {run.Target.Name} {strongest.Label}";
@@ -103,8 +106,11 @@ public static class ToyAttacks
                         AdversarialTypes.OfProbesFile(Path.Combine(path, RwkuReports.ProbesFile)));
                 }));
             }
-            timings.Add((run, times));
+            perRun[index] = (results, times);
         }
+        ParallelRuns.ForEach(runs.Count, parallelJobs, reporter, AttackRun);
+        var results = perRun.SelectMany(r => r.Results).ToList();
+        var timings = runs.Select((run, i) => (run, perRun[i].Seconds)).ToList();
 
         var report = Path.Combine(root, ToyRun.ReportFolderName);
         Directory.CreateDirectory(report);

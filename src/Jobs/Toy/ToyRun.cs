@@ -1,8 +1,6 @@
 using AlignThenUnlearn.Jobs;
 using AlignThenUnlearn.Jobs.Toy;
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Runtime.ExceptionServices;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -114,20 +112,7 @@ public static class ToyRun
             if (method != AlignThenUnlearnMethod.Id) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages, jobReporter);
             else lock (atuTurn) results[i] = RunMethod(root, method, person, beforeScores, artifact, startWeights, dataset, device, stages, jobReporter);
         }
-        if (parallelJobs <= 1)
-            for (int i = 0; i < jobs.Count; i++) RunJob(i, reporter);
-        else
-        {
-            try
-            {
-                Parallel.ForEach(Partitioner.Create(Enumerable.Range(0, jobs.Count), EnumerablePartitionerOptions.NoBuffering),
-                    new ParallelOptions { MaxDegreeOfParallelism = parallelJobs }, i => RunJob(i, reporter.Beside()));
-            }
-            catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
-            {
-                ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
-            }
-        }
+        ParallelRuns.ForEach(jobs.Count, parallelJobs, reporter, RunJob);
         var runs = results.ToList();
 
         var report = Path.Combine(root, ReportFolderName);
@@ -139,7 +124,7 @@ public static class ToyRun
         ToyTrajectories.Write(Path.Combine(report, ToyTrajectories.FileName), trajectories);
         AtomicFile.WriteAllBytes(Path.Combine(report, EqualForgettingPlot.FileName), EqualForgettingPlot.RenderPng(trajectories));
         if (attacks)
-            Timed("attacks on every method's strongest checkpoint", false, () => ToyAttacks.Run(root, artifact, device, dataset, runs, reporter));
+            Timed("attacks on every method's strongest checkpoint", false, () => ToyAttacks.Run(root, artifact, device, dataset, runs, reporter, parallelJobs: parallelJobs));
         var cpu = Process.GetCurrentProcess().UserProcessorTime - cpuAtStart;
         AtomicFile.WriteAllBytes(Path.Combine(report, ToyReport.TimingFile), Encoding.UTF8.GetBytes(TimingMarkdown(stages.Rows, stages.Elapsed, cpu, device, parallelJobs)));
 

@@ -200,6 +200,11 @@ public sealed class ToyAttacksTests(TinyChatModel tiny) : IClassFixture<TinyChat
         Assert.True(File.Exists(Path.Combine(report, RobustnessTable.PlotFile)));
         Assert.DoesNotContain("| cached", File.ReadAllText(Path.Combine(report, ToyAttacks.TimingFile)));
 
+        // The two runs attacked at once: the same report.
+        var beside = _temp.File("toy-at-once");
+        ToyAttacks.Run(beside, tiny.Model, GradCheck.Cpu, dataset, [atu, icu], JobReporter.Silent, settings, parallelJobs: 2);
+        Assert.Equal(markdown, File.ReadAllText(Path.Combine(beside, ToyRun.ReportFolderName, RobustnessTable.TableFile)));
+
         // A rerun finds every attack.json: nothing is redone, the report is the same.
         var written = File.GetLastWriteTimeUtc(Path.Combine(nf4, RobustnessTable.ReportFile));
         ToyAttacks.Run(root, tiny.Model, GradCheck.Cpu, dataset, [atu, icu], JobReporter.Silent, settings);
