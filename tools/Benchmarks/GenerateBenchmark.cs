@@ -25,6 +25,8 @@ public sealed class GenerateOptions
     [Option("device", Default = "cpu", HelpText = "cpu, cuda or auto.")] public string Device { get; set; } = "cpu";
     [Option("threads", Default = 2, HelpText = "ONNX Runtime intra-op threads.")] public int Threads { get; set; }
     [Option("runs", Default = 3, HelpText = "Timed runs of each mode (alternating, after a warm-up run of each).")] public int Runs { get; set; }
+    [Option("profile", HelpText = "Folder for ONNX Runtime's profile of the prompt pass (the scoring of RWKU's MMLU prompts): then the prompt pass is run --runs more times on a profiled session and its top op types printed.")]
+    public string? Profile { get; set; }
 }
 
 /// <summary>Exports a random model of the requested shapes to an artifact folder and times greedy generation with
@@ -102,9 +104,25 @@ public static class GenerateBenchmark
             Console.WriteLine($"speed-up            {Median(recomputeTimes) / Median(cacheTimes),9:F2}x");
             Console.WriteLine($"prompt pass alone   {Median(prefillTimes),9:F1} ms (included in both)");
             Console.WriteLine($"same tokens in both modes: {(same ? "yes" : "NO")}");
+            if (o.Profile is not null) ProfilePromptPass(o, ArtifactModel.Open(artifactFolder), prompts, Median(prefillTimes));
             return same ? 0 : 1;
         }
         finally { Directory.Delete(folder, recursive: true); }
+    }
+
+    /// <summary>The prompt pass (<see cref="GreedyGenerator.NextTokenLogits"/>) on a session that writes ONNX Runtime's profile,
+    /// one warm-up run (left out of the figures) and --runs timed ones; the profile is written when the session closes.</summary>
+    static void ProfilePromptPass(GenerateOptions o, ArtifactModel artifact, IReadOnlyList<int>[] prompts, double measured)
+    {
+        Directory.CreateDirectory(o.Profile!);
+        var prefix = Path.Combine(Path.GetFullPath(o.Profile!), "prompt-pass");
+        var earlier = ProfilePrinter.Files(prefix).ToHashSet();
+        using (var device = ExecutionDevice.Create(o.Device, o.Threads, profilePrefix: prefix))
+        using (var generator = GreedyGenerator.Open(artifact, device))
+            for (int run = 0; run <= o.Runs; run++) generator.NextTokenLogits(prompts, [0]);
+        var files = ProfilePrinter.Files(prefix).Where(f => !earlier.Contains(f)).ToList();
+        if (files.Count != 1) { Console.WriteLine($"expected one new profile {prefix}_*.json, found {files.Count}"); return; }
+        ProfilePrinter.Print("prompt pass", files[0], OnnxRuntimeProfile.Read(files[0], skipRuns: 1), measured);
     }
 
     static double Median(List<double> values)

@@ -36,7 +36,7 @@ public sealed class StepOptions
 /// type over the timed steps.</summary>
 public static class StepBenchmark
 {
-    const int WarmupSteps = 3, TopOpTypes = 12;
+    const int WarmupSteps = 3;
     static readonly string[] AllKinds = ["align", "cached", "unlearn", "ga", "npo", "train"];
 
     sealed record Shape(string Name, DecoderConfig Config, int Layer, AtuPreset Preset, int EncoderDim, int Batch, int Seq, string GaPreset, string NpoPreset);
@@ -117,7 +117,7 @@ public static class StepBenchmark
             var trainDevice = o.Profile is null ? device : ExecutionDevice.Create(o.Device, o.Threads, profilePrefix: Prefix("train"));
             var optimizerDevice = o.Profile is null ? device : ExecutionDevice.Create(o.Device, o.Threads, profilePrefix: Prefix("optimizer"));
             var devices = o.Profile is null ? new List<IDisposable>() : [trainDevice, optimizerDevice];
-            var earlier = o.Profile is null ? [] : ProfileFiles(Prefix("train")).Concat(ProfileFiles(Prefix("optimizer"))).ToHashSet();
+            var earlier = o.Profile is null ? [] : ProfilePrinter.Files(Prefix("train")).Concat(ProfilePrinter.Files(Prefix("optimizer"))).ToHashSet();
             try
             {
                 var step = kind is "ga" or "npo" ? TokenLoss(kind, s, weights, trainDevice, optimizerDevice)
@@ -297,28 +297,9 @@ public static class StepBenchmark
             DisposeAll();   // the sessions write their profiles when disposed
             foreach (var (role, prefix, measured) in new[] { ("training session", trainPrefix, run - read), ("optimizer session", optimizerPrefix, optimizer) })
             {
-                var files = ProfileFiles(prefix).Where(f => !_earlierProfiles.Contains(f)).ToList();
+                var files = ProfilePrinter.Files(prefix).Where(f => !_earlierProfiles.Contains(f)).ToList();
                 if (files.Count != 1) { Console.WriteLine($"    {role}: expected one new profile {prefix}_*.json, found {files.Count}"); continue; }
-                PrintProfile(role, files[0], OnnxRuntimeProfile.Read(files[0], skip), measured);
-            }
-        }
-
-        static IEnumerable<string> ProfileFiles(string prefix) =>
-            Directory.EnumerateFiles(Path.GetDirectoryName(prefix)!, Path.GetFileName(prefix) + "_*.json");
-
-        /// <param name="measured">The median time of the call that runs the session, as timed here (ms).</param>
-        static void PrintProfile(string role, string file, OnnxRuntimeProfile profile, double measured)
-        {
-            Console.WriteLine($"    ONNX Runtime's profile of the {role} ({Path.GetFileName(file)}, {profile.Runs} runs): {profile.RunMilliseconds:F2} ms per run " +
-                $"(the call around it {measured:F2} ms: binding, copies and results {measured - profile.RunMilliseconds:F2} ms), kernels {profile.KernelMilliseconds:F2} ms " +
-                $"(the executor between them {profile.RunMilliseconds - profile.KernelMilliseconds:F2} ms), {profile.NodesPerRun:F0} nodes run");
-            Console.WriteLine($"      {"op type",-28} {"ms/step",8} {"share",6} {"nodes",6}");
-            foreach (var op in profile.ByOpType.Take(TopOpTypes))
-                Console.WriteLine($"      {op.OpType,-28} {op.MillisecondsPerRun,8:F3} {100 * op.ShareOfRun,5:F1}% {op.NodesPerRun,6:F0}");
-            if (profile.ByOpType.Count > TopOpTypes)
-            {
-                var rest = profile.ByOpType.Skip(TopOpTypes).ToList();
-                Console.WriteLine($"      {$"({rest.Count} other op types)",-28} {rest.Sum(r => r.MillisecondsPerRun),8:F3} {100 * rest.Sum(r => r.ShareOfRun),5:F1}% {rest.Sum(r => r.NodesPerRun),6:F0}");
+                ProfilePrinter.Print(role, files[0], OnnxRuntimeProfile.Read(files[0], skip), measured);
             }
         }
 
