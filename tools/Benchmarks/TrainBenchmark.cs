@@ -21,6 +21,8 @@ public sealed class TrainOptions
     [Option("steps", Default = 5, HelpText = "Timed training steps (after 2 warm-up steps).")] public int Steps { get; set; }
     [Option("device", Default = "cpu", HelpText = "cpu, cuda or auto.")] public string Device { get; set; } = "cpu";
     [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads (0: its default, one per physical core).")] public int Threads { get; set; }
+    [Option("pieces", Default = 1, HelpText = "Each batch as this many pieces at once, each on a thread of its own with --threads intra-op threads (TrainerOptions.ConcurrentPieces, the toy's pre-training); the GEMM rate is then measured at --threads x --pieces threads.")]
+    public int Pieces { get; set; } = 1;
     [Option("gemm", Default = 2048, HelpText = "Size n of the n x n x n float32 MatMul that measures the machine's GEMM rate.")] public int Gemm { get; set; }
 }
 
@@ -33,6 +35,7 @@ public static class TrainBenchmark
 
     public static int Run(TrainOptions o)
     {
+        if (o.Pieces > 1 && o.Threads < 1) throw new ArgumentException($"--pieces {o.Pieces} needs --threads 1 or more (the threads of each piece)");
         using var device = ExecutionDevice.Create(o.Device, o.Threads, notice: Console.WriteLine);
         var models = new List<(string Name, DecoderConfig Config)>();
         if (o.Model is "tiny" or "both") models.Add(("tiny " + o.TinyConfig, HfConfig.Load(o.TinyConfig)));
@@ -48,13 +51,15 @@ public static class TrainBenchmark
     {
         // The GEMM rate is the machine's attainable peak: the fastest of many runs, measured before and after the
         // training steps so that both see the same conditions (other processes share the CPU).
-        var gemmRates = new List<double> { GemmRate(device, o.Gemm) };
+        // Pieces at once use threads x pieces cores, so their MFU is against the GEMM rate of that many threads.
+        using var gemmDevice = o.Pieces > 1 ? ExecutionDevice.Create(o.Device, o.Threads * o.Pieces) : null;
+        var gemmRates = new List<double> { GemmRate(gemmDevice ?? device, o.Gemm) };
         var results = models.Select(m => Measure(device, m.Name, m.Config, o)).ToList();
-        gemmRates.Add(GemmRate(device, o.Gemm));
+        gemmRates.Add(GemmRate(gemmDevice ?? device, o.Gemm));
         double gemm = gemmRates.Max();
 
-        Console.WriteLine($"{device.Description}, {(o.Threads > 0 ? $"{o.Threads} intra-op threads" : "ONNX Runtime's default threads")}, " +
-            $"{Environment.ProcessorCount} logical processors");
+        Console.WriteLine($"{device.Description}, {(o.Threads > 0 ? $"{o.Threads} intra-op threads" : "ONNX Runtime's default threads")}" +
+            $"{(o.Pieces > 1 ? $", each batch as {o.Pieces} pieces at once (GEMM rate at {o.Threads * o.Pieces} threads)" : "")}, {Environment.ProcessorCount} logical processors");
         Console.WriteLine($"float32 GEMM {o.Gemm}x{o.Gemm}x{o.Gemm}: {gemm / 1e9:F1} GFLOP/s (fastest of {2 * GemmRuns} runs, before and after training: " +
             $"{string.Join(", ", gemmRates.Select(r => $"{r / 1e9:F1}"))})");
         Console.WriteLine($"batch {o.Batch} x seq {o.Seq} = {o.Batch * o.Seq} tokens per step; {o.Steps} timed steps after {WarmupSteps} warm-up steps; AdamW with clipping");
@@ -93,7 +98,7 @@ public static class TrainBenchmark
         long parameters = specs.Sum(p => p.ElementCount);
         long embedding = specs.Single(p => p.Name == "model.embed_tokens.weight").ElementCount;
         using var store = CausalLmTrainer.RandomParameters(device, config, seed: 1);
-        var options = new TrainerOptions { Steps = WarmupSteps + o.Steps };
+        var options = new TrainerOptions { Steps = WarmupSteps + o.Steps, ConcurrentPieces = o.Pieces };
         var setup = Stopwatch.StartNew();
         using var trainer = new CausalLmTrainer(store, config, new AdamWSettings(LearningRate: 1e-4, MaxGradNorm: 1), options, maxLength: o.Seq);
         double setupSeconds = setup.Elapsed.TotalSeconds;
