@@ -27,7 +27,8 @@ public sealed record ToyAttackSettings
 
     /// <summary>How many of the person's forget passages relearning trains on (the toy world writes 4 per person).</summary>
     public IReadOnlyList<int> RelearnExamples { get; init; } = [2, 4];
-    /// <summary>A light attack: on the toy (seed 1, ATU at forget-below-20, forget All 85.7 before, 8.9 after) 5 steps at 3e-5
+    /// <summary>A light attack: on the toy when it was chosen (seed 1, the model pre-trained before 2026-12-07; ATU at
+    /// forget-below-20, forget All 85.7 before, 8.9 after) 5 steps at 3e-5
     /// brought forget All back to 41.1 with K = 2 or 4, 5 steps at 1e-4 to 71-75, and 10 steps at the pre-training's rate
     /// (1e-3) all the way to 85.7: the passages hold every fact the probes ask, and a stronger attack undoes any method alike.</summary>
     public long RelearnSteps { get; init; } = 5;
