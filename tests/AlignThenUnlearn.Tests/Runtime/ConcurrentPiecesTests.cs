@@ -35,6 +35,13 @@ public sealed class ConcurrentPiecesTests
         return new() { [TokenBatcher.InputIds] = HostTensor.Of(ids, rows, length), [TokenBatcher.LossMask] = HostTensor.Of(mask, rows, length) };
     }
 
+    /// <summary>The test device, a tiny decoder's seeded random parameters on it and its causal-LM training graph.</summary>
+    static (ExecutionDevice Device, ParameterStore Store, CausalLmGraph Graph) Model(int seed)
+    {
+        var store = CausalLmTrainer.RandomParameters(TestDevice.Current, Tiny, seed);
+        return (TestDevice.Current, store, CausalLmGraph.Build(Tiny, store.Trainable));
+    }
+
     static (double Loss, Dictionary<string, float[]> Gradients) Gradients(TrainSession session, ExecutionDevice device, Func<TrainSession.Result> run)
     {
         var loss = run().Loss;
@@ -46,9 +53,8 @@ public sealed class ConcurrentPiecesTests
     [InlineData(6, 3)]
     public void Pieces_at_once_give_the_bits_of_the_same_pieces_in_turn_and_the_whole_batchs_gradient(int rows, int pieces)
     {
-        var device = TestDevice.Current;
-        using var store = CausalLmTrainer.RandomParameters(device, Tiny, seed: 5);
-        var graph = CausalLmGraph.Build(Tiny, store.Trainable);
+        var (device, store, graph) = Model(seed: 5);
+        using var owner = store;
         using var atOnce = new TrainSession(device, graph.Training, store, graph.Loss, concurrentPieces: pieces);
         using var inTurn = new TrainSession(device, graph.Training, store, graph.Loss, allowAccumulation: true);
         var batch = Batch(rows, 12, seed: rows);
@@ -74,9 +80,8 @@ public sealed class ConcurrentPiecesTests
     [Fact]
     public void Pieces_at_once_give_the_same_bits_at_every_run()
     {
-        var device = TestDevice.Current;
-        using var store = CausalLmTrainer.RandomParameters(device, Tiny, seed: 6);
-        var graph = CausalLmGraph.Build(Tiny, store.Trainable);
+        var (device, store, graph) = Model(seed: 6);
+        using var owner = store;
         using var session = new TrainSession(device, graph.Training, store, graph.Loss, concurrentPieces: 2);
         var batch = Batch(8, 16, seed: 1);
         var first = Gradients(session, device, () => session.RunAtOnce(batch, pairedHalves: false));
@@ -91,9 +96,8 @@ public sealed class ConcurrentPiecesTests
     [Fact]
     public void A_batch_of_one_row_runs_whole_and_a_graph_with_dropout_is_refused()
     {
-        var device = TestDevice.Current;
-        using var store = CausalLmTrainer.RandomParameters(device, Tiny, seed: 7);
-        var graph = CausalLmGraph.Build(Tiny, store.Trainable);
+        var (device, store, graph) = Model(seed: 7);
+        using var owner = store;
         using var atOnce = new TrainSession(device, graph.Training, store, graph.Loss, concurrentPieces: 2);
         using var whole = new TrainSession(device, graph.Training, store, graph.Loss);
         var batch = Batch(1, 10, seed: 2);
