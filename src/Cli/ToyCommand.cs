@@ -54,10 +54,10 @@ public sealed class ToyOptions
     [Option("device", Default = "auto", HelpText = "cpu, cuda or auto (CUDA when its provider loads, else the CPU with a notice).")]
     public string Device { get; set; } = "auto";
 
-    [Option("threads", Default = 1, HelpText = "Intra-op threads. 1 by default: with more, ONNX Runtime's CPU kernels do not give bit-identical weights from run to run (and on two shared cores they were no faster); 0: ONNX Runtime's default.")]
+    [Option("threads", Default = 1, HelpText = "Intra-op threads. 1 by default: with more, ONNX Runtime's CPU kernels do not give bit-identical weights from run to run (and on two shared cores they were no faster); 0: ONNX Runtime's default. Pre-training runs each batch as two pieces at once, each with these threads (two cores at 1), deterministically.")]
     public int Threads { get; set; } = 1;
 
-    [Option("jobs", Default = 2, HelpText = "The full run: how many (person, method) unlearning runs go at once, each with --threads intra-op threads; every run is independent, so the table is the same for any number.")]
+    [Option("jobs", Default = 2, HelpText = "The full run: how many (person, method) unlearning runs, and then with --attacks how many runs' attacks, go at once, each with --threads intra-op threads; every run is independent, so the reports are the same for any number.")]
     public int Jobs { get; set; } = 2;
 }
 
