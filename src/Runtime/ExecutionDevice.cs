@@ -97,6 +97,10 @@ public sealed class ExecutionDevice : IDisposable
         ? OrtMemoryInfo.DefaultInstance
         : _cudaMemory ??= new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
 
+    /// <summary>Host memory for outputs that come back to the host (a loss, metrics, a norm) whatever the device: one
+    /// instance for every binding, instead of a native object made per step and left to the finalizer.</summary>
+    public static OrtMemoryInfo HostOutputs { get; } = new(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
+
     /// <summary>A tensor of the given type and shape in the device's memory (contents undefined).</summary>
     public DeviceTensor Allocate(TensorElementType type, long[] shape)
     {

@@ -32,8 +32,7 @@ public sealed class ForwardSession : IDisposable
                 else if (batch.TryGetValue(name, out var tensor)) { values.Add(HostValues.ToOrtValue(tensor)); binding.BindInput(name, values[^1]); }
                 else if (!_defaulted.Contains(name)) throw new ArgumentException($"the graph needs input '{name}', which is neither a parameter in the store nor in the batch");
             }
-            using var cpu = new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
-            foreach (var o in outputs) binding.BindOutputToDevice(o, cpu);
+            foreach (var o in outputs) binding.BindOutputToDevice(o, ExecutionDevice.HostOutputs);
             using var run = new RunOptions();
             _session.RunWithBinding(run, binding);
             binding.SynchronizeBoundOutputs();

@@ -118,7 +118,7 @@ public sealed class Optimizer : IDisposable
                 binding.BindInput(name, current.Value);
                 binding.BindOutput(O.Next(name), next.Value);
             }
-            binding.BindOutputToDevice(O.GradNorm, new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default));
+            binding.BindOutputToDevice(O.GradNorm, ExecutionDevice.HostOutputs);
             using var run = new RunOptions();
             _session.RunWithBinding(run, binding);
             binding.SynchronizeBoundOutputs();

@@ -93,8 +93,7 @@ public sealed class TrainSession : IDisposable
             }
             foreach (var (p, tensor) in gradients)
                 binding.BindOutput(global::AlignThenUnlearn.Autodiff.Gradients.GradientName(p), tensor.Value);
-            var cpu = new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
-            foreach (var o in _hostOutputs) binding.BindOutputToDevice(o, cpu);
+            foreach (var o in _hostOutputs) binding.BindOutputToDevice(o, ExecutionDevice.HostOutputs);
             using var run = new RunOptions();
             session.RunWithBinding(run, binding);
             binding.SynchronizeBoundOutputs();

@@ -56,7 +56,6 @@ public sealed class HiddenStateCache : IDisposable
             foreach (var layer in layers)
                 tables[layer] = new RowTable(device, data.Pieces, length, config.HiddenSize, limitPerLayer, settings.Folder ?? defaultFolder);
             var inputs = decoder.Model.Graph.Input.Select(i => i.Name).ToList();
-            var host = new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
             for (int first = 0; first < data.Pieces; first += batchSize)
             {
                 var batch = data.Batch(Enumerable.Range(first, Math.Min(batchSize, data.Pieces - first)).ToList(), length);
@@ -70,7 +69,7 @@ public sealed class HiddenStateCache : IDisposable
                         else if (batch.TryGetValue(name, out var tensor)) { values.Add(HostValues.ToOrtValue(tensor)); binding.BindInput(name, values[^1]); }
                         else throw new ArgumentException($"the LLM's graph needs input '{name}', which is neither a parameter nor in the batch");
                     }
-                    foreach (var layer in layers) binding.BindOutputToDevice(decoder.HiddenStates[layer], host);
+                    foreach (var layer in layers) binding.BindOutputToDevice(decoder.HiddenStates[layer], ExecutionDevice.HostOutputs);
                     using var run = new RunOptions();
                     session.RunWithBinding(run, binding);
                     binding.SynchronizeBoundOutputs();
