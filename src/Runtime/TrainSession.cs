@@ -122,26 +122,15 @@ public sealed class TrainSession : IDisposable
         int rows = Rows(batch);
         var pieces = rowsPerPiece == 0 ? [Enumerable.Range(0, rows).ToArray()] : MicroBatching.PieceRows(rows, rowsPerPiece, pairedHalves);
         var totals = pieces.Count > 1 ? MicroBatching.Totals(_model, batch) : [];
-        double loss = 0;
-        var metrics = new Dictionary<string, double[]>();
+        var results = new List<Result>(pieces.Count);
         for (int k = 0; k < pieces.Count; k++)
         {
-            var piece = pieces.Count == 1 ? batch : MicroBatching.Piece(_model, batch, pieces[k]);
-            if (pieces.Count > 1) foreach (var (name, total) in totals) ((Dictionary<string, HostTensor>)piece)[name] = total;
+            var piece = pieces.Count == 1 ? batch : Piece(batch, pieces[k], totals);
             var device = onDevice?.Invoke(pieces[k]);
-            try
-            {
-                var result = Run(piece, accumulate || k > 0, device?.Tensors);
-                loss += result.Loss;
-                foreach (var (name, values) in result.Metrics)
-                {
-                    var sum = metrics.TryGetValue(name, out var s) ? s : metrics[name] = new double[values.Length];
-                    for (int i = 0; i < values.Length; i++) sum[i] += values[i];
-                }
-            }
+            try { results.Add(Run(piece, accumulate || k > 0, device?.Tensors)); }
             finally { device?.Owner.Dispose(); }
         }
-        return new Result(loss, metrics);
+        return Sum(results);
     }
 
     /// <summary>Runs <paramref name="batch"/> as <see cref="ConcurrentPieces"/> pieces of near-equal rows (examples, with
@@ -162,15 +151,12 @@ public sealed class TrainSession : IDisposable
         try
         {
             Parallel.For(0, pieces.Count, new ParallelOptions { MaxDegreeOfParallelism = pieces.Count }, k =>
-            {
-                var piece = MicroBatching.Piece(_model, batch, pieces[k]);
-                foreach (var (name, total) in totals) piece[name] = total;
-                results[k] = RunGraph(_first, _firstInputs, piece, _pieceGrads[k], accumulate: false, onDevice: null);
-            });
+                results[k] = RunGraph(_first, _firstInputs, Piece(batch, pieces[k], totals), _pieceGrads[k], accumulate: false, onDevice: null));
         }
         catch (AggregateException e) { System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]); }
 
-        using (var binding = PieceSum(pieces.Count).CreateIoBinding())
+        var sum = PieceSum(pieces.Count);
+        using (var binding = sum.CreateIoBinding())
         {
             foreach (var (p, tensor) in _grads)
             {
@@ -179,16 +165,35 @@ public sealed class TrainSession : IDisposable
                 binding.BindOutput(gradName, tensor.Value);
             }
             using var run = new RunOptions();
-            PieceSum(pieces.Count).RunWithBinding(run, binding);
+            sum.RunWithBinding(run, binding);
             binding.SynchronizeBoundOutputs();
         }
+        return Sum(results);
+    }
+
+    /// <summary>The batch's rows <paramref name="rows"/>, dividing by the whole batch's counts (<paramref name="totals"/>).</summary>
+    Dictionary<string, HostTensor> Piece(IReadOnlyDictionary<string, HostTensor> batch, int[] rows, Dictionary<string, HostTensor> totals)
+    {
+        var piece = MicroBatching.Piece(_model, batch, rows);
+        foreach (var (name, total) in totals) piece[name] = total;
+        return piece;
+    }
+
+    /// <summary>The pieces' losses and metrics added in piece order: the whole batch's.</summary>
+    static Result Sum(IReadOnlyList<Result> pieces)
+    {
+        double loss = 0;
         var metrics = new Dictionary<string, double[]>();
-        foreach (var (name, values) in results.SelectMany(r => r.Metrics))
+        foreach (var result in pieces)
         {
-            var sum = metrics.TryGetValue(name, out var s) ? s : metrics[name] = new double[values.Length];
-            for (int i = 0; i < values.Length; i++) sum[i] += values[i];
+            loss += result.Loss;
+            foreach (var (name, values) in result.Metrics)
+            {
+                var sum = metrics.TryGetValue(name, out var s) ? s : metrics[name] = new double[values.Length];
+                for (int i = 0; i < values.Length; i++) sum[i] += values[i];
+            }
         }
-        return new Result(results.Sum(r => r.Loss), metrics);
+        return new Result(loss, metrics);
     }
 
     InferenceSession PieceSum(int pieces)

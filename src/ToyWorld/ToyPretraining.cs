@@ -34,7 +34,7 @@ public sealed record ToyPretrainingSettings
     public double WeightDecay { get; init; } = 0.01;
     public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>Each batch runs as this many pieces at once, one core each at one intra-op thread (<see cref="TrainerOptions.ConcurrentPieces"/>):
-    /// about 1.8x the steps per second of one piece on the 2-core machine, and the same weights on any machine, since the
+    /// about 1.6x the steps per second of one piece on the 2-core machine (measured 2026-12-07), and the same weights on any machine, since the
     /// pieces' gradients are added in a fixed order (more intra-op threads would make ONNX Runtime's sums vary).</summary>
     public int ConcurrentPieces { get; init; } = 2;
     /// <summary>Seeds the initial weights and the data order.</summary>
